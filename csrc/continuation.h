@@ -1,0 +1,84 @@
+/*
+ * ucoro continuation layer: a stack and the machine state to switch onto it.
+ *
+ * This layer knows stacks and registers and nothing else. The coroutine layer
+ * (coroutine.h) builds callers, arguments and lifetimes on top of it. Callers
+ * that only need "run this function on its own stack and switch back and
+ * forth" may use it directly.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#ifndef UCORO_CONTINUATION_H
+#define UCORO_CONTINUATION_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct continuation {
+    /* out: lowest usable address of the stack cc_init allocated (the guard
+     * region lies directly below it); NULL when there is no stack. */
+    char *stack;
+    /* in: requested stack size in bytes, 0 for the default (16 MiB);
+     * out: the size cc_init actually reserved (rounded up to whole pages). */
+    size_t stack_size;
+    /* in: runs on the new stack at the first cc_swap into this continuation. */
+    void (*entry)(struct continuation *cc);
+    /* in, optional: called by cc_release before the stack is freed; a
+     * negative return keeps the stack (nothing is freed). */
+    int (*release)(struct continuation *cc);
+
+    /* read-only: 1 once entry has returned. */
+    int exited;
+
+    /* in/out: where control goes when entry returns. cc_swap sets it to the
+     * continuation that switched in most recently; an owner that knows
+     * better (the coroutine layer: the caller) may overwrite it from inside
+     * entry before entry returns. */
+    struct continuation *return_to;
+
+    /* private: owned by continuation.c */
+    void *ctx;            /* saved machine state while switched out */
+    unsigned long magic;  /* tells an initialised continuation from garbage */
+    int started;          /* entry has been entered */
+};
+
+/*
+ * Prepares cc: allocates a stack of cc->stack_size bytes (0: the default)
+ * with a guard region below it and writes the size used back. Every private
+ * field is reset, so never-zeroed memory is valid input. entry does not run
+ * yet.
+ * Returns 0, or -1 with errno: EINVAL (cc or cc->entry NULL, or a size that
+ * overflows when rounded up), ENOMEM (the system refused the memory). On
+ * failure cc is left in a state that cc_swap rejects.
+ */
+int cc_init(struct continuation *cc);
+
+/*
+ * Frees cc's stack. Calls cc->release first if set; a negative result is
+ * returned as is and nothing is freed. Returns 0 when there was nothing to
+ * free (never initialised by cc_init, already released), so calling it twice
+ * is safe. Must not be called on the running continuation or one that is
+ * blocked in cc_swap (its frames would vanish): the caller's duty, since this
+ * layer does not track who runs.
+ */
+int cc_release(struct continuation *cc);
+
+/*
+ * Saves the running context into from and switches to to. from may be a
+ * never-initialised struct: it is then made a valid target that represents
+ * the current context (this is how a thread's main context is captured).
+ * Returns in from when something switches back: 0 normally, 1 when it was
+ * the exit of to (entry returned) that brought control back; then to's stack
+ * may be released. Returns -1 with errno EINVAL, without switching, when to
+ * is NULL, was never set up (by cc_init or as a from), has exited, or is from.
+ */
+int cc_swap(struct continuation *from, struct continuation *to);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UCORO_CONTINUATION_H */

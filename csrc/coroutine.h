@@ -1,0 +1,132 @@
+/*
+ * ucoro: stackful coroutines with the API of the spice-gtk / gtk-vnc
+ * coroutine_ucontext.c, as a library.
+ *
+ * A coroutine is a function (entry) that runs on a stack of its own and can
+ * pause (coroutine_yield) and be resumed (coroutine_yieldto) where it paused.
+ * Every thread has its own main ("leader") coroutine and its own current
+ * coroutine; coroutines on different threads run independently.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#ifndef UCORO_COROUTINE_H
+#define UCORO_COROUTINE_H
+
+#include <stddef.h>
+#include "continuation.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+struct coroutine {
+    /* in: stack size in bytes, 0 for the default (16 MiB; only touched
+     * pages cost memory). coroutine_init writes the size it used back. */
+    size_t stack_size;
+    /* in: the coroutine's body; its argument is the value passed to the
+     * first coroutine_yieldto, its result what that caller's last
+     * coroutine_yieldto returns. */
+    void *(*entry)(void *);
+    /* in, optional (may be NULL): called when the library is about to free
+     * the coroutine's stack (after entry returns, or in coroutine_release).
+     * A negative return keeps the stack: nothing is freed now, and a later
+     * coroutine_release tries again. */
+    int (*release)(struct coroutine *);
+
+    /* read-only: 1 once entry has returned. */
+    int exited;
+
+    /* private: everything below belongs to the library. */
+    struct coroutine *caller; /* who resumed us and waits for us; NULL if none */
+    void *data;               /* value in transit across a switch */
+    unsigned long magic;      /* tells an initialised coroutine from garbage */
+    struct continuation cc;
+};
+
+/*
+ * Prepares co to run co->entry on a stack of co->stack_size bytes (0: the
+ * default) and writes the size used back. Resets every private field, so
+ * never-zeroed memory and an exited coroutine are valid input (re-initialising
+ * a coroutine that has not exited leaks its stack: release it first). entry
+ * does not run yet.
+ * Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size
+ * that overflows when rounded up), ENOMEM (the system refused the memory).
+ * On failure coroutine_yieldto rejects co.
+ */
+int coroutine_init(struct coroutine *co);
+
+/*
+ * Frees what coroutine_init allocated (calling co->release first, if set).
+ * co must not be running or waiting in coroutine_yieldto. Safe to call twice
+ * and on an exited coroutine (0, nothing to do).
+ * Returns 0; co->release's negative result as is (nothing freed); or -1 with
+ * errno EINVAL for NULL or a struct never initialised, EBUSY for a running
+ * coroutine or a thread's main coroutine (each with a diagnostic message).
+ */
+int coroutine_release(struct coroutine *co);
+
+/* The running coroutine, or this thread's main coroutine outside any
+ * coroutine. Never NULL. */
+struct coroutine *coroutine_self(void);
+
+/*
+ * Low-level switch: from (which must be coroutine_self()) to to, passing arg.
+ * Does not touch callers: prefer coroutine_yieldto / coroutine_yield.
+ * Returns the value passed by whoever switches back to from, or to's entry
+ * result if to finished. Returns NULL with a diagnostic message, without
+ * switching, if from is not the running coroutine or to is NULL, not
+ * initialised, exited, or from itself.
+ */
+void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg);
+
+/*
+ * Runs to until it yields or returns, as its caller. If to has not started,
+ * to->entry(arg) runs; if it waits in coroutine_yield, that call returns arg.
+ * Returns the value to yielded, or its entry's result once it finished.
+ * Returns NULL without switching, after a diagnostic message
+ * ("coroutine_yieldto: assertion '<condition>' failed"), when to is NULL or
+ * not initialised, has exited ('!to->exited'), or already has a caller: it is
+ * running, waits in coroutine_yieldto, or is a thread's main coroutine
+ * ('!to->caller').
+ */
+void *coroutine_yieldto(struct coroutine *to, void *arg);
+
+/*
+ * Suspends the running coroutine and returns arg to its caller; returns what
+ * the next coroutine_yieldto into it passes. Clears the caller, so anyone may
+ * resume it next. From a thread's main coroutine (no caller) this writes
+ * "Co-routine is yielding to no one" to stderr and aborts.
+ */
+void *coroutine_yield(void *arg);
+
+/* Non-zero if co is the calling thread's main coroutine (int is
+ * ABI-identical to gboolean). */
+int coroutine_is_main(struct coroutine *co);
+
+#if defined(__cplusplus) || (defined(__STDC_VERSION__) && __STDC_VERSION__ >= 199901L)
+#define UCORO_INLINE inline
+#else
+#define UCORO_INLINE __inline__ /* C89: the GNU spelling */
+#endif
+
+static UCORO_INLINE int coroutine_self_is_main(void)
+{
+    return coroutine_is_main(coroutine_self());
+}
+
+/*
+ * Diagnostics: every non-fatal misuse message goes through one handler.
+ * function is the API function ("coroutine_yieldto"), condition the check
+ * that failed ("!to->exited"). The default handler (installed again by
+ * passing NULL) writes "<function>: assertion '<condition>' failed" and a
+ * newline to stderr. The handler may run on any thread that uses ucoro.
+ */
+typedef void (*ucoro_diagnostic_fn)(const char *function, const char *condition,
+                                    void *user_data);
+void ucoro_set_diagnostic_handler(ucoro_diagnostic_fn fn, void *user_data);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UCORO_COROUTINE_H */

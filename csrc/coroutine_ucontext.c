@@ -1,0 +1,267 @@
+/*
+ * The coroutine layer: callers, arguments and lifetimes on top of the
+ * continuation layer (which alone knows stacks and registers).
+ *
+ * Protocol. A coroutine's caller is set by coroutine_yieldto and cleared by
+ * coroutine_yield and by exit, so "caller != NULL" means "on this thread's
+ * chain of callers" (running, or waiting in coroutine_yieldto). A thread's
+ * main coroutine is always on its chain. When entry returns, control goes to
+ * the caller, which is blocked in its switch into the exiting coroutine; that
+ * side then frees the finished stack.
+ *
+ * State is per thread. The thread-local block is reached only through
+ * this_thread(), which the compiler can neither inline nor treat as pure, so
+ * no thread-local address is kept across a switch: a coroutine may resume on
+ * another thread than the one it suspended on.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "coroutine.h"
+#include "ucoro_internal.h"
+
+struct ucoro_thread {
+    struct coroutine leader; /* this thread's main coroutine */
+    struct coroutine *current;
+};
+
+static __thread struct ucoro_thread thread_state;
+
+__attribute__((noinline)) static struct ucoro_thread *this_thread(void)
+{
+    struct ucoro_thread *t = &thread_state;
+
+    /* The empty asm hides where t comes from, so the compiler cannot prove
+     * this function pure and merge calls made on both sides of a switch. */
+    __asm__ volatile("" : "+r"(t));
+    return t;
+}
+
+static unsigned long magic_of(const struct coroutine *co, unsigned long kind)
+{
+    return ucoro__magic(co, kind);
+}
+
+#define CONTAINER_OF_CC(ccp) \
+    ((struct coroutine *)(void *)((char *)(ccp) - offsetof(struct coroutine, cc)))
+
+struct coroutine *coroutine_self(void)
+{
+    struct ucoro_thread *t = this_thread();
+
+    if (!t->current) {
+        t->leader.magic = magic_of(&t->leader, UCORO_MAGIC_LEADER);
+        t->current = &t->leader;
+    }
+    return t->current;
+}
+
+int coroutine_is_main(struct coroutine *co)
+{
+    return co != NULL && co == &this_thread()->leader;
+}
+
+/* The continuation's release hook: lets the owner's release callback veto
+ * freeing the stack. */
+static int release_hook(struct continuation *cc)
+{
+    struct coroutine *co = CONTAINER_OF_CC(cc);
+
+    return co->release ? co->release(co) : 0;
+}
+
+/* Runs on the coroutine's own stack (the continuation's entry). */
+static void coroutine_body(struct continuation *cc)
+{
+    struct coroutine *co = CONTAINER_OF_CC(cc);
+
+    this_thread()->current = co;
+    co->data = co->entry(co->data);
+    co->exited = 1;
+    /* Return to the caller, not to whoever last switched into us: a child
+     * that yielded back to us is not waiting for our exit. */
+    if (co->caller) {
+        cc->return_to = &co->caller->cc;
+        co->caller = NULL;
+    }
+}
+
+int coroutine_init(struct coroutine *co)
+{
+    if (!co) {
+        ucoro__diagnose("coroutine_init", "co != NULL");
+        errno = EINVAL;
+        return -1;
+    }
+    /* Reset everything private first: on failure yieldto must reject co. */
+    co->magic = 0;
+    co->exited = 0;
+    co->caller = NULL;
+    co->data = NULL;
+    if (!co->entry) {
+        ucoro__diagnose("coroutine_init", "co->entry != NULL");
+        errno = EINVAL;
+        return -1;
+    }
+    co->cc.stack_size = co->stack_size;
+    co->cc.entry = coroutine_body;
+    co->cc.release = release_hook;
+    if (cc_init(&co->cc) != 0)
+        return -1;
+    co->stack_size = co->cc.stack_size;
+    co->magic = magic_of(co, UCORO_MAGIC_COROUTINE);
+    return 0;
+}
+
+int coroutine_release(struct coroutine *co)
+{
+    int ret;
+
+    if (!co) {
+        ucoro__diagnose("coroutine_release", "co != NULL");
+        errno = EINVAL;
+        return -1;
+    }
+    if (co->magic == magic_of(co, UCORO_MAGIC_RELEASED))
+        return 0;
+    if (co->magic == magic_of(co, UCORO_MAGIC_LEADER)) {
+        ucoro__diagnose("coroutine_release", "!coroutine_is_main(co)");
+        errno = EBUSY;
+        return -1;
+    }
+    if (co->magic != magic_of(co, UCORO_MAGIC_COROUTINE)) {
+        ucoro__diagnose("coroutine_release", "co is initialised");
+        errno = EINVAL;
+        return -1;
+    }
+    if (co->caller || co == coroutine_self()) {
+        ucoro__diagnose("coroutine_release", "!co->caller");
+        errno = EBUSY;
+        return -1;
+    }
+    /* Mark first: the release callback may free co if it returns >= 0. */
+    co->magic = magic_of(co, UCORO_MAGIC_RELEASED);
+    ret = cc_release(&co->cc);
+    if (ret < 0)
+        co->magic = magic_of(co, UCORO_MAGIC_COROUTINE);
+    return ret;
+}
+
+/*
+ * Checks that to is something one may switch into; reports under the name of
+ * the API function. The leader of this thread passes (swap may target it);
+ * callers of yieldto reject leaders themselves.
+ */
+static int check_target(const char *function, struct coroutine *to)
+{
+    unsigned long m;
+
+    if (!to) {
+        ucoro__diagnose(function, "to != NULL");
+        return 0;
+    }
+    m = to->magic;
+    if (m == magic_of(to, UCORO_MAGIC_LEADER))
+        return 1;
+    if (m != magic_of(to, UCORO_MAGIC_COROUTINE) &&
+        m != magic_of(to, UCORO_MAGIC_RELEASED)) {
+        ucoro__diagnose(function, "to is initialised");
+        return 0;
+    }
+    if (to->exited) {
+        ucoro__diagnose(function, "!to->exited");
+        return 0;
+    }
+    if (m == magic_of(to, UCORO_MAGIC_RELEASED)) {
+        ucoro__diagnose(function, "to is initialised");
+        return 0;
+    }
+    return 1;
+}
+
+/* The switch itself, after the checks. */
+static void *switch_to(struct coroutine *from, struct coroutine *to, void *arg)
+{
+    int r;
+
+    to->data = arg;
+    r = cc_swap(&from->cc, &to->cc);
+    /* Back in from, perhaps on another thread: fetch the state afresh. */
+    this_thread()->current = from;
+    if (r == 1) {
+        /* to finished and is off its stack: free it now. */
+        void *result = to->data;
+
+        cc_release(&to->cc);
+        return result;
+    }
+    if (r < 0) {
+        /* Refused by the continuation layer (a private field was
+         * overwritten): undo what yieldto did. */
+        if (to->caller == from)
+            to->caller = NULL;
+        return NULL;
+    }
+    return from->data;
+}
+
+void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg)
+{
+    struct coroutine *self = coroutine_self();
+
+    if (from != self) {
+        ucoro__diagnose("coroutine_swap", "from == coroutine_self()");
+        return NULL;
+    }
+    if (!check_target("coroutine_swap", to))
+        return NULL;
+    if (to == from) {
+        ucoro__diagnose("coroutine_swap", "to != from");
+        return NULL;
+    }
+    if (to->magic == magic_of(to, UCORO_MAGIC_LEADER) && !coroutine_is_main(to)) {
+        /* Another thread's main context can only run on that thread. */
+        ucoro__diagnose("coroutine_swap", "!to->caller");
+        return NULL;
+    }
+    return switch_to(from, to, arg);
+}
+
+void *coroutine_yieldto(struct coroutine *to, void *arg)
+{
+    struct coroutine *self;
+
+    if (!check_target("coroutine_yieldto", to))
+        return NULL;
+    /* A main coroutine is always on its thread's chain of callers. */
+    if (to->caller || to->magic == magic_of(to, UCORO_MAGIC_LEADER)) {
+        ucoro__diagnose("coroutine_yieldto", "!to->caller");
+        return NULL;
+    }
+    self = coroutine_self();
+    if (to == self) {
+        /* Started through coroutine_swap alone: running, yet no caller. */
+        ucoro__diagnose("coroutine_yieldto", "!to->caller");
+        return NULL;
+    }
+    to->caller = self;
+    return switch_to(self, to, arg);
+}
+
+void *coroutine_yield(void *arg)
+{
+    struct coroutine *self = coroutine_self();
+    struct coroutine *to = self->caller;
+
+    if (!to) {
+        /* Fatal, as in the originals: there is nothing to return to. */
+        fputs("Co-routine is yielding to no one\n", stderr);
+        abort();
+    }
+    self->caller = NULL;
+    return switch_to(self, to, arg);
+}

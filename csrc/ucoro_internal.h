@@ -1,0 +1,53 @@
+/*
+ * Internal helpers shared between the files of libucoro. Nothing here is
+ * part of the API: every name is ucoro__-prefixed and hidden in the shared
+ * library.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#ifndef UCORO_INTERNAL_H
+#define UCORO_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#if defined(__GNUC__)
+#define UCORO_HIDDEN __attribute__((visibility("hidden")))
+#else
+#define UCORO_HIDDEN
+#endif
+
+/* Stack sizes: the default is the originals' 16 MiB (address space only:
+ * pages are committed when touched); smaller requests are rounded up to the
+ * minimum so that a 1-byte stack is still usable. */
+#define UCORO_DEFAULT_STACK_SIZE ((size_t)16 << 20)
+#define UCORO_MIN_STACK_SIZE ((size_t)16 << 10)
+
+/* Magic values: an initialised struct holds kind ^ its own address, so
+ * garbage, a struct copied elsewhere and a released struct all fail the
+ * check. */
+#define UCORO_MAGIC_CONTINUATION 0x75636f726f2d6363UL /* "ucoro-cc" */
+#define UCORO_MAGIC_COROUTINE 0x75636f726f2d636fUL    /* "ucoro-co" */
+#define UCORO_MAGIC_LEADER 0x75636f726f2d6d6eUL       /* "ucoro-mn" */
+#define UCORO_MAGIC_RELEASED 0x75636f726f2d7278UL     /* "ucoro-rx" */
+
+static inline unsigned long ucoro__magic(const void *owner, unsigned long kind)
+{
+    return kind ^ (unsigned long)(uintptr_t)owner;
+}
+
+/* Reports a non-fatal misuse through the installed diagnostic handler. */
+UCORO_HIDDEN void ucoro__diagnose(const char *function, const char *condition);
+
+/*
+ * Reserves a stack of *size bytes (0: the default) with a guard region
+ * directly below it; writes the rounded size back and the lowest usable
+ * address to *base. Returns 0, or -1 with errno EINVAL (size overflows when
+ * rounded) or ENOMEM.
+ */
+UCORO_HIDDEN int ucoro__stack_alloc(size_t *size, char **base);
+
+/* Gives back a stack from ucoro__stack_alloc. */
+UCORO_HIDDEN void ucoro__stack_free(char *base, size_t size);
+
+#endif /* UCORO_INTERNAL_H */

@@ -1,0 +1,86 @@
+//! # ucoro: stackful coroutines for C and Rust
+//!
+//! A coroutine is a function that runs on a stack of its own and can pause
+//! in the middle ([`Yielder::suspend`]) and be resumed where it paused
+//! ([`Coroutine::resume`]). One thread can run many of them, handing work
+//! from a producer to a consumer without locks, or yielding values to a
+//! loop like a Python generator.
+//!
+//! ucoro is two things over one C library:
+//!
+//! - a drop-in replacement for the coroutine API of spice-gtk and gtk-vnc
+//!   (`coroutine_init`, `coroutine_yieldto`, `coroutine_yield`,
+//!   `coroutine_self`), in `csrc/`, usable from C without Rust; its raw
+//!   bindings are in [`sys`];
+//! - a safe Rust API on top: [`Coroutine`], [`Yielder`], [`Generator`],
+//!   [`Builder`], with typed [`Error`]s and panics that propagate to the
+//!   caller of `resume`.
+//!
+//! ```
+//! use ucoro::{Coroutine, CoroutineResult, Generator};
+//!
+//! // A generator, like Python's `yield`.
+//! let fib: Vec<u64> = Generator::new(|y| {
+//!     let (mut a, mut b) = (0, 1);
+//!     loop {
+//!         y.suspend(a);
+//!         (a, b) = (b, a + b);
+//!     }
+//! })
+//! .take(8)
+//! .collect();
+//! assert_eq!(fib, [0, 1, 1, 2, 3, 5, 8, 13]);
+//!
+//! // A coroutine that takes inputs and returns a result.
+//! let mut sum = Coroutine::new(|y, mut x: i32| {
+//!     let mut total = 0;
+//!     while x != 0 {
+//!         total += x;
+//!         x = y.suspend(total);
+//!     }
+//!     format!("total {total}")
+//! });
+//! for i in 1..=3 {
+//!     println!("{:?}", sum.resume(i).unwrap());
+//! }
+//! println!("{:?}", sum.resume(0).unwrap());
+//! ```
+//!
+//! prints
+//!
+//! ```text
+//! Yield(1)
+//! Yield(3)
+//! Yield(6)
+//! Return("total 6")
+//! ```
+//!
+//! ## Platforms
+//!
+//! | target | switch | status |
+//! |---|---|---|
+//! | Linux x86_64 (glibc) | `_setjmp`/`_longjmp`, stacks entered via `makecontext` | tested in CI |
+//! | other Linux targets with ucontext | same portable path | expected to work, untested |
+//!
+//! Every stack has a guard page below it (`MADV_GUARD_INSTALL` on Linux ≥
+//! 6.13, `mprotect` before that), so an overflow faults instead of
+//! corrupting memory. Floating-point control state (MXCSR, x87 control
+//! word) is per thread, not per coroutine.
+//!
+//! ## Safety model
+//!
+//! A panic inside a coroutine is caught before it reaches the C frames and
+//! resumed in the caller of [`Coroutine::resume`]. Dropping a suspended
+//! coroutine unwinds its stack so destructors run; user code that catches
+//! that unwind and suspends again does not keep the coroutine alive (it is
+//! leaked instead, which is safe). [`Coroutine`] is not `Send`: see its docs.
+#![warn(missing_docs)]
+
+mod coroutine;
+mod error;
+mod generator;
+pub mod sys;
+
+pub use coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
+pub use error::Error;
+pub use generator::Generator;
