@@ -84,7 +84,7 @@ void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg);
  * to->entry(arg) runs; if it waits in coroutine_yield, that call returns arg.
  * Returns the value to yielded, or its entry's result once it finished.
  * Returns NULL without switching, after a diagnostic message
- * ("coroutine_yieldto: assertion '<condition>' failed"), when to is NULL or
+ * ("coroutine_yieldto: assertion 'CONDITION' failed"), when to is NULL or
  * not initialised, has exited ('!to->exited'), or already has a caller: it is
  * running, waits in coroutine_yieldto, or is a thread's main coroutine
  * ('!to->caller').
@@ -118,7 +118,7 @@ static UCORO_INLINE int coroutine_self_is_main(void)
  * Diagnostics: every non-fatal misuse message goes through one handler.
  * function is the API function ("coroutine_yieldto"), condition the check
  * that failed ("!to->exited"). The default handler (installed again by
- * passing NULL) writes "<function>: assertion '<condition>' failed" and a
+ * passing NULL) writes "FUNCTION: assertion 'CONDITION' failed" and a
  * newline to stderr. The handler may run on any thread that uses ucoro.
  */
 typedef void (*ucoro_diagnostic_fn)(const char *function, const char *condition,

@@ -223,6 +223,11 @@ impl<I, Y> Yielder<I, Y> {
 /// neither `Send` nor `Sync`. Every thread can run its own coroutines at
 /// the same time (the C library keeps its state per thread).
 ///
+/// ```compile_fail
+/// fn assert_send<T: Send>() {}
+/// assert_send::<ucoro::Coroutine<(), (), ()>>();
+/// ```
+///
 /// ```
 /// use ucoro::{Coroutine, CoroutineResult};
 ///
@@ -396,7 +401,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// with [`Error::Finished`].
     ///
     /// ```
-    /// let mut co = ucoro::Coroutine::new(|_, ()| 1);
+    /// let mut co = ucoro::Coroutine::new(|_: &ucoro::Yielder<(), ()>, ()| 1);
     /// assert!(!co.is_finished());
     /// co.resume(()).unwrap();
     /// assert!(co.is_finished());
@@ -412,7 +417,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// ```
     /// let co = ucoro::Builder::new()
     ///     .stack_size(100_000)
-    ///     .build(|_, ()| ())
+    ///     .build(|_: &ucoro::Yielder<(), ()>, ()| ())
     ///     .unwrap();
     /// assert!(co.stack_size() >= 100_000);
     /// ```
@@ -491,7 +496,7 @@ impl Builder {
     /// A builder with the default settings (16 MiB stack).
     ///
     /// ```
-    /// let co = ucoro::Builder::new().build(|_, ()| ()).unwrap();
+    /// let co = ucoro::Builder::new().build(|_: &ucoro::Yielder<(), ()>, ()| ()).unwrap();
     /// assert_eq!(co.stack_size(), 16 << 20);
     /// ```
     pub fn new() -> Self {
@@ -503,7 +508,10 @@ impl Builder {
     /// to allocate makes [`build`](Self::build) fail.
     ///
     /// ```
-    /// let co = ucoro::Builder::new().stack_size(1).build(|_, ()| ()).unwrap();
+    /// let co = ucoro::Builder::new()
+    ///     .stack_size(1)
+    ///     .build(|_: &ucoro::Yielder<(), ()>, ()| ())
+    ///     .unwrap();
     /// assert_eq!(co.stack_size(), 16 * 1024);
     /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
@@ -519,7 +527,10 @@ impl Builder {
     /// ```
     /// use ucoro::{Builder, Error};
     ///
-    /// let err = Builder::new().stack_size(usize::MAX).build(|_, ()| ()).unwrap_err();
+    /// let err = Builder::new()
+    ///     .stack_size(usize::MAX)
+    ///     .build(|_: &ucoro::Yielder<(), ()>, ()| ())
+    ///     .unwrap_err();
     /// assert!(matches!(err, Error::StackAllocation { .. }));
     /// ```
     pub fn build<I, Y, R, F>(self, func: F) -> Result<Coroutine<I, Y, R>, Error>

@@ -111,7 +111,7 @@ unsafe extern "C" {
     ) -> *mut ::std::os::raw::c_void;
 }
 unsafe extern "C" {
-    #[doc = " Runs to until it yields or returns, as its caller. If to has not started,\n to->entry(arg) runs; if it waits in coroutine_yield, that call returns arg.\n Returns the value to yielded, or its entry's result once it finished.\n Returns NULL without switching, after a diagnostic message\n (\"coroutine_yieldto: assertion '<condition>' failed\"), when to is NULL or\n not initialised, has exited ('!to->exited'), or already has a caller: it is\n running, waits in coroutine_yieldto, or is a thread's main coroutine\n ('!to->caller')."]
+    #[doc = " Runs to until it yields or returns, as its caller. If to has not started,\n to->entry(arg) runs; if it waits in coroutine_yield, that call returns arg.\n Returns the value to yielded, or its entry's result once it finished.\n Returns NULL without switching, after a diagnostic message\n (\"coroutine_yieldto: assertion 'CONDITION' failed\"), when to is NULL or\n not initialised, has exited ('!to->exited'), or already has a caller: it is\n running, waits in coroutine_yieldto, or is a thread's main coroutine\n ('!to->caller')."]
     pub fn coroutine_yieldto(
         to: *mut coroutine,
         arg: *mut ::std::os::raw::c_void,
@@ -125,7 +125,7 @@ unsafe extern "C" {
     #[doc = " Non-zero if co is the calling thread's main coroutine (int is\n ABI-identical to gboolean)."]
     pub fn coroutine_is_main(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
-#[doc = " Diagnostics: every non-fatal misuse message goes through one handler.\n function is the API function (\"coroutine_yieldto\"), condition the check\n that failed (\"!to->exited\"). The default handler (installed again by\n passing NULL) writes \"<function>: assertion '<condition>' failed\" and a\n newline to stderr. The handler may run on any thread that uses ucoro."]
+#[doc = " Diagnostics: every non-fatal misuse message goes through one handler.\n function is the API function (\"coroutine_yieldto\"), condition the check\n that failed (\"!to->exited\"). The default handler (installed again by\n passing NULL) writes \"FUNCTION: assertion 'CONDITION' failed\" and a\n newline to stderr. The handler may run on any thread that uses ucoro."]
 pub type ucoro_diagnostic_fn = ::std::option::Option<
     unsafe extern "C" fn(
         function: *const ::std::os::raw::c_char,
