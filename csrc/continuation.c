@@ -1,37 +1,36 @@
 /*
  * The continuation layer: owns stacks and switching.
  *
- * A new stack is entered once through ucontext (makecontext + setcontext);
- * every switch after that is _setjmp/_longjmp, which saves only the
- * callee-saved registers, stack and frame pointers and makes no system call
- * (swapcontext saves and restores the signal mask: one system call each
- * way). The jmp_buf of a switched-out context lives in the frame of its own
- * pending cc_swap, so struct continuation only keeps a pointer to it.
- *
- * Floating-point control state (MXCSR, the x87 control word) is per thread
- * in this mode: _setjmp does not save it.
+ * The switch itself comes from csrc/arch/: hand-written assembly on x86_64
+ * (the default there), _setjmp/_longjmp elsewhere or with
+ * -DUCORO_SWITCH_SETJMP, swapcontext on every switch with
+ * -DUCORO_SWITCH_UCONTEXT (strict mode: per-coroutine signal mask and
+ * floating-point environment). Each provides ucoro_arch_switch/start/exit
+ * over an opaque saved context, so this file and the coroutine layer do not
+ * change with the mode.
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
 
 /* glibc's checked longjmp (_FORTIFY_SOURCE) aborts when the target frame is
- * on another stack, which is the whole point here. */
+ * on another stack, which is the whole point of the _setjmp mode. */
 #ifdef _FORTIFY_SOURCE
 #undef _FORTIFY_SOURCE
 #endif
 #define _GNU_SOURCE
 #include <errno.h>
-#include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <ucontext.h>
 
+#define UCORO_ARCH_IMPLEMENTATION /* emit the switch once, here */
+#include "cc_switch.h"
 #include "continuation.h"
 #include "ucoro_internal.h"
 
-/* Values a switched-out cc_swap's _setjmp returns with. */
-enum { RESUMED = 1, TARGET_EXITED = 2 };
+/* What a cc_swap caller is resumed with (values of the raw cc API). */
+#define CC_RESUMED ((void *)1)
+#define CC_TARGET_EXITED ((void *)2)
 
 static unsigned long live_magic(const struct continuation *cc)
 {
@@ -94,15 +93,20 @@ int cc_release(struct continuation *cc)
     return 0;
 }
 
-/* Runs on the new stack. makecontext passes int arguments only, so the
- * pointer arrives as two 32-bit halves. */
-static void cc_trampoline(unsigned int hi, unsigned int lo)
+static void *report_exit(void *unused)
 {
-    struct continuation *cc =
-        (struct continuation *)(uintptr_t)(((uint64_t)hi << 32) | lo);
+    (void)unused;
+    return CC_TARGET_EXITED;
+}
+
+void ucoro__cc_entry(void *arg)
+{
+    struct continuation *cc = arg;
     struct continuation *back;
 
     cc->entry(cc);
+    /* A raw continuation's entry returned (the coroutine layer's never
+     * does: it leaves through ucoro__cc_exit itself). */
     cc->exited = 1;
     back = cc->return_to;
     if (!back || !back->ctx) {
@@ -110,35 +114,11 @@ static void cc_trampoline(unsigned int hi, unsigned int lo)
         fputs("ucoro: continuation exited with nowhere to return\n", stderr);
         abort();
     }
-    _longjmp(*(jmp_buf *)back->ctx, TARGET_EXITED);
-}
-
-/* First switch onto a fresh stack. The ucontext is only needed for the
- * jump, so it lives in this (caller-side) frame, not in the struct. */
-__attribute__((noinline, noreturn)) static void cc_enter(struct continuation *to)
-{
-    ucontext_t uc;
-    uint64_t p = (uint64_t)(uintptr_t)to;
-
-    if (getcontext(&uc) != 0) {
-        perror("ucoro: getcontext");
-        abort();
-    }
-    uc.uc_stack.ss_sp = to->stack;
-    uc.uc_stack.ss_size = to->stack_size;
-    uc.uc_link = NULL;
-    makecontext(&uc, (void (*)(void))cc_trampoline, 2, (unsigned int)(p >> 32),
-                (unsigned int)p);
-    setcontext(&uc);
-    perror("ucoro: setcontext"); /* setcontext returns only on failure */
-    abort();
+    ucoro__cc_exit(back, report_exit, NULL);
 }
 
 int cc_swap(struct continuation *from, struct continuation *to)
 {
-    jmp_buf here;
-    int r;
-
     if (!from || !to) {
         ucoro__diagnose("cc_swap", from ? "to != NULL" : "from != NULL");
         errno = EINVAL;
@@ -160,30 +140,30 @@ int cc_swap(struct continuation *from, struct continuation *to)
         errno = EINVAL;
         return -1;
     }
-    if (from->magic != live_magic(from)) {
-        /* A never-initialised from stands for the running context (a
-         * thread's main one): make it a valid target with no stack. */
-        from->stack = NULL;
-        from->stack_size = 0;
-        from->entry = NULL;
-        from->release = NULL;
-        from->exited = 0;
-        from->return_to = NULL;
-        from->started = 1;
-        from->magic = live_magic(from);
-    }
+    if (from->magic != live_magic(from))
+        ucoro__cc_adopt(from);
+    return ucoro__cc_transfer(from, to, CC_RESUMED) == CC_TARGET_EXITED;
+}
 
-    from->ctx = &here;
-    to->return_to = from;
-    r = _setjmp(here);
-    if (r == 0) {
-        if (!to->started) {
-            to->started = 1;
-            cc_enter(to);
-        }
-        _longjmp(*(jmp_buf *)to->ctx, RESUMED);
-    }
-    /* Back in from, possibly on another thread. The saved context is spent. */
-    from->ctx = NULL;
-    return r == TARGET_EXITED;
+void ucoro__cc_adopt(struct continuation *cc)
+{
+    cc->stack = NULL;
+    cc->stack_size = 0;
+    cc->entry = NULL;
+    cc->release = NULL;
+    cc->exited = 0;
+    cc->return_to = NULL;
+    cc->ctx = NULL;
+    cc->started = 1;
+    cc->magic = live_magic(cc);
+}
+
+void *ucoro__cc_first(struct continuation *from, struct continuation *to, void *value)
+{
+    to->started = 1;
+#ifdef UCORO_SWITCH_ASM
+    return ucoro__switch(&from->ctx, ucoro_arch_prepare(to->stack, to->stack_size, to), value);
+#else
+    return ucoro__switch_start(&from->ctx, to->stack, to->stack_size, to, value);
+#endif
 }

@@ -6,8 +6,12 @@
  * coroutine_yield and by exit, so "caller != NULL" means "on this thread's
  * chain of callers" (running, or waiting in coroutine_yieldto). A thread's
  * main coroutine is always on its chain. When entry returns, control goes to
- * the caller, which is blocked in its switch into the exiting coroutine; that
- * side then frees the finished stack.
+ * the caller, which is blocked in its switch into the exiting coroutine; a
+ * hook that runs on the caller's stack then frees the finished one.
+ *
+ * Every switch is a tail call into the continuation layer, so nothing runs
+ * in these functions after a switch: the side that switches does the
+ * bookkeeping (current, caller) for the side it resumes.
  *
  * State is per thread. The thread-local block is reached only through
  * this_thread(), which the compiler can neither inline nor treat as pure, so
@@ -21,8 +25,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "cc_switch.h"
 #include "coroutine.h"
 #include "ucoro_internal.h"
+
+#define LIKELY(x) __builtin_expect(!!(x), 1)
+#define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
 struct ucoro_thread {
     struct coroutine leader; /* this thread's main coroutine */
@@ -49,15 +57,20 @@ static unsigned long magic_of(const struct coroutine *co, unsigned long kind)
 #define CONTAINER_OF_CC(ccp) \
     ((struct coroutine *)(void *)((char *)(ccp) - offsetof(struct coroutine, cc)))
 
-struct coroutine *coroutine_self(void)
+/* The running coroutine of thread t, creating t's main one on first use. */
+static inline struct coroutine *current_of(struct ucoro_thread *t)
 {
-    struct ucoro_thread *t = this_thread();
-
-    if (!t->current) {
+    if (UNLIKELY(!t->current)) {
         t->leader.magic = magic_of(&t->leader, UCORO_MAGIC_LEADER);
+        ucoro__cc_adopt(&t->leader.cc);
         t->current = &t->leader;
     }
     return t->current;
+}
+
+struct coroutine *coroutine_self(void)
+{
+    return current_of(this_thread());
 }
 
 int coroutine_is_main(struct coroutine *co)
@@ -74,20 +87,34 @@ static int release_hook(struct continuation *cc)
     return co->release ? co->release(co) : 0;
 }
 
+/* Runs on the caller's stack once the coroutine co has finished: frees the
+ * finished stack and hands over the entry's result. */
+static void *finish(void *arg)
+{
+    struct coroutine *co = arg;
+    struct coroutine *back = co->caller;
+    void *result = co->data;
+
+    co->caller = NULL;
+    this_thread()->current = back;
+    cc_release(&co->cc); /* runs co->release, which may free co */
+    return result;
+}
+
 /* Runs on the coroutine's own stack (the continuation's entry). */
 static void coroutine_body(struct continuation *cc)
 {
     struct coroutine *co = CONTAINER_OF_CC(cc);
+    struct coroutine *back;
 
-    this_thread()->current = co;
     co->data = co->entry(co->data);
     co->exited = 1;
     /* Return to the caller, not to whoever last switched into us: a child
-     * that yielded back to us is not waiting for our exit. */
-    if (co->caller) {
-        cc->return_to = &co->caller->cc;
-        co->caller = NULL;
-    }
+     * that yielded back to us is not waiting for our exit. Without a caller
+     * (started through coroutine_swap alone), the last switcher it is. */
+    back = co->caller ? co->caller : CONTAINER_OF_CC(cc->return_to);
+    co->caller = back; /* finish() reads and clears it */
+    ucoro__cc_exit(&back->cc, finish, co);
 }
 
 int coroutine_init(struct coroutine *co)
@@ -152,11 +179,13 @@ int coroutine_release(struct coroutine *co)
 }
 
 /*
- * Checks that to is something one may switch into; reports under the name of
- * the API function. The leader of this thread passes (swap may target it);
- * callers of yieldto reject leaders themselves.
+ * Says why to is not something one may switch into, under the name of the
+ * API function; returns 0. Returns 1 if it is after all (a thread's own main
+ * coroutine, which coroutine_swap may target). Kept out of line: the fast
+ * paths only call it once their one combined check has failed.
  */
-static int check_target(const char *function, struct coroutine *to)
+__attribute__((noinline, cold)) static int explain_target(const char *function,
+                                                          struct coroutine *to)
 {
     unsigned long m;
 
@@ -183,85 +212,80 @@ static int check_target(const char *function, struct coroutine *to)
     return 1;
 }
 
-/* The switch itself, after the checks. */
-static void *switch_to(struct coroutine *from, struct coroutine *to, void *arg)
+/* True for an initialised, unreleased coroutine that has not exited. */
+static inline int is_live(const struct coroutine *co)
 {
-    int r;
+    return LIKELY(co != NULL) && LIKELY(co->magic == magic_of(co, UCORO_MAGIC_COROUTINE)) &&
+           LIKELY(!co->exited);
+}
 
-    to->data = arg;
-    r = cc_swap(&from->cc, &to->cc);
-    /* Back in from, perhaps on another thread: fetch the state afresh. */
-    this_thread()->current = from;
-    if (r == 1) {
-        /* to finished and is off its stack: free it now. */
-        void *result = to->data;
-
-        cc_release(&to->cc);
-        return result;
-    }
-    if (r < 0) {
-        /* Refused by the continuation layer (a private field was
-         * overwritten): undo what yieldto did. */
-        if (to->caller == from)
-            to->caller = NULL;
-        return NULL;
-    }
-    return from->data;
+/* The switch itself, after the checks, on thread t: the bookkeeping for
+ * the resumed side, then a tail call into the continuation layer. */
+static inline __attribute__((always_inline)) void *
+switch_to(struct ucoro_thread *t, struct coroutine *from, struct coroutine *to, void *arg)
+{
+    to->data = arg; /* read by a fresh coroutine's body */
+    t->current = to;
+    return ucoro__cc_transfer(&from->cc, &to->cc, arg);
 }
 
 void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg)
 {
-    struct coroutine *self = coroutine_self();
+    struct ucoro_thread *t = this_thread();
 
-    if (from != self) {
+    if (from != current_of(t)) {
         ucoro__diagnose("coroutine_swap", "from == coroutine_self()");
         return NULL;
     }
-    if (!check_target("coroutine_swap", to))
+    if (!is_live(to) && !explain_target("coroutine_swap", to))
         return NULL;
     if (to == from) {
         ucoro__diagnose("coroutine_swap", "to != from");
         return NULL;
     }
-    if (to->magic == magic_of(to, UCORO_MAGIC_LEADER) && !coroutine_is_main(to)) {
+    if (to->magic == magic_of(to, UCORO_MAGIC_LEADER) && to != &t->leader) {
         /* Another thread's main context can only run on that thread. */
         ucoro__diagnose("coroutine_swap", "!to->caller");
         return NULL;
     }
-    return switch_to(from, to, arg);
+    return switch_to(t, from, to, arg);
 }
 
 void *coroutine_yieldto(struct coroutine *to, void *arg)
 {
+    struct ucoro_thread *t;
     struct coroutine *self;
 
-    if (!check_target("coroutine_yieldto", to))
-        return NULL;
-    /* A main coroutine is always on its thread's chain of callers. */
-    if (to->caller || to->magic == magic_of(to, UCORO_MAGIC_LEADER)) {
-        ucoro__diagnose("coroutine_yieldto", "!to->caller");
+    /* One combined check on the fast path; the slow path says what failed.
+     * A main coroutine is always on its thread's chain of callers, and a
+     * coroutine with a caller is running or waiting in yieldto. */
+    if (UNLIKELY(!is_live(to) || to->caller)) {
+        if (explain_target("coroutine_yieldto", to))
+            ucoro__diagnose("coroutine_yieldto", "!to->caller");
         return NULL;
     }
-    self = coroutine_self();
-    if (to == self) {
+    t = this_thread();
+    self = current_of(t);
+    if (UNLIKELY(to == self)) {
         /* Started through coroutine_swap alone: running, yet no caller. */
         ucoro__diagnose("coroutine_yieldto", "!to->caller");
         return NULL;
     }
     to->caller = self;
-    return switch_to(self, to, arg);
+    return switch_to(t, self, to, arg);
 }
 
 void *coroutine_yield(void *arg)
 {
-    struct coroutine *self = coroutine_self();
+    struct ucoro_thread *t = this_thread();
+    struct coroutine *self = current_of(t);
     struct coroutine *to = self->caller;
 
-    if (!to) {
+    if (UNLIKELY(!to)) {
         /* Fatal, as in the originals: there is nothing to return to. */
         fputs("Co-routine is yielding to no one\n", stderr);
         abort();
     }
     self->caller = NULL;
-    return switch_to(self, to, arg);
+    return switch_to(t, self, to, arg);
 }

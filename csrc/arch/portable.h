@@ -1,0 +1,191 @@
+/*
+ * The portable switches, for every architecture with ucontext:
+ *
+ * - default on architectures without an assembly switch, or forced with
+ *   -DUCORO_SWITCH_SETJMP: _setjmp/_longjmp for every switch (callee-saved
+ *   registers, stack and frame pointer; no system call), a stack entered
+ *   once through makecontext + setcontext. Floating-point control state and
+ *   the signal mask are per thread. This is what spice-gtk and QEMU do.
+ * - strict, with -DUCORO_SWITCH_UCONTEXT: swapcontext for every switch, so
+ *   each coroutine keeps its own signal mask and floating-point environment,
+ *   as in gtk-vnc. Costs two system calls (sigprocmask) per switch.
+ *
+ * A switched-out context is a pointer to a record in the frame of its own
+ * pending ucoro__switch call; whoever resumes it writes the value (or an
+ * exit hook) into the record first. struct continuation therefore does not
+ * depend on the mode.
+ *
+ * Same interface as arch/x86_64.h; continuation.c defines
+ * UCORO_ARCH_IMPLEMENTATION to emit the functions once.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#ifndef UCORO_ARCH_PORTABLE_H
+#define UCORO_ARCH_PORTABLE_H
+
+#include <stddef.h>
+
+#include "../ucoro_internal.h"
+
+#ifdef UCORO_SWITCH_UCONTEXT
+#define UCORO_SWITCH_NAME "swapcontext (strict)"
+#else
+#define UCORO_SWITCH_NAME "_setjmp/_longjmp"
+#endif
+
+UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
+UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
+                                                              void *arg);
+/* Saves the running context into *save and starts ucoro__cc_entry(start_arg)
+ * on [stack, stack + size); returns like ucoro__switch. */
+UCORO_HIDDEN void *ucoro__switch_start(void **save, char *stack, size_t size, void *start_arg,
+                                       void *value);
+
+#ifdef UCORO_ARCH_IMPLEMENTATION
+
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <ucontext.h>
+
+__attribute__((noreturn)) static void arch_fail(const char *what)
+{
+    perror(what);
+    abort();
+}
+
+/* What a switched-out context waits for: a value, or a hook to run. The
+ * resumer writes it, so it is read through volatile after the switch. */
+struct arch_handoff {
+    void *value;
+    void *(*hook)(void *);
+    void *hook_arg;
+};
+
+static void *arch_take(volatile struct arch_handoff *h)
+{
+    void *(*hook)(void *) = h->hook;
+
+    return hook ? hook(h->hook_arg) : h->value;
+}
+
+static void arch_give(volatile struct arch_handoff *h, void *value,
+                      void *(*hook)(void *), void *hook_arg)
+{
+    h->value = value;
+    h->hook = hook;
+    h->hook_arg = hook_arg;
+}
+
+/* makecontext passes int arguments only: the pointer travels as halves. */
+static void arch_trampoline(unsigned int hi, unsigned int lo)
+{
+    ucoro__cc_entry((void *)(uintptr_t)(((uint64_t)hi << 32) | lo));
+}
+
+static void arch_make(ucontext_t *uc, char *stack, size_t size, void *start_arg)
+{
+    uint64_t p = (uint64_t)(uintptr_t)start_arg;
+
+    if (getcontext(uc) != 0)
+        arch_fail("ucoro: getcontext");
+    uc->uc_stack.ss_sp = stack;
+    uc->uc_stack.ss_size = size;
+    uc->uc_link = NULL;
+    makecontext(uc, (void (*)(void))arch_trampoline, 2, (unsigned int)(p >> 32),
+                (unsigned int)p);
+}
+
+#ifdef UCORO_SWITCH_UCONTEXT
+
+struct arch_record {
+    ucontext_t uc;
+    struct arch_handoff handoff;
+};
+
+void *ucoro__switch(void **save, void *to, void *value)
+{
+    struct arch_record here;
+    struct arch_record *target = to;
+
+    *save = &here;
+    arch_give(&target->handoff, value, NULL, NULL);
+    if (swapcontext(&here.uc, &target->uc) != 0)
+        arch_fail("ucoro: swapcontext");
+    return arch_take(&here.handoff);
+}
+
+void *ucoro__switch_start(void **save, char *stack, size_t size, void *start_arg,
+                          void *value)
+{
+    struct arch_record here;
+    ucontext_t fresh;
+
+    (void)value; /* the coroutine layer passes the first value in the struct */
+    arch_make(&fresh, stack, size, start_arg);
+    *save = &here;
+    if (swapcontext(&here.uc, &fresh) != 0)
+        arch_fail("ucoro: swapcontext");
+    return arch_take(&here.handoff);
+}
+
+void ucoro__switch_exit(void *to, void *(*hook)(void *), void *arg)
+{
+    struct arch_record *target = to;
+
+    arch_give(&target->handoff, NULL, hook, arg);
+    setcontext(&target->uc);
+    arch_fail("ucoro: setcontext");
+}
+
+#else /* _setjmp/_longjmp */
+
+struct arch_record {
+    jmp_buf jb;
+    struct arch_handoff handoff;
+};
+
+void *ucoro__switch(void **save, void *to, void *value)
+{
+    struct arch_record here;
+    struct arch_record *target = to;
+
+    *save = &here;
+    if (_setjmp(here.jb) == 0) {
+        arch_give(&target->handoff, value, NULL, NULL);
+        _longjmp(target->jb, 1);
+    }
+    return arch_take(&here.handoff);
+}
+
+void *ucoro__switch_start(void **save, char *stack, size_t size, void *start_arg,
+                          void *value)
+{
+    struct arch_record here;
+
+    (void)value; /* the coroutine layer passes the first value in the struct */
+    *save = &here;
+    if (_setjmp(here.jb) == 0) {
+        /* The ucontext is needed only for the jump, so it lives here. */
+        ucontext_t fresh;
+
+        arch_make(&fresh, stack, size, start_arg);
+        setcontext(&fresh);
+        arch_fail("ucoro: setcontext");
+    }
+    return arch_take(&here.handoff);
+}
+
+void ucoro__switch_exit(void *to, void *(*hook)(void *), void *arg)
+{
+    struct arch_record *target = to;
+
+    arch_give(&target->handoff, NULL, hook, arg);
+    _longjmp(target->jb, 1);
+}
+
+#endif /* modes */
+#endif /* UCORO_ARCH_IMPLEMENTATION */
+
+#endif /* UCORO_ARCH_PORTABLE_H */

@@ -1,0 +1,144 @@
+/*
+ * x86_64 (System V) switch: the fast default on this architecture.
+ *
+ * A switched-out context is a stack pointer; what must survive sits on its
+ * own stack, pushed by ucoro__switch:
+ *
+ *     saved sp -> [ r15 ][ r14 ][ r13 ][ r12 ][ rbx ][ rbp ][ return address ]
+ *
+ * Those are exactly the callee-saved registers; the rest are dead across a
+ * call by the ABI. The floating-point control state (MXCSR, x87 control
+ * word) is left per thread, as in the _setjmp originals and in corosensei.
+ *
+ * Resuming ends in an indirect jmp to the saved return address, never a
+ * ret: a ret whose address was not pushed by the matching call is
+ * mispredicted every time. The coroutine layer tail-calls ucoro__switch, so
+ * the saved return address is its own caller's, and a resumed
+ * coroutine_yield/coroutine_yieldto "returns" straight into user code with
+ * no ret at all.
+ *
+ * Included through cc_switch.h; continuation.c defines
+ * UCORO_ARCH_IMPLEMENTATION to emit the assembly once.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#ifndef UCORO_ARCH_X86_64_H
+#define UCORO_ARCH_X86_64_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../ucoro_internal.h"
+
+#define UCORO_SWITCH_NAME "x86_64 assembly"
+
+/*
+ * Saves the running context (callee-saved registers and the return
+ * address) into *save and resumes the context to, whose pending
+ * ucoro__switch call returns value. Returns the value handed over when
+ * something resumes the saved context.
+ */
+UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
+
+/*
+ * Abandons the running context, moves onto the context to, runs hook(arg)
+ * there (so it may free the stack just left) and makes to's pending
+ * ucoro__switch call return hook's result.
+ */
+UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
+                                                              void *arg);
+
+/* First code on a new stack: calls ucoro__cc_entry(rbx) and never returns. */
+UCORO_HIDDEN void ucoro__start_stub(void);
+
+/*
+ * Makes the top of [stack, stack + size) a saved context whose resumption
+ * runs ucoro__start_stub with rbx = start_arg and a 16-byte aligned stack.
+ */
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+{
+    uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
+    /* 9 words below top: after 6 register pops and the return-address pop,
+     * rsp is top - 16, aligned, as the stub's call needs. */
+    void **sp = (void **)(top - 9 * sizeof(void *));
+
+    sp[0] = NULL;                       /* r15 */
+    sp[1] = NULL;                       /* r14 */
+    sp[2] = NULL;                       /* r13 */
+    sp[3] = NULL;                       /* r12 */
+    sp[4] = start_arg;                  /* rbx: the continuation */
+    sp[5] = NULL;                       /* rbp: outermost frame */
+    sp[6] = (void *)ucoro__start_stub;  /* "return address" */
+    sp[7] = NULL;
+    sp[8] = NULL;
+    return sp;
+}
+
+#ifdef UCORO_ARCH_IMPLEMENTATION
+/* clang-format off */
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".globl ucoro__switch\n"
+    ".hidden ucoro__switch\n"
+    ".type ucoro__switch,@function\n"
+"ucoro__switch:\n"                 /* rdi = save, rsi = to, rdx = value */
+    ".cfi_startproc\n"
+    "pushq %rbp\n"
+    "pushq %rbx\n"
+    "pushq %r12\n"
+    "pushq %r13\n"
+    "pushq %r14\n"
+    "pushq %r15\n"
+    "movq %rsp, (%rdi)\n"          /* our context is complete */
+    "movq %rsi, %rsp\n"            /* now on the other stack */
+    "popq %r15\n"
+    "popq %r14\n"
+    "popq %r13\n"
+    "popq %r12\n"
+    "popq %rbx\n"
+    "popq %rbp\n"
+    "movq %rdx, %rax\n"            /* what the resumed call returns */
+    "popq %rcx\n"
+    "jmpq *%rcx\n"
+    ".cfi_endproc\n"
+    ".size ucoro__switch, .-ucoro__switch\n"
+
+    ".p2align 4\n"
+    ".globl ucoro__switch_exit\n"
+    ".hidden ucoro__switch_exit\n"
+    ".type ucoro__switch_exit,@function\n"
+"ucoro__switch_exit:\n"            /* rdi = to, rsi = hook, rdx = arg */
+    ".cfi_startproc\n"
+    "movq %rdi, %rsp\n"            /* the old stack is abandoned */
+    "subq $8, %rsp\n"              /* saved sp is 8 mod 16: align the call */
+    "movq %rdx, %rdi\n"
+    "callq *%rsi\n"                /* hook(arg), below to's saved registers */
+    "addq $8, %rsp\n"
+    "popq %r15\n"
+    "popq %r14\n"
+    "popq %r13\n"
+    "popq %r12\n"
+    "popq %rbx\n"
+    "popq %rbp\n"
+    "popq %rcx\n"                  /* rax: hook's result */
+    "jmpq *%rcx\n"
+    ".cfi_endproc\n"
+    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+
+    ".p2align 4\n"
+    ".globl ucoro__start_stub\n"
+    ".hidden ucoro__start_stub\n"
+    ".type ucoro__start_stub,@function\n"
+"ucoro__start_stub:\n"
+    ".cfi_startproc\n"
+    ".cfi_undefined rip\n"         /* the outermost frame: unwinders stop */
+    "movq %rbx, %rdi\n"
+    "callq ucoro__cc_entry\n"      /* never returns */
+    "ud2\n"
+    ".cfi_endproc\n"
+    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+/* clang-format on */
+#endif
+
+#endif /* UCORO_ARCH_X86_64_H */

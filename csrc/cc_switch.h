@@ -1,0 +1,78 @@
+/*
+ * The continuation layer's switch, for its own use and the coroutine
+ * layer's: internal, not installed.
+ *
+ * ucoro__cc_transfer is inline so that the coroutine layer can tail-call
+ * the switch: a resumed coroutine_yield or coroutine_yieldto then returns
+ * straight into user code (see arch/x86_64.h), with no mispredicted return
+ * per call level. The continuation layer still owns the mechanism; this
+ * header is its interface to the layer above.
+ *
+ * Mode selection (one per build):
+ * - x86_64 default: assembly (arch/x86_64.h).
+ * - -DUCORO_SWITCH_SETJMP, or any other architecture: _setjmp/_longjmp
+ *   (arch/portable.h).
+ * - -DUCORO_SWITCH_UCONTEXT: swapcontext on every switch (strict mode).
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#ifndef UCORO_CC_SWITCH_H
+#define UCORO_CC_SWITCH_H
+
+#include "continuation.h"
+#include "ucoro_internal.h"
+
+/* First code of every new stack (called by the arch start path with the
+ * continuation): runs its entry; never returns. */
+UCORO_HIDDEN __attribute__((noreturn)) void ucoro__cc_entry(void *cc);
+
+#if !defined(UCORO_SWITCH_UCONTEXT) && !defined(UCORO_SWITCH_SETJMP) && \
+    defined(__x86_64__)
+#define UCORO_SWITCH_ASM 1
+#include "arch/x86_64.h"
+#else
+#include "arch/portable.h"
+#endif
+
+/* First switch into to (not started yet): out of line, once per stack. */
+UCORO_HIDDEN void *ucoro__cc_first(struct continuation *from, struct continuation *to,
+                                   void *value);
+
+/* Makes cc a valid switch target that stands for the running context (a
+ * thread's main one): no stack, started. */
+UCORO_HIDDEN void ucoro__cc_adopt(struct continuation *cc);
+
+/*
+ * Switches from the running context (saved into from) to to, without any
+ * check: to must be initialised, not exited, switched out, and not from.
+ * to's pending switch returns value (a fresh to starts its entry instead).
+ * Returns what is handed over when something resumes from, perhaps on
+ * another thread. Meant to be tail-called.
+ */
+static inline __attribute__((always_inline)) void *
+ucoro__cc_transfer(struct continuation *from, struct continuation *to, void *value)
+{
+    void *ctx = to->ctx;
+
+    to->return_to = from;
+    if (__builtin_expect(!to->started, 0))
+        return ucoro__cc_first(from, to, value);
+    to->ctx = NULL; /* consumed: to is running from now on */
+    return ucoro__switch(&from->ctx, ctx, value);
+}
+
+/*
+ * Leaves the running continuation for good (its entry is done) and resumes
+ * to, running hook(arg) on to's stack first: there the finished stack may be
+ * freed. to's pending switch returns hook's result.
+ */
+static inline __attribute__((noreturn, always_inline)) void
+ucoro__cc_exit(struct continuation *to, void *(*hook)(void *), void *arg)
+{
+    void *ctx = to->ctx;
+
+    to->ctx = NULL;
+    ucoro__switch_exit(ctx, hook, arg);
+}
+
+#endif /* UCORO_CC_SWITCH_H */
