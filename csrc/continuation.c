@@ -61,6 +61,7 @@ int cc_init(struct continuation *cc)
     size = cc->stack_size;
     if (ucoro__stack_alloc(&size, &cc->stack) != 0)
         return -1;
+    ucoro__overflow_install();
     cc->stack_size = size;
     cc->magic = live_magic(cc);
     return 0;
@@ -156,6 +157,9 @@ void ucoro__cc_adopt(struct continuation *cc)
     cc->ctx = NULL;
     cc->started = 1;
     cc->magic = live_magic(cc);
+    /* A thread that runs coroutines needs an alternate signal stack for
+     * the overflow report; this is the first thing each such thread does. */
+    ucoro__overflow_arm_thread();
 }
 
 void *ucoro__cc_first(struct continuation *from, struct continuation *to, void *value)

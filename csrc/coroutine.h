@@ -125,6 +125,25 @@ typedef void (*ucoro_diagnostic_fn)(const char *function, const char *condition,
                                     void *user_data);
 void ucoro_set_diagnostic_handler(ucoro_diagnostic_fn fn, void *user_data);
 
+/*
+ * How many bytes of co's stack have been touched so far, counted from its
+ * top (the deepest resident page; a stack reused from the pool may count
+ * pages an earlier coroutine touched). Use it to size stacks. Returns 0 for
+ * NULL, a struct never initialised, or a coroutine whose stack was freed.
+ */
+size_t ucoro_stack_used(struct coroutine *co);
+
+/*
+ * Stack overflow reporting (on by default): a fault in the guard region
+ * below a coroutine's stack prints "ucoro: stack overflow in coroutine ADDR
+ * (stack SIZE bytes)" and the process dies of the signal; other faults go
+ * to the handler installed before. 0 turns it off (restoring the previous
+ * handler unless another one replaced ours since), non-zero back on. The
+ * environment variable UCORO_OVERFLOW_REPORTING=0 turns it off from the
+ * start.
+ */
+void ucoro_set_overflow_reporting(int enable);
+
 #ifdef __cplusplus
 }
 #endif

@@ -289,3 +289,10 @@ void *coroutine_yield(void *arg)
     self->caller = NULL;
     return switch_to(t, self, to, arg);
 }
+
+size_t ucoro_stack_used(struct coroutine *co)
+{
+    if (!co || co->magic != magic_of(co, UCORO_MAGIC_COROUTINE) || !co->cc.stack)
+        return 0;
+    return ucoro__stack_touched(co->cc.stack, co->cc.stack_size);
+}

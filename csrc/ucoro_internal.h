@@ -47,7 +47,21 @@ UCORO_HIDDEN void ucoro__diagnose(const char *function, const char *condition);
  */
 UCORO_HIDDEN int ucoro__stack_alloc(size_t *size, char **base);
 
-/* Gives back a stack from ucoro__stack_alloc. */
+/* Gives back a stack from ucoro__stack_alloc (to a pool: it is reused). */
 UCORO_HIDDEN void ucoro__stack_free(char *base, size_t size);
+
+/* Async-signal-safe: 1 if addr lies in the guard region below some stack
+ * (and *stack_size is set to that stack's size), else 0. */
+UCORO_HIDDEN int ucoro__stack_guard_hit(const void *addr, size_t *stack_size);
+
+/* How many bytes below the top of [base, base + size) are resident: the
+ * depth of the deepest page ever touched (and not given back). */
+UCORO_HIDDEN size_t ucoro__stack_touched(char *base, size_t size);
+
+/* Installs the overflow-reporting signal handlers (once per process, unless
+ * turned off). */
+UCORO_HIDDEN void ucoro__overflow_install(void);
+/* Gives the calling thread an alternate signal stack if it has none. */
+UCORO_HIDDEN void ucoro__overflow_arm_thread(void);
 
 #endif /* UCORO_INTERNAL_H */

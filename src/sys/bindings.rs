@@ -139,3 +139,11 @@ unsafe extern "C" {
         user_data: *mut ::std::os::raw::c_void,
     );
 }
+unsafe extern "C" {
+    #[doc = " How many bytes of co's stack have been touched so far, counted from its\n top (the deepest resident page; a stack reused from the pool may count\n pages an earlier coroutine touched). Use it to size stacks. Returns 0 for\n NULL, a struct never initialised, or a coroutine whose stack was freed."]
+    pub fn ucoro_stack_used(co: *mut coroutine) -> usize;
+}
+unsafe extern "C" {
+    #[doc = " Stack overflow reporting (on by default): a fault in the guard region\n below a coroutine's stack prints \"ucoro: stack overflow in coroutine ADDR\n (stack SIZE bytes)\" and the process dies of the signal; other faults go\n to the handler installed before. 0 turns it off (restoring the previous\n handler unless another one replaced ours since), non-zero back on. The\n environment variable UCORO_OVERFLOW_REPORTING=0 turns it off from the\n start."]
+    pub fn ucoro_set_overflow_reporting(enable: ::std::os::raw::c_int);
+}
