@@ -99,6 +99,14 @@ void *coroutine_yieldto(struct coroutine *to, void *arg);
  */
 void *coroutine_yield(void *arg);
 
+/*
+ * coroutine_yield for a coroutine named by the caller (language bindings
+ * use it to check that a handle belongs to the running coroutine): returns
+ * NULL with a diagnostic, without switching, unless co is the running
+ * coroutine and not a thread's main one.
+ */
+void *ucoro_yield_from(struct coroutine *co, void *arg);
+
 /* Non-zero if co is the calling thread's main coroutine (int is
  * ABI-identical to gboolean). */
 int coroutine_is_main(struct coroutine *co);

@@ -37,7 +37,7 @@ struct ucoro_thread {
     struct coroutine *current;
 };
 
-static __thread struct ucoro_thread thread_state;
+static __thread UCORO_TLS struct ucoro_thread thread_state;
 
 __attribute__((noinline)) static struct ucoro_thread *this_thread(void)
 {
@@ -275,10 +275,10 @@ void *coroutine_yieldto(struct coroutine *to, void *arg)
     return switch_to(t, self, to, arg);
 }
 
-void *coroutine_yield(void *arg)
+/* Suspends self (running on thread t) and resumes its caller. */
+static inline __attribute__((always_inline)) void *
+yield_from(struct ucoro_thread *t, struct coroutine *self, void *arg)
 {
-    struct ucoro_thread *t = this_thread();
-    struct coroutine *self = current_of(t);
     struct coroutine *to = self->caller;
 
     if (UNLIKELY(!to)) {
@@ -288,6 +288,24 @@ void *coroutine_yield(void *arg)
     }
     self->caller = NULL;
     return switch_to(t, self, to, arg);
+}
+
+void *coroutine_yield(void *arg)
+{
+    struct ucoro_thread *t = this_thread();
+
+    return yield_from(t, current_of(t), arg);
+}
+
+void *ucoro_yield_from(struct coroutine *co, void *arg)
+{
+    struct ucoro_thread *t = this_thread();
+
+    if (UNLIKELY(co == NULL || co != t->current || co == &t->leader)) {
+        ucoro__diagnose("ucoro_yield_from", "co == coroutine_self()");
+        return NULL;
+    }
+    return yield_from(t, co, arg);
 }
 
 size_t ucoro_stack_used(struct coroutine *co)

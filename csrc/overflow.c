@@ -39,7 +39,7 @@ static int disabled = -1;  /* -1: environment not read yet */
 static struct sigaction previous_segv, previous_bus;
 
 /* The alternate signal stack this library made for the thread, if any. */
-static __thread void *thread_alt_stack;
+static __thread UCORO_TLS void *thread_alt_stack;
 static pthread_key_t alt_key;
 static pthread_once_t alt_key_once = PTHREAD_ONCE_INIT;
 

@@ -96,7 +96,7 @@ struct pool {
     } entry[POOL_SIZE];
 };
 
-static __thread struct pool thread_pool;
+static __thread UCORO_TLS struct pool thread_pool;
 static pthread_key_t pool_key;
 static pthread_once_t pool_key_once = PTHREAD_ONCE_INIT;
 
@@ -199,7 +199,8 @@ static char *global_alloc(size_t size)
     if (!c)
         goto out;
     if (c->free) {
-        base = (char *)c->free;
+        /* The node sits in the stack's top page (see global_free). */
+        base = (char *)c->free - (size - page_size());
         c->free = c->free->next;
         goto out;
     }

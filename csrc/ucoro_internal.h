@@ -17,6 +17,16 @@
 #define UCORO_HIDDEN
 #endif
 
+/* Thread-local state uses the initial-exec model: one instruction away
+ * from the thread pointer in the static and the shared library alike (a
+ * dlopen()ed libucoro takes its few hundred bytes from glibc's static TLS
+ * reserve), instead of a __tls_get_addr call per access. */
+#if defined(__GNUC__)
+#define UCORO_TLS __attribute__((tls_model("initial-exec")))
+#else
+#define UCORO_TLS
+#endif
+
 /* Stack sizes: the default is the originals' 16 MiB (address space only:
  * pages are committed when touched); smaller requests are rounded up to the
  * minimum so that a 1-byte stack is still usable. */

@@ -177,24 +177,21 @@ impl<I, Y> Yielder<I, Y> {
     /// ```
     pub fn suspend(&self, value: Y) -> I {
         let header = &self.header;
-        let co = header.co.get();
-        // SAFETY: coroutine_self has no preconditions.
-        if unsafe { sys::coroutine_self() } != co {
-            panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
-        }
         if header.unwinding.get() {
             // User code caught the forced unwind and tried to go on. Give
             // control back to the dropper, which will never resume us: the
             // coroutine cannot be kept alive this way.
-            // SAFETY: we are the running coroutine (checked above) and the
-            // dropper is our caller, so coroutine_yield has somewhere to go.
-            unsafe { sys::coroutine_yield(ptr::null_mut()) };
-            unreachable!("ucoro: a coroutine was resumed after it was dropped");
+            if self.yield_to_caller() {
+                unreachable!("ucoro: a coroutine was resumed after it was dropped");
+            }
+            panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
         }
         header.outbox.set(Some(value));
-        // SAFETY: we are the running coroutine and `resume` is our caller
-        // (a coroutine only runs inside `resume` or `drop`).
-        unsafe { sys::coroutine_yield(ptr::null_mut()) };
+        if !self.yield_to_caller() {
+            // Refused: the value was not handed over; take it back.
+            drop(header.outbox.take());
+            panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
+        }
         match header.inbox.take() {
             Some(Message::Resume(input)) => input,
             Some(Message::Unwind) => {
@@ -203,6 +200,24 @@ impl<I, Y> Yielder<I, Y> {
             }
             None => unreachable!("ucoro: coroutine resumed without an input"),
         }
+    }
+
+    /// Switches back to whoever resumed this coroutine; returns true when
+    /// it is resumed again, false at once if this is not the running
+    /// coroutine (nothing happened).
+    fn yield_to_caller(&self) -> bool {
+        // SAFETY: `co` is this coroutine's live C struct (the Yielder only
+        // exists while its closure runs). ucoro_yield_from checks that it
+        // is the running coroutine and refuses (returning NULL, switching
+        // nowhere) otherwise. Our resumer always passes a non-null pointer,
+        // so NULL can only mean refused.
+        let back = unsafe {
+            sys::ucoro_yield_from(
+                self.header.co.get(),
+                ptr::null_mut::<c_void>().wrapping_add(1),
+            )
+        };
+        !back.is_null()
     }
 }
 
@@ -425,6 +440,32 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // SAFETY: reading an in/out field the C side wrote at init; the
         // coroutine is not running (we hold &self outside resume).
         unsafe { (*Self::raw_of(self.shared)).stack_size }
+    }
+
+    /// How many bytes of the stack have been touched so far, counted from
+    /// its top: use it to size stacks. 0 once the coroutine has finished
+    /// (its stack is gone). A stack reused from the pool may count pages an
+    /// earlier coroutine touched.
+    ///
+    /// ```
+    /// use ucoro::{Builder, Yielder};
+    ///
+    /// let mut co = Builder::new()
+    ///     .stack_size(1 << 20)
+    ///     .build(|y: &Yielder<(), ()>, ()| {
+    ///         let buf = std::hint::black_box([1u8; 200 * 1024]);
+    ///         y.suspend(());
+    ///         buf[0]
+    ///     })?;
+    /// co.resume(())?;
+    /// assert!(co.stack_used() >= 200 * 1024);
+    /// assert!(co.stack_used() <= co.stack_size());
+    /// # Ok::<(), ucoro::Error>(())
+    /// ```
+    pub fn stack_used(&self) -> usize {
+        // SAFETY: the struct is initialised (or its stack released, which
+        // ucoro_stack_used reports as 0) and not running.
+        unsafe { sys::ucoro_stack_used(Self::raw_of(self.shared)) }
     }
 }
 

@@ -122,6 +122,13 @@ unsafe extern "C" {
     pub fn coroutine_yield(arg: *mut ::std::os::raw::c_void) -> *mut ::std::os::raw::c_void;
 }
 unsafe extern "C" {
+    #[doc = " coroutine_yield for a coroutine named by the caller (language bindings\n use it to check that a handle belongs to the running coroutine): returns\n NULL with a diagnostic, without switching, unless co is the running\n coroutine and not a thread's main one."]
+    pub fn ucoro_yield_from(
+        co: *mut coroutine,
+        arg: *mut ::std::os::raw::c_void,
+    ) -> *mut ::std::os::raw::c_void;
+}
+unsafe extern "C" {
     #[doc = " Non-zero if co is the calling thread's main coroutine (int is\n ABI-identical to gboolean)."]
     pub fn coroutine_is_main(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
