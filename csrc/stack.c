@@ -251,11 +251,19 @@ static void make_pool_key(void)
 
 int ucoro__stack_alloc(size_t *size, char **base)
 {
-    size_t ps = page_size();
-    size_t want = *size ? *size : UCORO_DEFAULT_STACK_SIZE;
     struct pool *p = &thread_pool;
+    size_t want = *size ? *size : UCORO_DEFAULT_STACK_SIZE;
+    size_t ps;
     unsigned i;
 
+    /* Fast path: the newest pooled stack has exactly the size asked for
+     * (the steady state of create/run/release with one stack size). */
+    if (p->count && p->entry[p->count - 1].size == want) {
+        *base = p->entry[--p->count].base;
+        *size = want;
+        return 0;
+    }
+    ps = page_size();
     if (want < UCORO_MIN_STACK_SIZE)
         want = UCORO_MIN_STACK_SIZE;
     /* Rounding up and adding the guard must not wrap. */
