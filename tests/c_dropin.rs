@@ -1,0 +1,730 @@
+//! The C drop-in (SPEC §1–2): libucoro built from `csrc/` alone and installed
+//! by `make -C csrc install` into a temporary prefix; then the C programs of
+//! `tests/c/` and the canonical caller `examples/c/seed_test.c` are compiled
+//! against the *installed* headers and libraries through pkg-config, as a C
+//! project would do it, once against the shared and once against the static
+//! library.
+//!
+//! Needs `make`, a C and a C++ compiler (`$CC`/`cc`, `$CXX`/`c++`),
+//! `pkg-config`, binutils (`nm`, `readelf`), `stdbuf` (coreutils) and GLib's
+//! development files (`libglib2.0-dev`). A missing tool fails the test with a
+//! message; nothing is skipped.
+//!
+//! Everything is written under `$TMPDIR/ucoro-c-dropin-<pid>`, kept after the
+//! run for inspection and removed by the next run.
+
+use std::env;
+use std::ffi::OsString;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Output, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+const VERSION_MAJOR: &str = env!("CARGO_PKG_VERSION_MAJOR");
+const WORK_DIR_PREFIX: &str = "ucoro-c-dropin-";
+/// No C test takes more than a few seconds; a hang must not hang `cargo test`.
+const RUN_LIMIT: Duration = Duration::from_secs(120);
+
+/// The names a C caller's link may see: the API's prefixes. `ucoro__` is the
+/// internal prefix and must stay out of the shared library's dynamic table.
+fn is_api_name(name: &str) -> bool {
+    (name.starts_with("coroutine_") || name.starts_with("cc_") || name.starts_with("ucoro_"))
+        && !name.starts_with("ucoro__")
+}
+
+const API_FUNCTIONS: &[&str] = &[
+    "coroutine_init",
+    "coroutine_release",
+    "coroutine_self",
+    "coroutine_swap",
+    "coroutine_yieldto",
+    "coroutine_yield",
+    "coroutine_is_main",
+    "ucoro_set_diagnostic_handler",
+    "cc_init",
+    "cc_swap",
+    "cc_release",
+];
+
+/// What `make install` puts under the prefix (symbolic links included).
+fn installed_files() -> Vec<String> {
+    let mut files = vec![
+        "include/continuation.h".to_string(),
+        "include/coroutine.h".to_string(),
+        "include/ucoro_version.h".to_string(),
+        "lib/libucoro.a".to_string(),
+        "lib/libucoro.so".to_string(),
+        format!("lib/libucoro.so.{VERSION_MAJOR}"),
+        format!("lib/libucoro.so.{VERSION}"),
+        "lib/pkgconfig/ucoro.pc".to_string(),
+    ];
+    files.sort();
+    files
+}
+
+// ---- the installation every test shares ----------------------------------
+
+struct Install {
+    /// This run's scratch directory: build directories, prefix, binaries.
+    work: PathBuf,
+    prefix: PathBuf,
+}
+
+impl Install {
+    fn libdir(&self) -> PathBuf {
+        self.prefix.join("lib")
+    }
+
+    /// pkg-config with the installed ucoro.pc first in its search path.
+    fn pkg_config(&self, args: &[&str]) -> Vec<String> {
+        let mut path = OsString::from(self.libdir().join("pkgconfig"));
+        if let Some(old) = env::var_os("PKG_CONFIG_PATH") {
+            path.push(":");
+            path.push(old);
+        }
+        let out = run_ok(
+            Command::new(env::var_os("PKG_CONFIG").unwrap_or_else(|| "pkg-config".into()))
+                .args(args)
+                .env("PKG_CONFIG_PATH", path),
+        );
+        String::from_utf8_lossy(&out.stdout)
+            .split_whitespace()
+            .map(str::to_string)
+            .collect()
+    }
+}
+
+fn installed() -> &'static Install {
+    static INSTALL: OnceLock<Result<Install, String>> = OnceLock::new();
+    INSTALL
+        .get_or_init(install)
+        .as_ref()
+        .unwrap_or_else(|e| panic!("make -C csrc install failed:\n{e}"))
+}
+
+/// `make -C csrc install` into a fresh prefix, building out of the source
+/// tree (BUILDDIR) so that the test leaves csrc/ untouched.
+fn install() -> Result<Install, String> {
+    let tmp = env::temp_dir();
+    remove_stale_work_dirs(&tmp);
+    let work = tmp.join(format!("{WORK_DIR_PREFIX}{}", std::process::id()));
+    if work.exists() {
+        fs::remove_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    }
+    fs::create_dir_all(&work).map_err(|e| format!("{}: {e}", work.display()))?;
+    let prefix = work.join("prefix");
+    output(make(&Path::new(ROOT).join("csrc")).args([
+        "install".into(),
+        assign("PREFIX", &prefix),
+        assign("BUILDDIR", &work.join("build")),
+    ]))?;
+    Ok(Install { work, prefix })
+}
+
+/// Removes the scratch directories of earlier runs whose process is gone.
+fn remove_stale_work_dirs(tmp: &Path) {
+    let Ok(entries) = fs::read_dir(tmp) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name
+            .to_str()
+            .and_then(|n| n.strip_prefix(WORK_DIR_PREFIX))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid != std::process::id() && !Path::new("/proc").join(pid.to_string()).exists() {
+            let _ = fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+// ---- running tools --------------------------------------------------------
+
+fn make(dir: &Path) -> Command {
+    let mut cmd = Command::new("make");
+    cmd.arg("-C").arg(dir);
+    // Not part of an outer make's job server, whoever runs cargo.
+    for var in ["MAKEFLAGS", "MFLAGS", "MAKELEVEL"] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+/// `NAME=path` as one make argument.
+fn assign(name: &str, path: &Path) -> OsString {
+    let mut arg = OsString::from(format!("{name}="));
+    arg.push(path);
+    arg
+}
+
+/// Runs cmd to completion; Err with everything it printed unless it succeeded.
+fn output(cmd: &mut Command) -> Result<Output, String> {
+    let out = cmd
+        .output()
+        .map_err(|e| format!("cannot run {cmd:?}: {e}"))?;
+    if out.status.success() {
+        Ok(out)
+    } else {
+        Err(format!(
+            "{cmd:?} failed ({})\n--- stdout\n{}--- stderr\n{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ))
+    }
+}
+
+fn run_ok(cmd: &mut Command) -> Output {
+    output(cmd).unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn stdout_of(cmd: &mut Command) -> String {
+    String::from_utf8_lossy(&run_ok(cmd).stdout).into_owned()
+}
+
+/// Runs a test program with a time limit; its output goes to files next to
+/// it, so that nothing blocks on a full pipe.
+fn run_program(cmd: &mut Command, name: &Path) -> (ExitStatus, String, String) {
+    let out_path = name.with_extension("stdout");
+    let err_path = name.with_extension("stderr");
+    let mut child = cmd
+        .stdout(fs::File::create(&out_path).unwrap())
+        .stderr(fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let start = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if start.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{cmd:?} still running after {RUN_LIMIT:?}: killed");
+        }
+        thread::sleep(Duration::from_millis(10));
+    };
+    (
+        status,
+        fs::read_to_string(&out_path).unwrap_or_default(),
+        fs::read_to_string(&err_path).unwrap_or_default(),
+    )
+}
+
+fn nm(args: &[&str], file: &Path) -> String {
+    stdout_of(Command::new("nm").args(args).arg(file))
+}
+
+/// The symbol names of `nm` output ("<addr> <type> <name>" lines; archive
+/// member headers and undefined symbols' shorter lines are skipped).
+fn symbol_names(nm_output: &str) -> Vec<String> {
+    nm_output
+        .lines()
+        .filter_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            (fields.len() == 3).then(|| fields[2].split('@').next().unwrap().to_string())
+        })
+        .collect()
+}
+
+/// The DT_NEEDED and DT_SONAME entries of an ELF file, as "NEEDED name".
+fn dynamic_entries(file: &Path) -> Vec<String> {
+    stdout_of(Command::new("readelf").arg("-d").arg(file))
+        .lines()
+        .filter_map(|line| {
+            let kind = ["NEEDED", "SONAME"]
+                .into_iter()
+                .find(|k| line.contains(&format!("({k})")))?;
+            let name = line.split('[').nth(1)?.trim_end_matches(']');
+            Some(format!("{kind} {name}"))
+        })
+        .collect()
+}
+
+/// Every file and link below dir, relative to it, sorted; directories are
+/// left out.
+fn files_below(dir: &Path) -> Vec<String> {
+    fn walk(base: &Path, dir: &Path, found: &mut Vec<String>) {
+        for entry in fs::read_dir(dir).unwrap().flatten() {
+            let path = entry.path();
+            if fs::symlink_metadata(&path).unwrap().is_dir() {
+                walk(base, &path, found);
+            } else {
+                let rel = path.strip_prefix(base).unwrap();
+                found.push(rel.to_string_lossy().into_owned());
+            }
+        }
+    }
+    let mut found = Vec::new();
+    if dir.exists() {
+        walk(dir, dir, &mut found);
+    }
+    found.sort();
+    found
+}
+
+fn copy_tree(from: &Path, to: &Path, skip: &str) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_name() == skip {
+            continue;
+        }
+        if entry.file_type().unwrap().is_dir() {
+            copy_tree(&entry.path(), &target, skip);
+        } else {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+// ---- building C programs against the installation -------------------------
+
+#[derive(Clone, Copy, Debug)]
+enum Link {
+    Shared,
+    Static,
+}
+
+/// Compiles source (C, or C++ for .cpp) against the installed ucoro, plus
+/// the pkg-config packages pkgs, and checks that the binary depends on the
+/// shared library by its soname, or not at all when linked statically.
+fn build(source: &Path, flags: &[&str], pkgs: &[&str], link: Link, tag: &str) -> PathBuf {
+    let inst = installed();
+    let is_cxx = source.extension().is_some_and(|e| e == "cpp");
+    let compiler = if is_cxx {
+        env::var_os("CXX").unwrap_or_else(|| "c++".into())
+    } else {
+        env::var_os("CC").unwrap_or_else(|| "cc".into())
+    };
+    let stem = source.file_stem().unwrap().to_string_lossy();
+    let bin_dir = inst.work.join("bin");
+    fs::create_dir_all(&bin_dir).unwrap();
+    let binary = bin_dir.join(format!("{stem}-{tag}-{link:?}").to_lowercase());
+
+    let mut cflags_args = vec!["--cflags", "ucoro"];
+    cflags_args.extend_from_slice(pkgs);
+    let mut cmd = Command::new(compiler);
+    cmd.args(flags)
+        .args(inst.pkg_config(&cflags_args))
+        .arg(source)
+        .arg("-o")
+        .arg(&binary);
+    match link {
+        Link::Shared => {
+            cmd.args(inst.pkg_config(&["--libs", "ucoro"]));
+            let mut rpath = OsString::from("-Wl,-rpath,");
+            rpath.push(inst.libdir());
+            cmd.arg(rpath);
+        }
+        Link::Static => {
+            // Libs.private comes in with --static; -l:libucoro.a makes the
+            // linker take the archive although the .so sits next to it.
+            let libs = inst.pkg_config(&["--static", "--libs", "ucoro"]);
+            assert!(libs.iter().any(|l| l == "-lucoro"), "{libs:?}");
+            cmd.args(libs.into_iter().map(|l| {
+                if l == "-lucoro" {
+                    "-l:libucoro.a".to_string()
+                } else {
+                    l
+                }
+            }));
+        }
+    }
+    if !pkgs.is_empty() {
+        let mut libs_args = vec!["--libs"];
+        libs_args.extend_from_slice(pkgs);
+        cmd.args(inst.pkg_config(&libs_args));
+    }
+    run_ok(&mut cmd);
+
+    let needs_ucoro: Vec<String> = dynamic_entries(&binary)
+        .into_iter()
+        .filter(|e| e.starts_with("NEEDED libucoro"))
+        .collect();
+    match link {
+        Link::Shared => assert_eq!(
+            needs_ucoro,
+            [format!("NEEDED libucoro.so.{VERSION_MAJOR}")],
+            "{} should load libucoro by its soname",
+            binary.display()
+        ),
+        Link::Static => assert!(
+            needs_ucoro.is_empty(),
+            "{} is linked statically, yet needs {needs_ucoro:?}",
+            binary.display()
+        ),
+    }
+    binary
+}
+
+/// LD_LIBRARY_PATH with the installed library first. The binaries' rpath
+/// already points there; this also wins over anything system-wide.
+fn library_path() -> OsString {
+    let mut path = OsString::from(installed().libdir());
+    if let Some(old) = env::var_os("LD_LIBRARY_PATH") {
+        path.push(":");
+        path.push(old);
+    }
+    path
+}
+
+/// Builds and runs one program of tests/c, which must exit 0 and end with
+/// "<n> passed, 0 failed". Returns its output.
+fn c_suite(file: &str, std: &str, link: Link, pkgs: &[&str], extra: &[&str]) -> String {
+    let source = Path::new(ROOT).join("tests/c").join(file);
+    let std_flag = format!("-std={std}");
+    let mut flags = vec![
+        std_flag.as_str(),
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+    ];
+    flags.extend_from_slice(extra);
+    let binary = build(&source, &flags, pkgs, link, std);
+    let (status, stdout, stderr) = run_program(
+        Command::new(&binary).env("LD_LIBRARY_PATH", library_path()),
+        &binary,
+    );
+    let last = stdout.lines().last().unwrap_or("");
+    let passed = last
+        .strip_suffix(" passed, 0 failed")
+        .and_then(|n| n.parse::<u32>().ok());
+    assert!(
+        status.success() && passed.is_some_and(|n| n > 0),
+        "{file} ({std}, {link:?}) failed: {status}\n--- stdout\n{stdout}--- stderr\n{stderr}"
+    );
+    stdout
+}
+
+/// The GLib test is required: without GLib it fails, it does not skip.
+fn require_glib() {
+    let found = Command::new(env::var_os("PKG_CONFIG").unwrap_or_else(|| "pkg-config".into()))
+        .args(["--exists", "glib-2.0"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        found,
+        "GLib not found by `pkg-config glib-2.0`: install its development files \
+         (Debian/Ubuntu: libglib2.0-dev) to run the GLib diagnostics test"
+    );
+}
+
+// ---- what make install produced ----------------------------------------------
+
+#[test]
+fn install_puts_headers_libraries_and_pc_file_in_the_prefix() {
+    let inst = installed();
+    assert_eq!(files_below(&inst.prefix), installed_files());
+    let lib = inst.libdir();
+    assert_eq!(
+        fs::read_link(lib.join("libucoro.so")).unwrap(),
+        Path::new(&format!("libucoro.so.{VERSION_MAJOR}"))
+    );
+    assert_eq!(
+        fs::read_link(lib.join(format!("libucoro.so.{VERSION_MAJOR}"))).unwrap(),
+        Path::new(&format!("libucoro.so.{VERSION}"))
+    );
+    assert!(
+        fs::symlink_metadata(lib.join(format!("libucoro.so.{VERSION}")))
+            .unwrap()
+            .is_file()
+    );
+    // The public headers are installed as they are in csrc.
+    for header in ["coroutine.h", "continuation.h"] {
+        assert_eq!(
+            fs::read(inst.prefix.join("include").join(header)).unwrap(),
+            fs::read(Path::new(ROOT).join("csrc").join(header)).unwrap(),
+            "{header}"
+        );
+    }
+}
+
+#[test]
+fn pkg_config_gives_the_crate_version_and_the_flags() {
+    let inst = installed();
+    assert_eq!(inst.pkg_config(&["--modversion", "ucoro"]), [VERSION]);
+    assert_eq!(
+        inst.pkg_config(&["--cflags", "ucoro"]),
+        [format!("-I{}", inst.prefix.join("include").display())]
+    );
+    assert_eq!(
+        inst.pkg_config(&["--libs", "ucoro"]),
+        [format!("-L{}", inst.libdir().display()), "-lucoro".into()]
+    );
+    let static_libs = inst.pkg_config(&["--static", "--libs", "ucoro"]);
+    assert!(
+        static_libs.iter().any(|l| l == "-lpthread"),
+        "{static_libs:?}"
+    );
+    let pc = fs::read_to_string(inst.libdir().join("pkgconfig/ucoro.pc")).unwrap();
+    for line in [
+        "Cflags: -I${includedir}",
+        "Libs: -L${libdir} -lucoro",
+        "Libs.private: -lpthread",
+    ] {
+        assert!(pc.lines().any(|l| l == line), "no `{line}` in\n{pc}");
+    }
+}
+
+#[test]
+fn version_header_carries_the_crate_version() {
+    let header = fs::read_to_string(installed().prefix.join("include/ucoro_version.h")).unwrap();
+    let parts: Vec<&str> = VERSION.split(['.', '-', '+']).collect();
+    for (name, value) in [
+        ("UCORO_VERSION_MAJOR", parts[0].to_string()),
+        ("UCORO_VERSION_MINOR", parts[1].to_string()),
+        ("UCORO_VERSION_PATCH", parts[2].to_string()),
+        ("UCORO_VERSION", format!("\"{VERSION}\"")),
+    ] {
+        let line = format!("#define {name} {value}");
+        assert!(
+            header.lines().any(|l| l == line),
+            "no `{line}` in\n{header}"
+        );
+    }
+}
+
+#[test]
+fn shared_library_exports_only_the_api_under_its_soname() {
+    let so = installed().libdir().join(format!("libucoro.so.{VERSION}"));
+    let exported = symbol_names(&nm(&["-D", "--defined-only"], &so));
+    let foreign: Vec<&String> = exported.iter().filter(|n| !is_api_name(n)).collect();
+    assert!(
+        foreign.is_empty(),
+        "exported outside coroutine_/cc_/ucoro_: {foreign:?}"
+    );
+    for function in API_FUNCTIONS {
+        assert!(
+            exported.iter().any(|n| n == function),
+            "{function} not exported: {exported:?}"
+        );
+    }
+    // The caller defines coroutine_enter (SPEC §1); the library must not.
+    assert!(!exported.iter().any(|n| n == "coroutine_enter"));
+    let undefined = nm(&["-D", "--undefined-only"], &so);
+    assert!(!undefined.contains("rust"), "{undefined}");
+    assert!(dynamic_entries(&so).contains(&format!("SONAME libucoro.so.{VERSION_MAJOR}")));
+}
+
+#[test]
+fn static_library_holds_no_rust_and_defines_only_api_names() {
+    let archive = installed().libdir().join("libucoro.a");
+    let all = nm(&[], &archive);
+    for rust in ["rust_", "_ZN", "__rust"] {
+        assert!(!all.contains(rust), "`{rust}` in nm libucoro.a:\n{all}");
+    }
+    // Internal ucoro__ helpers are global in the archive (hidden only in the
+    // shared library), so only the three prefixes are checked here.
+    let defined = symbol_names(&nm(&["-g", "--defined-only"], &archive));
+    let foreign: Vec<&String> = defined
+        .iter()
+        .filter(|n| {
+            !(n.starts_with("coroutine_") || n.starts_with("cc_") || n.starts_with("ucoro_"))
+        })
+        .collect();
+    assert!(
+        foreign.is_empty(),
+        "global symbols outside the API prefixes: {foreign:?}"
+    );
+    assert!(!defined.iter().any(|n| n == "coroutine_enter"));
+}
+
+// ---- the C test programs, against both libraries ------------------------------
+
+macro_rules! c_suites {
+    ($($name:ident: $file:literal, $std:literal, $link:ident, [$($pkg:literal),*], [$($flag:literal),*];)*) => {
+        $(
+            #[test]
+            fn $name() {
+                c_suite($file, $std, Link::$link, &[$($pkg),*], &[$($flag),*]);
+            }
+        )*
+    };
+}
+
+c_suites! {
+    spec_api_shared: "spec_api.c", "c11", Shared, [], ["-pthread"];
+    spec_api_static: "spec_api.c", "c11", Static, [], ["-pthread"];
+    headers_in_c89_shared: "header_check.c", "c89", Shared, [], [];
+    headers_in_c89_static: "header_check.c", "c89", Static, [], [];
+    headers_in_c99_shared: "header_check.c", "c99", Shared, [], [];
+    headers_in_c11_static: "header_check.c", "c11", Static, [], [];
+    headers_in_cxx17_shared: "cxx_header.cpp", "c++17", Shared, [], [];
+    headers_in_cxx17_static: "cxx_header.cpp", "c++17", Static, [], [];
+    spice_gtk_style_shared: "styles_spice.c", "c99", Shared, [], [];
+    spice_gtk_style_static: "styles_spice.c", "c99", Static, [], [];
+    gtk_vnc_style_shared: "styles_gtkvnc.c", "c89", Shared, [], [];
+    gtk_vnc_style_static: "styles_gtkvnc.c", "c89", Static, [], [];
+}
+
+#[test]
+fn header_check_prints_the_crate_version() {
+    let stdout = c_suite("header_check.c", "c11", Link::Shared, &[], &[]);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l == format!("UCORO_VERSION={VERSION}")),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn glib_forwarder_turns_diagnostics_into_criticals_shared() {
+    require_glib();
+    c_suite("glib_forward.c", "c11", Link::Shared, &["glib-2.0"], &[]);
+}
+
+#[test]
+fn glib_forwarder_turns_diagnostics_into_criticals_static() {
+    require_glib();
+    c_suite("glib_forward.c", "c11", Link::Static, &["glib-2.0"], &[]);
+}
+
+// ---- the canonical caller (SPEC §1) -------------------------------------------
+
+/// Builds examples/c/seed_test.c as its header comment says (-DWITH_UCONTEXT,
+/// no -Werror: it lacks <stdlib.h> and <unistd.h>), runs it for 3.5 s and
+/// checks that the two "Yield to" lines alternate. Its stdout is a pipe, so
+/// printf would buffer whole blocks and lose them when the process is
+/// killed: stdbuf -oL makes it line-buffered (through LD_PRELOAD, which works
+/// for both builds since libc stays dynamic).
+fn seed_test_alternates(link: Link) {
+    let source = Path::new(ROOT).join("examples/c/seed_test.c");
+    let flags = [
+        "-DWITH_UCONTEXT",
+        // GCC 14 and Clang 16 turn these into errors by default.
+        "-Wno-error=implicit-function-declaration",
+        "-Wno-error=int-conversion",
+    ];
+    let binary = build(&source, &flags, &[], link, "seed");
+    let mut child = Command::new("stdbuf")
+        .arg("-oL")
+        .arg(&binary)
+        .env("LD_LIBRARY_PATH", library_path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run `stdbuf -oL` (GNU coreutils): {e}"));
+    thread::sleep(Duration::from_millis(3500));
+    let early_exit = child.try_wait().unwrap();
+    let _ = child.kill();
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        early_exit.is_none(),
+        "seed_test ({link:?}) must run forever, but ended: {early_exit:?}\n\
+         --- stdout\n{stdout}--- stderr\n{stderr}"
+    );
+    assert!(stderr.is_empty(), "seed_test wrote to stderr:\n{stderr}");
+
+    let yields: Vec<&str> = stdout
+        .lines()
+        .filter(|l| l.starts_with("Yield to"))
+        .collect();
+    for (i, line) in yields.iter().enumerate() {
+        let expected = if i % 2 == 0 {
+            "Yield to coroutine context"
+        } else {
+            "Yield to caller context"
+        };
+        assert_eq!(*line, expected, "line {i} of the Yield lines in\n{stdout}");
+    }
+    // One round a second: 3 in 3.5 s; 2 leave room for a loaded machine.
+    let rounds = yields
+        .iter()
+        .filter(|l| **l == "Yield to caller context")
+        .count();
+    assert!(rounds >= 2, "only {rounds} rounds in 3.5 s:\n{stdout}");
+    assert!(stdout.contains("\nI am in caller context\n"), "{stdout}");
+    assert!(stdout.contains("\nI am in coroutine context\n"), "{stdout}");
+}
+
+#[test]
+fn seed_test_alternates_with_the_shared_library() {
+    seed_test_alternates(Link::Shared);
+}
+
+#[test]
+fn seed_test_alternates_with_the_static_library() {
+    seed_test_alternates(Link::Static);
+}
+
+// ---- the Makefile itself ------------------------------------------------------
+
+#[test]
+fn install_honours_destdir_and_uninstall_leaves_only_directories() {
+    let work = &installed().work;
+    let stage = work.join("stage");
+    let build_dir = work.join("build-destdir");
+    let vars = [
+        assign("DESTDIR", &stage),
+        "PREFIX=/opt/ucoro".into(),
+        assign("BUILDDIR", &build_dir),
+    ];
+    let csrc = Path::new(ROOT).join("csrc");
+    run_ok(make(&csrc).arg("install").args(&vars));
+    let staged = stage.join("opt/ucoro");
+    assert_eq!(files_below(&staged), installed_files());
+    let pc = fs::read_to_string(staged.join("lib/pkgconfig/ucoro.pc")).unwrap();
+    assert!(pc.lines().any(|l| l == "prefix=/opt/ucoro"), "{pc}");
+
+    run_ok(make(&csrc).arg("uninstall").args(&vars));
+    assert_eq!(files_below(&stage), Vec::<String>::new());
+}
+
+#[test]
+fn csrc_alone_builds_given_a_version_and_compiles_the_sources_mk_list() {
+    let work = &installed().work;
+    let copy = work.join("csrc-alone/csrc");
+    copy_tree(&Path::new(ROOT).join("csrc"), &copy, "build");
+    let build_dir = work.join("csrc-alone/build");
+
+    // Without ../Cargo.toml the version must be given.
+    let refused = make(&copy)
+        .arg(assign("BUILDDIR", &build_dir))
+        .output()
+        .unwrap();
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("VERSION=x.y.z"), "{stderr}");
+
+    // A source added to sources.mk alone is compiled: the list lives there.
+    fs::write(
+        copy.join("probe_source.c"),
+        "int ucoro_probe_from_sources_mk(void);\nint ucoro_probe_from_sources_mk(void) { return 1; }\n",
+    )
+    .unwrap();
+    let list = fs::read_to_string(copy.join("sources.mk")).unwrap();
+    let list = list.replace("UCORO_SOURCES =", "UCORO_SOURCES = probe_source.c");
+    assert!(
+        list.contains("probe_source.c"),
+        "unexpected sources.mk:\n{list}"
+    );
+    fs::write(copy.join("sources.mk"), list).unwrap();
+
+    run_ok(make(&copy).args([assign("BUILDDIR", &build_dir), "VERSION=9.8.7".into()]));
+    let so = build_dir.join("libucoro.so.9.8.7");
+    assert!(dynamic_entries(&so).contains(&"SONAME libucoro.so.9".to_string()));
+    assert!(symbol_names(&nm(&["-D", "--defined-only"], &so))
+        .iter()
+        .any(|n| n == "ucoro_probe_from_sources_mk"));
+    let header = fs::read_to_string(build_dir.join("ucoro_version.h")).unwrap();
+    assert!(
+        header.contains("#define UCORO_VERSION_MAJOR 9\n"),
+        "{header}"
+    );
+    assert!(
+        header.contains("#define UCORO_VERSION \"9.8.7\"\n"),
+        "{header}"
+    );
+}
