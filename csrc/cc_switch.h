@@ -20,6 +20,7 @@
 #define UCORO_CC_SWITCH_H
 
 #include "continuation.h"
+#include "tools.h"
 #include "ucoro_internal.h"
 
 /* First code of every new stack (called by the arch start path with the
@@ -49,9 +50,18 @@ UCORO_HIDDEN void ucoro__cc_adopt(struct continuation *cc);
  * Returns what is handed over when something resumes from, perhaps on
  * another thread. Meant to be tail-called.
  */
+#ifdef UCORO_TOOL_SWITCH
+/* The same, announced to the sanitizers: out of line, no tail call. */
+UCORO_HIDDEN void *ucoro__cc_transfer_announced(struct continuation *from,
+                                                struct continuation *to, void *value);
+#endif
+
 static inline __attribute__((always_inline)) void *
 ucoro__cc_transfer(struct continuation *from, struct continuation *to, void *value)
 {
+#ifdef UCORO_TOOL_SWITCH
+    return ucoro__cc_transfer_announced(from, to, value);
+#else
     void *ctx = to->ctx;
 
     to->return_to = from;
@@ -59,6 +69,7 @@ ucoro__cc_transfer(struct continuation *from, struct continuation *to, void *val
         return ucoro__cc_first(from, to, value);
     to->ctx = NULL; /* consumed: to is running from now on */
     return ucoro__switch(&from->ctx, ctx, value);
+#endif
 }
 
 /*
@@ -72,6 +83,7 @@ ucoro__cc_exit(struct continuation *to, void *(*hook)(void *), void *arg)
     void *ctx = to->ctx;
 
     to->ctx = NULL;
+    ucoro__tool_leave(to, NULL); /* NULL: this context ends here */
     ucoro__switch_exit(ctx, hook, arg);
 }
 

@@ -62,6 +62,7 @@ int cc_init(struct continuation *cc)
     if (ucoro__stack_alloc(&size, &cc->stack) != 0)
         return -1;
     ucoro__overflow_install();
+    ucoro__tool_context_created(cc);
     cc->stack_size = size;
     cc->magic = live_magic(cc);
     return 0;
@@ -70,27 +71,28 @@ int cc_init(struct continuation *cc)
 int cc_release(struct continuation *cc)
 {
     char *stack;
+    size_t size;
+    void *fiber;
     int ret;
 
     if (!cc || cc->magic != live_magic(cc) || !cc->stack)
         return 0;
-    /* Detach the stack before the callback runs, so that a callback that
-     * frees the struct itself (and returns >= 0) is not followed by a write
-     * into freed memory. */
+    /* Copy out and detach the stack before the callback runs, so that a
+     * callback that frees the struct itself (and returns >= 0) is not
+     * followed by any access to it. */
     stack = cc->stack;
+    size = cc->stack_size;
+    fiber = cc->tool_fiber;
     cc->stack = NULL;
     if (cc->release) {
-        size_t size = cc->stack_size;
-
         ret = cc->release(cc);
         if (ret < 0) {
             cc->stack = stack; /* the owner keeps it: nothing is freed */
             return ret;
         }
-        ucoro__stack_free(stack, size);
-        return 0;
     }
-    ucoro__stack_free(stack, cc->stack_size);
+    ucoro__tool_fiber_destroyed(fiber);
+    ucoro__stack_free(stack, size);
     return 0;
 }
 
@@ -105,6 +107,7 @@ void ucoro__cc_entry(void *arg)
     struct continuation *cc = arg;
     struct continuation *back;
 
+    ucoro__tool_arrive(NULL);
     cc->entry(cc);
     /* A raw continuation's entry returned (the coroutine layer's never
      * does: it leaves through ucoro__cc_exit itself). */
@@ -157,6 +160,7 @@ void ucoro__cc_adopt(struct continuation *cc)
     cc->ctx = NULL;
     cc->started = 1;
     cc->magic = live_magic(cc);
+    ucoro__tool_context_created(cc);
     /* A thread that runs coroutines needs an alternate signal stack for
      * the overflow report; this is the first thing each such thread does. */
     ucoro__overflow_arm_thread();
@@ -171,3 +175,35 @@ void *ucoro__cc_first(struct continuation *from, struct continuation *to, void *
     return ucoro__switch_start(&from->ctx, to->stack, to->stack_size, to, value);
 #endif
 }
+
+#ifdef UCORO_TOOL_SWITCH
+void *ucoro__cc_transfer_announced(struct continuation *from, struct continuation *to,
+                                   void *value)
+{
+    void *ctx = to->ctx;
+    void *fake = NULL;
+    void *r;
+
+    to->return_to = from;
+    /* Announce the switch, then switch with no instrumented call in
+     * between: ThreadSanitizer keeps a call stack per fiber, and a function
+     * entered after the announcement would be recorded on the other one. */
+    if (!to->started) {
+        to->started = 1;
+#ifdef UCORO_SWITCH_ASM
+        ctx = ucoro_arch_prepare(to->stack, to->stack_size, to);
+        ucoro__tool_leave(to, &fake);
+        r = ucoro__switch(&from->ctx, ctx, value);
+#else
+        ucoro__tool_leave(to, &fake);
+        r = ucoro__switch_start(&from->ctx, to->stack, to->stack_size, to, value);
+#endif
+    } else {
+        to->ctx = NULL;
+        ucoro__tool_leave(to, &fake);
+        r = ucoro__switch(&from->ctx, ctx, value);
+    }
+    ucoro__tool_arrive(fake);
+    return r;
+}
+#endif

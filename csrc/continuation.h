@@ -43,6 +43,10 @@ struct continuation {
     void *ctx;            /* saved machine state while switched out */
     unsigned long magic;  /* tells an initialised continuation from garbage */
     int started;          /* entry has been entered */
+    /* private: used only in builds for AddressSanitizer / ThreadSanitizer */
+    const void *tool_stack; /* bounds of the stack this context runs on */
+    size_t tool_stack_size;
+    void *tool_fiber;       /* ThreadSanitizer's fiber for this context */
 };
 
 /*

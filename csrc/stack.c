@@ -37,6 +37,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "tools.h"
 #include "ucoro_internal.h"
 
 #ifndef MADV_GUARD_INSTALL
@@ -58,16 +59,14 @@
  * or one huge stack): the x86_64 user address space is 128 TiB. */
 #define MAX_SLABS 65536
 
-struct free_stack {
-    struct free_stack *next;
-};
-
 /* All slabs of one stack size. */
 struct size_class {
     struct size_class *next;
     size_t size;
-    struct free_stack *free; /* freed stacks, pages given back */
-    char *carve;             /* next unused stride in the newest slab */
+    char **free; /* freed stacks, pages given back (kept outside the stacks,
+                    so memory tools see no write into a dead stack) */
+    size_t free_count, free_capacity;
+    char *carve; /* next unused stride in the newest slab */
     char *carve_end;
 };
 
@@ -198,10 +197,8 @@ static char *global_alloc(size_t size)
     c = find_class(size);
     if (!c)
         goto out;
-    if (c->free) {
-        /* The node sits in the stack's top page (see global_free). */
-        base = (char *)c->free - (size - page_size());
-        c->free = c->free->next;
+    if (c->free_count) {
+        base = c->free[--c->free_count];
         goto out;
     }
     if (c->carve == c->carve_end && new_slab(c) != 0)
@@ -210,6 +207,7 @@ static char *global_alloc(size_t size)
         goto out; /* the stride stays unused: retried by the next call */
     base = c->carve + GUARD_SIZE;
     c->carve += GUARD_SIZE + size;
+    ucoro__tool_stack_carved(base, size);
 out:
     pthread_mutex_unlock(&global_lock);
     return base;
@@ -218,17 +216,23 @@ out:
 static void global_free(char *base, size_t size)
 {
     struct size_class *c;
-    struct free_stack *node;
 
-    give_back(base, size - page_size());
-    /* The node lives in the stack's top page, which stays resident. */
-    node = (struct free_stack *)(base + size - page_size());
+    give_back(base, size);
     pthread_mutex_lock(&global_lock);
     c = find_class(size); /* exists: the stack came from it */
-    if (c) {
-        node->next = c->free;
-        c->free = node;
+    if (c && c->free_count == c->free_capacity) {
+        size_t capacity = c->free_capacity ? 2 * c->free_capacity : 64;
+        char **grown = realloc(c->free, capacity * sizeof(*grown));
+
+        if (grown) {
+            c->free = grown;
+            c->free_capacity = capacity;
+        }
     }
+    /* Out of memory for the list: the stack's address space stays unused
+     * (its pages were given back above). */
+    if (c && c->free_count < c->free_capacity)
+        c->free[c->free_count++] = base;
     pthread_mutex_unlock(&global_lock);
 }
 

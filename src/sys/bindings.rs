@@ -22,10 +22,15 @@ pub struct continuation {
     pub magic: ::std::os::raw::c_ulong,
     #[doc = " entry has been entered"]
     pub started: ::std::os::raw::c_int,
+    #[doc = " bounds of the stack this context runs on"]
+    pub tool_stack: *const ::std::os::raw::c_void,
+    pub tool_stack_size: usize,
+    #[doc = " ThreadSanitizer's fiber for this context"]
+    pub tool_fiber: *mut ::std::os::raw::c_void,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of continuation"][::std::mem::size_of::<continuation>() - 72usize];
+    ["Size of continuation"][::std::mem::size_of::<continuation>() - 96usize];
     ["Alignment of continuation"][::std::mem::align_of::<continuation>() - 8usize];
     ["Offset of field: continuation::stack"][::std::mem::offset_of!(continuation, stack) - 0usize];
     ["Offset of field: continuation::stack_size"]
@@ -41,6 +46,12 @@ const _: () = {
     ["Offset of field: continuation::magic"][::std::mem::offset_of!(continuation, magic) - 56usize];
     ["Offset of field: continuation::started"]
         [::std::mem::offset_of!(continuation, started) - 64usize];
+    ["Offset of field: continuation::tool_stack"]
+        [::std::mem::offset_of!(continuation, tool_stack) - 72usize];
+    ["Offset of field: continuation::tool_stack_size"]
+        [::std::mem::offset_of!(continuation, tool_stack_size) - 80usize];
+    ["Offset of field: continuation::tool_fiber"]
+        [::std::mem::offset_of!(continuation, tool_fiber) - 88usize];
 };
 unsafe extern "C" {
     #[doc = " Prepares cc: allocates a stack of cc->stack_size bytes (0: the default)\n with a guard region below it and writes the size used back. Every private\n field is reset, so never-zeroed memory is valid input. entry does not run\n yet.\n Returns 0, or -1 with errno: EINVAL (cc or cc->entry NULL, or a size that\n overflows when rounded up), ENOMEM (the system refused the memory). On\n failure cc is left in a state that cc_swap rejects."]
@@ -78,7 +89,7 @@ pub struct coroutine {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 128usize];
+    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 152usize];
     ["Alignment of coroutine"][::std::mem::align_of::<coroutine>() - 8usize];
     ["Offset of field: coroutine::stack_size"]
         [::std::mem::offset_of!(coroutine, stack_size) - 0usize];

@@ -721,6 +721,17 @@ static void threads_have_their_own_main_and_run_at_once(void)
     }
 }
 
+/* pthread_self() is declared const, so at -O2 the compiler may merge two
+ * calls on either side of a switch, exactly as QEMU's compiler hoisted a
+ * thread-local address. The empty asm makes this wrapper impure. */
+__attribute__((noinline)) static pthread_t running_thread(void)
+{
+    pthread_t self = pthread_self();
+
+    __asm__ volatile("" : "+r"(self));
+    return self;
+}
+
 static struct coroutine *traveller;
 static pthread_t traveller_threads[2];
 static struct coroutine *traveller_callers[2];
@@ -728,11 +739,11 @@ static struct coroutine *traveller_callers[2];
 static void *travel(void *arg)
 {
     (void)arg;
-    traveller_threads[0] = pthread_self();
+    traveller_threads[0] = running_thread();
     traveller_callers[0] = traveller->caller;
     coroutine_yield(NULL);
     /* Resumed on another thread: the state must be that thread's. */
-    traveller_threads[1] = pthread_self();
+    traveller_threads[1] = running_thread();
     traveller_callers[1] = traveller->caller;
     CHECK(coroutine_self() == traveller);
     CHECK(coroutine_is_main(traveller_callers[1]));

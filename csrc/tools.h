@@ -1,0 +1,118 @@
+/*
+ * Telling memory tools about stack switches: internal to the continuation
+ * layer (and used by its inline switch in cc_switch.h).
+ *
+ * - Valgrind: every stack is registered once, when it is carved (stacks are
+ *   reused, never unmapped), if <valgrind/valgrind.h> is available at build
+ *   time; the client request costs a few instructions outside Valgrind.
+ * - AddressSanitizer and ThreadSanitizer: when the library is built with
+ *   -fsanitize=address or -fsanitize=thread, every switch is announced with
+ *   the fiber interface (__sanitizer_start/finish_switch_fiber,
+ *   __tsan_switch_to_fiber). Those builds switch without the tail call (the
+ *   resumed side must run the "finish" half), so they are slower.
+ *
+ * Everything here compiles to nothing in a plain build.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#ifndef UCORO_TOOLS_H
+#define UCORO_TOOLS_H
+
+#include <stddef.h>
+
+#include "continuation.h"
+#include "ucoro_internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#define UCORO_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define UCORO_ASAN 1
+#endif
+#endif
+
+#if defined(__SANITIZE_THREAD__)
+#define UCORO_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define UCORO_TSAN 1
+#endif
+#endif
+
+#if defined(UCORO_ASAN) || defined(UCORO_TSAN)
+#define UCORO_TOOL_SWITCH 1 /* announce switches; no tail-called switch */
+#endif
+
+#ifdef UCORO_ASAN
+void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
+void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
+                                     size_t *size_old);
+#endif
+#ifdef UCORO_TSAN
+void *__tsan_get_current_fiber(void);
+void *__tsan_create_fiber(unsigned flags);
+void __tsan_destroy_fiber(void *fiber);
+void __tsan_switch_to_fiber(void *fiber, unsigned flags);
+#endif
+
+/* Bounds of the stack `to` runs on, for AddressSanitizer. */
+static inline void ucoro__tool_bounds(const struct continuation *to, const void **bottom,
+                                      size_t *size)
+{
+    if (to->stack) {
+        *bottom = to->stack;
+        *size = to->stack_size;
+    } else {
+        *bottom = to->tool_stack;
+        *size = to->tool_stack_size;
+    }
+}
+
+/* About to leave the running context for to; *fake receives ASan's fake
+ * stack of the context being left (NULL: it is being left for good). */
+static inline void ucoro__tool_leave(const struct continuation *to, void **fake)
+{
+#ifdef UCORO_ASAN
+    const void *bottom;
+    size_t size;
+
+    ucoro__tool_bounds(to, &bottom, &size);
+    __sanitizer_start_switch_fiber(fake, bottom, size);
+#else
+    (void)fake;
+#endif
+#ifdef UCORO_TSAN
+    __tsan_switch_to_fiber(to->tool_fiber, 0);
+#else
+    (void)to;
+#endif
+}
+
+/* Back in a context (or first in a new one: fake NULL). */
+static inline void ucoro__tool_arrive(void *fake)
+{
+#ifdef UCORO_ASAN
+    __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+#else
+    (void)fake;
+#endif
+}
+
+/* A continuation got a stack (cc_init) or stands for a thread's own
+ * context (adopt: stack NULL, bounds from the thread). */
+UCORO_HIDDEN void ucoro__tool_context_created(struct continuation *cc);
+/* The fiber of a continuation whose stack is being freed (after it was
+ * left for good); NULL is ignored. */
+static inline void ucoro__tool_fiber_destroyed(void *fiber)
+{
+#ifdef UCORO_TSAN
+    if (fiber)
+        __tsan_destroy_fiber(fiber);
+#else
+    (void)fiber;
+#endif
+}
+/* A stack was carved: tell Valgrind it is a stack. */
+UCORO_HIDDEN void ucoro__tool_stack_carved(char *base, size_t size);
+
+#endif /* UCORO_TOOLS_H */
