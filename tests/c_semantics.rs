@@ -605,13 +605,30 @@ struct StackProbe {
     local: AtomicUsize,
 }
 
+/// Where the running code's stack is: the stack pointer itself where we can
+/// read it (a local's address would be off the real stack under
+/// AddressSanitizer's use-after-return detection, which moves locals to
+/// "fake stacks" on the heap), else a local's address.
+#[inline(always)]
+fn stack_position() -> usize {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let sp: usize;
+        // SAFETY: reads rsp into a register; touches no memory.
+        unsafe { std::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack)) };
+        sp
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let local = 0u8;
+        std::hint::black_box(&local) as *const u8 as usize
+    }
+}
+
 extern "C" fn probe_stack(arg: *mut c_void) -> *mut c_void {
     // SAFETY: the test passes a pointer to its live StackProbe.
     let probe = unsafe { &*arg.cast::<StackProbe>() };
-    let local = 0u8;
-    probe
-        .local
-        .store(std::hint::black_box(&local) as *const u8 as usize, SeqCst);
+    probe.local.store(stack_position(), SeqCst);
     val(0)
 }
 

@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Builds the C test programs together with csrc in every switch mode and
+# runs them plain, under AddressSanitizer, ThreadSanitizer and Valgrind.
+# Any report from a tool fails the run. Used by .ci/run; runnable alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+sources=$(sed -n 's/^UCORO_SOURCES *= *//p' csrc/sources.mk)
+srcs=""
+for s in $sources; do srcs="$srcs csrc/$s"; done
+out=$(mktemp -d)
+trap 'rm -rf "$out"' EXIT
+programs=${UCORO_C_TOOL_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c"}
+
+run() { # name, command...
+    local name=$1; shift
+    local log="$out/$name.log"
+    if ! "$@" >"$log" 2>&1; then
+        echo "FAILED: $name"; tail -n 40 "$log"; exit 1
+    fi
+    # Sanitizer reports go to stderr even when a program exits 0.
+    if grep -qE '^(==[0-9]+==)?(ERROR|WARNING): (Address|Thread|Leak)Sanitizer|WARNING: ThreadSanitizer|ASan doesn.t fully support' "$log"; then
+        echo "FAILED: $name (sanitizer report)"; grep -A20 -E 'Sanitizer' "$log" | head -60; exit 1
+    fi
+    echo "ok: $name ($(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1))"
+}
+
+for prog in $programs; do
+    [ -f "$prog" ] || continue
+    base=$(basename "$prog" .c)
+    for mode in default setjmp ucontext; do
+        case $mode in
+            default) def= ;;
+            setjmp) def=-DUCORO_SWITCH_SETJMP ;;
+            ucontext) def=-DUCORO_SWITCH_UCONTEXT ;;
+        esac
+        for tool in plain asan tsan valgrind; do
+            case $tool in
+                plain|valgrind) flags="-O2" ;;
+                asan) flags="-O1 -fsanitize=address -fno-omit-frame-pointer" ;;
+                tsan) flags="-O1 -fsanitize=thread" ;;
+            esac
+            bin="$out/$base-$mode-$tool"
+            # shellcheck disable=SC2086
+            cc -std=c11 -g -Wall -Wextra -Werror $flags $def -Icsrc -Itests/c \
+                "$prog" $srcs -lpthread -o "$bin"
+            case $tool in
+                valgrind) run "$base-$mode-$tool" valgrind -q --error-exitcode=99 "$bin" ;;
+                asan) ASAN_OPTIONS=detect_leaks=1:detect_stack_use_after_return=1 \
+                          run "$base-$mode-$tool" "$bin" ;;
+                *) run "$base-$mode-$tool" "$bin" ;;
+            esac
+        done
+    done
+done
