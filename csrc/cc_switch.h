@@ -9,7 +9,7 @@
  * header is its interface to the layer above.
  *
  * Mode selection (one per build):
- * - x86_64 default: assembly (arch/x86_64.h).
+ * - x86_64 and aarch64 default: assembly (arch/x86_64.h, arch/aarch64.h).
  * - -DUCORO_SWITCH_SETJMP, or any other architecture: _setjmp/_longjmp
  *   (arch/portable.h).
  * - -DUCORO_SWITCH_UCONTEXT: swapcontext on every switch (strict mode).
@@ -31,6 +31,10 @@ UCORO_HIDDEN __attribute__((noreturn)) void ucoro__cc_entry(void *cc);
     defined(__x86_64__)
 #define UCORO_SWITCH_ASM 1
 #include "arch/x86_64.h"
+#elif !defined(UCORO_SWITCH_UCONTEXT) && !defined(UCORO_SWITCH_SETJMP) && \
+    defined(__aarch64__)
+#define UCORO_SWITCH_ASM 1
+#include "arch/aarch64.h"
 #else
 #include "arch/portable.h"
 #endif

@@ -395,7 +395,10 @@ static void yield_from_main_aborts_with_the_original_message(void)
     close(err[0]);
     CHECK(waitpid(pid, &status, 0) == pid);
     CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT);
-    CHECK(strcmp(buf, "Co-routine is yielding to no one\n") == 0);
+    /* The line comes first; an emulator (qemu-user, for the aarch64 run)
+     * may add its own report of the signal after it. */
+    CHECK(strncmp(buf, "Co-routine is yielding to no one\n", 33) == 0);
+    CHECK(len == 33 || strncmp(buf + 33, "qemu:", 5) == 0);
 }
 
 /* ---- self / is_main ---- */

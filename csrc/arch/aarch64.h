@@ -1,0 +1,137 @@
+/*
+ * AArch64 (AAPCS64) switch: the fast default on this architecture.
+ *
+ * A switched-out context is a stack pointer; what must survive sits on its
+ * own stack, stored by ucoro__switch (160 bytes, 16-byte aligned):
+ *
+ *     saved sp -> [ d8 d9 ][ d10 d11 ][ d12 d13 ][ d14 d15 ]
+ *                 [ x19 x20 ][ x21 x22 ][ x23 x24 ][ x25 x26 ][ x27 x28 ]
+ *                 [ x29 (frame pointer) x30 (return address) ]
+ *
+ * Those are exactly the registers AAPCS64 makes callee-saved (of v8-v15
+ * only the low 64 bits are). The floating-point control and status
+ * registers (FPCR/FPSR) are left per thread, as on x86_64.
+ *
+ * Resuming ends in `ret` to the saved x30 rather than `br`: a br to a
+ * return address is not a valid target where branch target identification
+ * (BTI) is enforced, and ret is. Like the x86_64 switch, it is tail-called
+ * by the coroutine layer, so a resumed coroutine_yield/yieldto returns
+ * straight into user code.
+ *
+ * Included through cc_switch.h; continuation.c defines
+ * UCORO_ARCH_IMPLEMENTATION to emit the assembly once.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#ifndef UCORO_ARCH_AARCH64_H
+#define UCORO_ARCH_AARCH64_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../ucoro_internal.h"
+
+#define UCORO_SWITCH_NAME "aarch64 assembly"
+
+/* Same contract as in arch/x86_64.h. */
+UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
+UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
+                                                              void *arg);
+UCORO_HIDDEN void ucoro__start_stub(void);
+
+#define UCORO_AARCH64_FRAME 160
+
+/*
+ * Makes the top of [stack, stack + size) a saved context whose resumption
+ * runs ucoro__start_stub with x19 = start_arg and sp = the aligned top.
+ */
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+{
+    uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
+    void **sp = (void **)(top - UCORO_AARCH64_FRAME);
+    int i;
+
+    for (i = 0; i < UCORO_AARCH64_FRAME / 8; i++)
+        sp[i] = NULL;
+    sp[8] = start_arg;                  /* x19: the continuation */
+    sp[18] = NULL;                      /* x29: outermost frame */
+    sp[19] = (void *)ucoro__start_stub; /* x30: where ret goes */
+    return sp;
+}
+
+#ifdef UCORO_ARCH_IMPLEMENTATION
+/* clang-format off */
+#define UCORO_A64_SAVE                      \
+    "sub sp, sp, #160\n"                    \
+    "stp d8, d9, [sp, #0]\n"                \
+    "stp d10, d11, [sp, #16]\n"             \
+    "stp d12, d13, [sp, #32]\n"             \
+    "stp d14, d15, [sp, #48]\n"             \
+    "stp x19, x20, [sp, #64]\n"             \
+    "stp x21, x22, [sp, #80]\n"             \
+    "stp x23, x24, [sp, #96]\n"             \
+    "stp x25, x26, [sp, #112]\n"            \
+    "stp x27, x28, [sp, #128]\n"            \
+    "stp x29, x30, [sp, #144]\n"
+#define UCORO_A64_RESTORE                   \
+    "ldp d8, d9, [sp, #0]\n"                \
+    "ldp d10, d11, [sp, #16]\n"             \
+    "ldp d12, d13, [sp, #32]\n"             \
+    "ldp d14, d15, [sp, #48]\n"             \
+    "ldp x19, x20, [sp, #64]\n"             \
+    "ldp x21, x22, [sp, #80]\n"             \
+    "ldp x23, x24, [sp, #96]\n"             \
+    "ldp x25, x26, [sp, #112]\n"            \
+    "ldp x27, x28, [sp, #128]\n"            \
+    "ldp x29, x30, [sp, #144]\n"            \
+    "add sp, sp, #160\n"
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".globl ucoro__switch\n"
+    ".hidden ucoro__switch\n"
+    ".type ucoro__switch,%function\n"
+"ucoro__switch:\n"                 /* x0 = save, x1 = to, x2 = value */
+    ".cfi_startproc\n"
+    UCORO_A64_SAVE
+    "mov x9, sp\n"
+    "str x9, [x0]\n"               /* our context is complete */
+    "mov sp, x1\n"                 /* now on the other stack */
+    UCORO_A64_RESTORE
+    "mov x0, x2\n"                 /* what the resumed call returns */
+    "ret\n"
+    ".cfi_endproc\n"
+    ".size ucoro__switch, .-ucoro__switch\n"
+
+    ".p2align 4\n"
+    ".globl ucoro__switch_exit\n"
+    ".hidden ucoro__switch_exit\n"
+    ".type ucoro__switch_exit,%function\n"
+"ucoro__switch_exit:\n"            /* x0 = to, x1 = hook, x2 = arg */
+    ".cfi_startproc\n"
+    "mov sp, x0\n"                 /* the old stack is abandoned */
+    "mov x0, x2\n"
+    "blr x1\n"                     /* hook(arg), below to's saved registers */
+    UCORO_A64_RESTORE              /* x0: hook's result */
+    "ret\n"
+    ".cfi_endproc\n"
+    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+
+    ".p2align 4\n"
+    ".globl ucoro__start_stub\n"
+    ".hidden ucoro__start_stub\n"
+    ".type ucoro__start_stub,%function\n"
+"ucoro__start_stub:\n"
+    ".cfi_startproc\n"
+    ".cfi_undefined x30\n"         /* the outermost frame: unwinders stop */
+    "mov x0, x19\n"
+    "bl ucoro__cc_entry\n"         /* never returns */
+    "brk #0\n"
+    ".cfi_endproc\n"
+    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+#undef UCORO_A64_SAVE
+#undef UCORO_A64_RESTORE
+/* clang-format on */
+#endif
+
+#endif /* UCORO_ARCH_AARCH64_H */
