@@ -47,6 +47,13 @@ UCORO_HIDDEN void *ucoro__cc_first(struct continuation *from, struct continuatio
  * thread's main one): no stack, started. */
 UCORO_HIDDEN void ucoro__cc_adopt(struct continuation *cc);
 
+/* Whether cc is running now, on any thread: it has started and its context
+ * is not saved (a switch consumes the target's saved context). */
+static inline int ucoro__cc_is_running(const struct continuation *cc)
+{
+    return cc->started && !cc->ctx && !cc->exited;
+}
+
 /*
  * Switches from the running context (saved into from) to to, without any
  * check: to must be initialised, not exited, switched out, and not from.
@@ -77,15 +84,18 @@ ucoro__cc_transfer(struct continuation *from, struct continuation *to, void *val
 }
 
 /*
- * Leaves the running continuation for good (its entry is done) and resumes
- * to, running hook(arg) on to's stack first: there the finished stack may be
- * freed. to's pending switch returns hook's result.
+ * Leaves the running continuation self for good (its entry is done: it is
+ * marked exited) and resumes to, running hook(arg) on to's stack first:
+ * there the finished stack may be freed. to's pending switch returns hook's
+ * result.
  */
 static inline __attribute__((noreturn, always_inline)) void
-ucoro__cc_exit(struct continuation *to, void *(*hook)(void *), void *arg)
+ucoro__cc_exit(struct continuation *self, struct continuation *to, void *(*hook)(void *),
+               void *arg)
 {
     void *ctx = to->ctx;
 
+    self->exited = 1;
     to->ctx = NULL;
     ucoro__tool_leave(to, NULL); /* NULL: this context ends here */
     ucoro__switch_exit(ctx, hook, arg);

@@ -84,10 +84,13 @@ int cc_release(struct continuation *cc)
     size = cc->stack_size;
     fiber = cc->tool_fiber;
     cc->stack = NULL;
+    cc->magic = 0; /* no longer a switch target: nothing to start or resume */
     if (cc->release) {
         ret = cc->release(cc);
         if (ret < 0) {
-            cc->stack = stack; /* the owner keeps it: nothing is freed */
+            /* The owner keeps it: nothing is freed. */
+            cc->stack = stack;
+            cc->magic = live_magic(cc);
             return ret;
         }
     }
@@ -111,14 +114,13 @@ void ucoro__cc_entry(void *arg)
     cc->entry(cc);
     /* A raw continuation's entry returned (the coroutine layer's never
      * does: it leaves through ucoro__cc_exit itself). */
-    cc->exited = 1;
     back = cc->return_to;
     if (!back || !back->ctx) {
         /* Only reachable if an owner overwrote return_to with garbage. */
         fputs("ucoro: continuation exited with nowhere to return\n", stderr);
         abort();
     }
-    ucoro__cc_exit(back, report_exit, NULL);
+    ucoro__cc_exit(cc, back, report_exit, NULL);
 }
 
 int cc_swap(struct continuation *from, struct continuation *to)

@@ -62,9 +62,10 @@ int cc_init(struct continuation *cc);
 
 /*
  * Frees cc's stack. Calls cc->release first if set; a negative result is
- * returned as is and nothing is freed. Returns 0 when there was nothing to
- * free (never initialised by cc_init, already released), so calling it twice
- * is safe. Must not be called on the running continuation or one that is
+ * returned as is and nothing is freed. Afterwards cc_swap refuses cc until
+ * cc_init prepares it again. Returns 0 when there was nothing to free (NULL,
+ * never initialised by cc_init, already released), so calling it twice is
+ * safe. Must not be called on the running continuation or one that is
  * blocked in cc_swap (its frames would vanish): the caller's duty, since this
  * layer does not track who runs.
  */

@@ -50,8 +50,11 @@ struct coroutine {
  * a coroutine that has not exited leaks its stack: release it first). entry
  * does not run yet.
  * Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size
- * that overflows when rounded up), ENOMEM (the system refused the memory).
- * On failure coroutine_yieldto rejects co.
+ * that overflows when rounded up), ENOMEM (the system refused the memory),
+ * EBUSY (co is on the calling thread's chain of callers: running, waiting in
+ * coroutine_yieldto, or its main coroutine; co is left untouched). On other
+ * failures coroutine_yieldto rejects co. (A coroutine running on another
+ * thread cannot be told from garbage without reading it: don't.)
  */
 int coroutine_init(struct coroutine *co);
 
@@ -75,7 +78,7 @@ struct coroutine *coroutine_self(void);
  * Returns the value passed by whoever switches back to from, or to's entry
  * result if to finished. Returns NULL with a diagnostic message, without
  * switching, if from is not the running coroutine or to is NULL, not
- * initialised, exited, or from itself.
+ * initialised, exited, from itself, or another thread's main coroutine.
  */
 void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg);
 
@@ -94,8 +97,9 @@ void *coroutine_yieldto(struct coroutine *to, void *arg);
 /*
  * Suspends the running coroutine and returns arg to its caller; returns what
  * the next coroutine_yieldto into it passes. Clears the caller, so anyone may
- * resume it next. From a thread's main coroutine (no caller) this writes
- * "Co-routine is yielding to no one" to stderr and aborts.
+ * resume it next. Without a caller (a thread's main coroutine, or one started
+ * by coroutine_swap alone) this writes "Co-routine is yielding to no one" to
+ * stderr and aborts.
  */
 void *coroutine_yield(void *arg);
 

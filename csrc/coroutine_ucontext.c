@@ -114,7 +114,25 @@ static void coroutine_body(struct continuation *cc)
      * (started through coroutine_swap alone), the last switcher it is. */
     back = co->caller ? co->caller : CONTAINER_OF_CC(cc->return_to);
     co->caller = back; /* finish() reads and clears it */
-    ucoro__cc_exit(&back->cc, finish, co);
+    ucoro__cc_exit(cc, &back->cc, finish, co);
+}
+
+/*
+ * Whether co is on this thread's chain of callers: running here, waiting in
+ * coroutine_yieldto, or this thread's main coroutine. Walks the chain from
+ * the running coroutine, so it reads only initialised structs, never co
+ * itself (which may be memory never written).
+ */
+static int on_this_chain(struct ucoro_thread *t, const struct coroutine *co)
+{
+    const struct coroutine *c;
+
+    if (co == &t->leader)
+        return 1;
+    for (c = t->current; c; c = c->caller)
+        if (c == co)
+            return 1;
+    return 0;
 }
 
 int coroutine_init(struct coroutine *co)
@@ -124,16 +142,28 @@ int coroutine_init(struct coroutine *co)
         errno = EINVAL;
         return -1;
     }
+    if (on_this_chain(this_thread(), co)) {
+        /* Resetting it would pull the stack from under running frames. */
+        ucoro__diagnose("coroutine_init", coroutine_is_main(co) ? "!coroutine_is_main(co)"
+                                                                 : "!co->caller");
+        errno = EBUSY;
+        return -1;
+    }
+    if (!co->entry) {
+        ucoro__diagnose("coroutine_init", "co->entry != NULL");
+        errno = EINVAL;
+        /* Another thread's main coroutine (its entry is NULL) stays intact;
+         * anything else is made one that yieldto rejects. The magic is read
+         * only on this error path, where co's entry is already wrong. */
+        if (co->magic != magic_of(co, UCORO_MAGIC_LEADER))
+            co->magic = 0;
+        return -1;
+    }
     /* Reset everything private first: on failure yieldto must reject co. */
     co->magic = 0;
     co->exited = 0;
     co->caller = NULL;
     co->data = NULL;
-    if (!co->entry) {
-        ucoro__diagnose("coroutine_init", "co->entry != NULL");
-        errno = EINVAL;
-        return -1;
-    }
     co->cc.stack_size = co->stack_size;
     co->cc.entry = coroutine_body;
     co->cc.release = release_hook;
@@ -165,7 +195,9 @@ int coroutine_release(struct coroutine *co)
         errno = EINVAL;
         return -1;
     }
-    if (co->caller || co == coroutine_self()) {
+    /* Running (on any thread: one started by coroutine_swap alone has no
+     * caller) or waiting in coroutine_yieldto. */
+    if (co->caller || ucoro__cc_is_running(&co->cc)) {
         ucoro__diagnose("coroutine_release", "!co->caller");
         errno = EBUSY;
         return -1;

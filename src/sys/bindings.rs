@@ -58,7 +58,7 @@ unsafe extern "C" {
     pub fn cc_init(cc: *mut continuation) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
-    #[doc = " Frees cc's stack. Calls cc->release first if set; a negative result is\n returned as is and nothing is freed. Returns 0 when there was nothing to\n free (never initialised by cc_init, already released), so calling it twice\n is safe. Must not be called on the running continuation or one that is\n blocked in cc_swap (its frames would vanish): the caller's duty, since this\n layer does not track who runs."]
+    #[doc = " Frees cc's stack. Calls cc->release first if set; a negative result is\n returned as is and nothing is freed. Afterwards cc_swap refuses cc until\n cc_init prepares it again. Returns 0 when there was nothing to free (NULL,\n never initialised by cc_init, already released), so calling it twice is\n safe. Must not be called on the running continuation or one that is\n blocked in cc_swap (its frames would vanish): the caller's duty, since this\n layer does not track who runs."]
     pub fn cc_release(cc: *mut continuation) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
@@ -102,7 +102,7 @@ const _: () = {
     ["Offset of field: coroutine::cc"][::std::mem::offset_of!(coroutine, cc) - 56usize];
 };
 unsafe extern "C" {
-    #[doc = " Prepares co to run co->entry on a stack of co->stack_size bytes (0: the\n default) and writes the size used back. Resets every private field, so\n never-zeroed memory and an exited coroutine are valid input (re-initialising\n a coroutine that has not exited leaks its stack: release it first). entry\n does not run yet.\n Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size\n that overflows when rounded up), ENOMEM (the system refused the memory).\n On failure coroutine_yieldto rejects co."]
+    #[doc = " Prepares co to run co->entry on a stack of co->stack_size bytes (0: the\n default) and writes the size used back. Resets every private field, so\n never-zeroed memory and an exited coroutine are valid input (re-initialising\n a coroutine that has not exited leaks its stack: release it first). entry\n does not run yet.\n Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size\n that overflows when rounded up), ENOMEM (the system refused the memory),\n EBUSY (co is on the calling thread's chain of callers: running, waiting in\n coroutine_yieldto, or its main coroutine; co is left untouched). On other\n failures coroutine_yieldto rejects co. (A coroutine running on another\n thread cannot be told from garbage without reading it: don't.)"]
     pub fn coroutine_init(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
@@ -114,7 +114,7 @@ unsafe extern "C" {
     pub fn coroutine_self() -> *mut coroutine;
 }
 unsafe extern "C" {
-    #[doc = " Low-level switch: from (which must be coroutine_self()) to to, passing arg.\n Does not touch callers: prefer coroutine_yieldto / coroutine_yield.\n Returns the value passed by whoever switches back to from, or to's entry\n result if to finished. Returns NULL with a diagnostic message, without\n switching, if from is not the running coroutine or to is NULL, not\n initialised, exited, or from itself."]
+    #[doc = " Low-level switch: from (which must be coroutine_self()) to to, passing arg.\n Does not touch callers: prefer coroutine_yieldto / coroutine_yield.\n Returns the value passed by whoever switches back to from, or to's entry\n result if to finished. Returns NULL with a diagnostic message, without\n switching, if from is not the running coroutine or to is NULL, not\n initialised, exited, from itself, or another thread's main coroutine."]
     pub fn coroutine_swap(
         from: *mut coroutine,
         to: *mut coroutine,
@@ -129,7 +129,7 @@ unsafe extern "C" {
     ) -> *mut ::std::os::raw::c_void;
 }
 unsafe extern "C" {
-    #[doc = " Suspends the running coroutine and returns arg to its caller; returns what\n the next coroutine_yieldto into it passes. Clears the caller, so anyone may\n resume it next. From a thread's main coroutine (no caller) this writes\n \"Co-routine is yielding to no one\" to stderr and aborts."]
+    #[doc = " Suspends the running coroutine and returns arg to its caller; returns what\n the next coroutine_yieldto into it passes. Clears the caller, so anyone may\n resume it next. Without a caller (a thread's main coroutine, or one started\n by coroutine_swap alone) this writes \"Co-routine is yielding to no one\" to\n stderr and aborts."]
     pub fn coroutine_yield(arg: *mut ::std::os::raw::c_void) -> *mut ::std::os::raw::c_void;
 }
 unsafe extern "C" {
