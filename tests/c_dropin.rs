@@ -564,6 +564,7 @@ c_suites! {
     spice_gtk_style_static: "styles_spice.c", "c99", Static, [], [];
     gtk_vnc_style_shared: "styles_gtkvnc.c", "c89", Shared, [], [];
     gtk_vnc_style_static: "styles_gtkvnc.c", "c89", Static, [], [];
+    tls_migration_c_o2: "tls_migration.c", "c11", Shared, [], ["-pthread", "-O2"];
 }
 
 #[test]
