@@ -76,6 +76,10 @@
 //! leaked instead, which is safe). [`Coroutine`] is not `Send`: see its docs.
 #![warn(missing_docs)]
 
+#[cfg(feature = "bench-modes")]
+#[doc(hidden)]
+#[path = "bench_modes.rs"]
+pub mod __bench_modes;
 mod coroutine;
 mod error;
 mod generator;
