@@ -209,3 +209,8 @@ void *ucoro__cc_transfer_announced(struct continuation *from, struct continuatio
     return r;
 }
 #endif
+
+const char *ucoro_switch_mode(void)
+{
+    return UCORO_SWITCH_NAME;
+}

@@ -146,6 +146,15 @@ void ucoro_set_diagnostic_handler(ucoro_diagnostic_fn fn, void *user_data);
 size_t ucoro_stack_used(struct coroutine *co);
 
 /*
+ * The switch this build of the library uses: "x86_64 assembly" or "aarch64
+ * assembly" (the defaults there), "_setjmp/_longjmp" (other architectures,
+ * or built with -DUCORO_SWITCH_SETJMP), "swapcontext (strict)" (built with
+ * -DUCORO_SWITCH_UCONTEXT: per-coroutine signal mask and floating-point
+ * environment, two system calls per switch). A static string.
+ */
+const char *ucoro_switch_mode(void);
+
+/*
  * Stack overflow reporting (on by default): a fault in the guard region
  * below a coroutine's stack prints "ucoro: stack overflow in coroutine ADDR
  * (stack SIZE bytes)" and the process dies of the signal; other faults go

@@ -2233,3 +2233,22 @@ fn library_defines_only_prefixed_symbols() {
         "ucoro__ helpers must be hidden: {visible_internal:?}"
     );
 }
+
+#[test]
+fn built_in_the_requested_switch_mode() {
+    // SAFETY: returns a pointer to a static NUL-terminated string.
+    let mode = unsafe { std::ffi::CStr::from_ptr(sys::ucoro_switch_mode()) }
+        .to_str()
+        .expect("ASCII")
+        .to_owned();
+    // CI runs the suite once per mode with UCORO_SWITCH set for the build
+    // and the run alike; this checks that the build really switched.
+    let expected = match env::var("UCORO_SWITCH").as_deref() {
+        Ok("setjmp") => "_setjmp/_longjmp",
+        Ok("ucontext") => "swapcontext (strict)",
+        _ if cfg!(target_arch = "x86_64") => "x86_64 assembly",
+        _ if cfg!(target_arch = "aarch64") => "aarch64 assembly",
+        _ => "_setjmp/_longjmp",
+    };
+    assert_eq!(mode, expected);
+}

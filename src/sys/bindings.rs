@@ -162,6 +162,10 @@ unsafe extern "C" {
     pub fn ucoro_stack_used(co: *mut coroutine) -> usize;
 }
 unsafe extern "C" {
+    #[doc = " The switch this build of the library uses: \"x86_64 assembly\" or \"aarch64\n assembly\" (the defaults there), \"_setjmp/_longjmp\" (other architectures,\n or built with -DUCORO_SWITCH_SETJMP), \"swapcontext (strict)\" (built with\n -DUCORO_SWITCH_UCONTEXT: per-coroutine signal mask and floating-point\n environment, two system calls per switch). A static string."]
+    pub fn ucoro_switch_mode() -> *const ::std::os::raw::c_char;
+}
+unsafe extern "C" {
     #[doc = " Stack overflow reporting (on by default): a fault in the guard region\n below a coroutine's stack prints \"ucoro: stack overflow in coroutine ADDR\n (stack SIZE bytes)\" and the process dies of the signal; other faults go\n to the handler installed before. 0 turns it off (restoring the previous\n handler unless another one replaced ours since), non-zero back on. The\n environment variable UCORO_OVERFLOW_REPORTING=0 turns it off from the\n start."]
     pub fn ucoro_set_overflow_reporting(enable: ::std::os::raw::c_int);
 }
