@@ -43,6 +43,11 @@ UCORO_HIDDEN __attribute__((noreturn)) void ucoro__cc_entry(void *cc);
 UCORO_HIDDEN void *ucoro__cc_first(struct continuation *from, struct continuation *to,
                                    void *value);
 
+/* Sets cc up on a stack already allocated by ucoro__stack_alloc, whose top
+ * `reserved` bytes belong to the owner (frames start below them). */
+UCORO_HIDDEN void ucoro__cc_init_on(struct continuation *cc, char *stack, size_t size,
+                                    size_t reserved);
+
 /* Makes cc a valid switch target that stands for the running context (a
  * thread's main one): no stack, started. */
 UCORO_HIDDEN void ucoro__cc_adopt(struct continuation *cc);

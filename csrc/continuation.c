@@ -40,6 +40,7 @@ static unsigned long live_magic(const struct continuation *cc)
 int cc_init(struct continuation *cc)
 {
     size_t size;
+    char *stack;
 
     if (!cc) {
         ucoro__diagnose("cc_init", "cc != NULL");
@@ -48,24 +49,31 @@ int cc_init(struct continuation *cc)
     }
     /* Never read what was there: the memory may never have been written. */
     cc->stack = NULL;
-    cc->exited = 0;
-    cc->return_to = NULL;
-    cc->ctx = NULL;
     cc->magic = 0;
-    cc->started = 0;
     if (!cc->entry) {
         ucoro__diagnose("cc_init", "cc->entry != NULL");
         errno = EINVAL;
         return -1;
     }
     size = cc->stack_size;
-    if (ucoro__stack_alloc(&size, &cc->stack) != 0)
+    if (ucoro__stack_alloc(&size, &stack) != 0)
         return -1;
+    ucoro__cc_init_on(cc, stack, size, 0);
+    return 0;
+}
+
+void ucoro__cc_init_on(struct continuation *cc, char *stack, size_t size, size_t reserved)
+{
+    cc->stack = stack;
+    cc->stack_size = size;
+    cc->reserved = reserved;
+    cc->exited = 0;
+    cc->return_to = NULL;
+    cc->ctx = NULL;
+    cc->started = 0;
     ucoro__overflow_install();
     ucoro__tool_context_created(cc);
-    cc->stack_size = size;
     cc->magic = live_magic(cc);
-    return 0;
 }
 
 int cc_release(struct continuation *cc)
@@ -161,6 +169,7 @@ void ucoro__cc_adopt(struct continuation *cc)
     cc->return_to = NULL;
     cc->ctx = NULL;
     cc->started = 1;
+    cc->reserved = 0;
     cc->magic = live_magic(cc);
     ucoro__tool_context_created(cc);
     /* A thread that runs coroutines needs an alternate signal stack for
@@ -172,9 +181,11 @@ void *ucoro__cc_first(struct continuation *from, struct continuation *to, void *
 {
     to->started = 1;
 #ifdef UCORO_SWITCH_ASM
-    return ucoro__switch(&from->ctx, ucoro_arch_prepare(to->stack, to->stack_size, to), value);
+    return ucoro__switch(&from->ctx,
+                         ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to),
+                         value);
 #else
-    return ucoro__switch_start(&from->ctx, to->stack, to->stack_size, to, value);
+    return ucoro__switch_start(&from->ctx, to->stack, to->stack_size - to->reserved, to, value);
 #endif
 }
 
@@ -193,12 +204,13 @@ void *ucoro__cc_transfer_announced(struct continuation *from, struct continuatio
     if (!to->started) {
         to->started = 1;
 #ifdef UCORO_SWITCH_ASM
-        ctx = ucoro_arch_prepare(to->stack, to->stack_size, to);
+        ctx = ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to);
         ucoro__tool_leave(to, &fake);
         r = ucoro__switch(&from->ctx, ctx, value);
 #else
         ucoro__tool_leave(to, &fake);
-        r = ucoro__switch_start(&from->ctx, to->stack, to->stack_size, to, value);
+        r = ucoro__switch_start(&from->ctx, to->stack, to->stack_size - to->reserved, to,
+                                value);
 #endif
     } else {
         to->ctx = NULL;

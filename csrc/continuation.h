@@ -43,6 +43,7 @@ struct continuation {
     void *ctx;            /* saved machine state while switched out */
     unsigned long magic;  /* tells an initialised continuation from garbage */
     int started;          /* entry has been entered */
+    size_t reserved;      /* top bytes of the stack kept for the owner, not frames */
     /* private: used only in builds for AddressSanitizer / ThreadSanitizer */
     const void *tool_stack; /* bounds of the stack this context runs on */
     size_t tool_stack_size;

@@ -68,6 +68,27 @@ int coroutine_init(struct coroutine *co);
  */
 int coroutine_release(struct coroutine *co);
 
+/*
+ * Makes a coroutine whose struct lives at the top of its own stack, with
+ * `extra` more bytes there for the caller (*extra_out, 16-byte aligned), so
+ * a coroutine costs no allocation besides its stack (language bindings keep
+ * their per-coroutine state there). Like coroutine_init otherwise; the
+ * frames get the stack minus those bytes. Its stack outlives the entry's
+ * return (co and the extra bytes stay valid) until ucoro_destroy(co).
+ * Returns NULL with errno: EINVAL (entry NULL, extra without extra_out, or
+ * co and extra would take more than half of the stack), ENOMEM.
+ */
+struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t extra,
+                               void **extra_out);
+
+/*
+ * Frees a coroutine made by ucoro_create: its stack, its struct and the
+ * extra bytes (co is invalid afterwards). Returns 0, or -1 with errno:
+ * EINVAL (co not made by ucoro_create, or destroyed already while its
+ * memory was not reused), EBUSY (running or waiting in coroutine_yieldto).
+ */
+int ucoro_destroy(struct coroutine *co);
+
 /* The running coroutine, or this thread's main coroutine outside any
  * coroutine. Never NULL. */
 struct coroutine *coroutine_self(void);

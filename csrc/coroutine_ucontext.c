@@ -174,6 +174,75 @@ int coroutine_init(struct coroutine *co)
     return 0;
 }
 
+/* The release callback of coroutines made by ucoro_create: their struct
+ * lives on their stack, so exit must not free it; ucoro_destroy does. */
+static int keep_embedded_stack(struct coroutine *co)
+{
+    (void)co;
+    return -1;
+}
+
+#define ROUND16(n) (((n) + 15) & ~(size_t)15)
+
+struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t extra,
+                               void **extra_out)
+{
+    size_t size = stack_size;
+    size_t need;
+    char *stack;
+    struct coroutine *co;
+
+    if (!entry || (extra && !extra_out)) {
+        ucoro__diagnose("ucoro_create", !entry ? "entry != NULL" : "extra_out != NULL");
+        errno = EINVAL;
+        return NULL;
+    }
+    if (extra > SIZE_MAX / 4) {
+        errno = EINVAL;
+        return NULL;
+    }
+    need = ROUND16(sizeof(*co)) + ROUND16(extra);
+    if (ucoro__stack_alloc(&size, &stack) != 0)
+        return NULL;
+    if (need > size / 2) {
+        /* Keep at least half of the stack for frames. */
+        ucoro__stack_free(stack, size);
+        errno = EINVAL;
+        return NULL;
+    }
+    co = (struct coroutine *)(void *)(stack + size - need);
+    co->stack_size = size;
+    co->entry = entry;
+    co->release = keep_embedded_stack;
+    co->exited = 0;
+    co->caller = NULL;
+    co->data = NULL;
+    co->cc.entry = coroutine_body;
+    co->cc.release = release_hook;
+    ucoro__cc_init_on(&co->cc, stack, size, need);
+    co->magic = magic_of(co, UCORO_MAGIC_COROUTINE);
+    if (extra_out)
+        *extra_out = (char *)co + ROUND16(sizeof(*co));
+    return co;
+}
+
+int ucoro_destroy(struct coroutine *co)
+{
+    if (!co || co->magic != magic_of(co, UCORO_MAGIC_COROUTINE) ||
+        co->release != keep_embedded_stack) {
+        ucoro__diagnose("ucoro_destroy", "co was made by ucoro_create");
+        errno = EINVAL;
+        return -1;
+    }
+    if (co->caller || ucoro__cc_is_running(&co->cc)) {
+        ucoro__diagnose("ucoro_destroy", "!co->caller");
+        errno = EBUSY;
+        return -1;
+    }
+    co->release = NULL; /* now the stack, with co on it, may go */
+    return coroutine_release(co);
+}
+
 int coroutine_release(struct coroutine *co)
 {
     int ret;

@@ -1,19 +1,21 @@
 //! The safe coroutine: a closure that runs on a stack of its own, is resumed
 //! with an input and suspends with a value, built on the C coroutine layer.
 //!
-//! Memory layout: one heap block (`Inner`) holds the C `struct coroutine`
-//! first, then the values in transit and the closure. The C struct must not
-//! move once `coroutine_init` has seen it (its address is part of its magic
-//! and of every `caller` link), hence the box. Everything both sides touch is
-//! in a `Cell`/`UnsafeCell`, because the resumer and the coroutine reach the
-//! block through shared pointers while the other side is switched out.
+//! Memory layout: no heap allocation. `ucoro_create` puts the C `struct
+//! coroutine` at the top of the coroutine's own stack and reserves room
+//! next to it for `Inner`: the values in transit and the closure (which the
+//! first resume moves into the coroutine's frame). Both stay put until
+//! `ucoro_destroy`, as the C struct must (its address is part of its magic
+//! and of every `caller` link). Everything both sides touch is in a `Cell`,
+//! because the resumer and the coroutine reach the block through shared
+//! pointers while the other side is switched out.
 
 use std::any::Any;
-use std::cell::{Cell, UnsafeCell};
+use std::cell::Cell;
 use std::ffi::c_void;
 use std::io;
 use std::marker::PhantomData;
-use std::mem::MaybeUninit;
+use std::mem::{align_of, size_of};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 
@@ -57,8 +59,8 @@ enum Outcome<R> {
 /// The part a [`Yielder`] sees (no return type, no closure type).
 #[repr(C)]
 struct Header<I, Y> {
-    /// Must stay first: a pointer to the block is a `struct coroutine *`.
-    co: UnsafeCell<sys::coroutine>,
+    /// The C coroutine, just below this block on the same stack.
+    co: *mut sys::coroutine,
     inbox: Cell<Option<Message<I>>>,
     outbox: Cell<Option<Y>>,
     /// Set once a forced unwind has begun; a suspend after that gives
@@ -71,8 +73,8 @@ struct Header<I, Y> {
 struct Shared<I, Y, R> {
     header: Header<I, Y>,
     outcome: Cell<Option<Outcome<R>>>,
-    /// Frees the whole `Inner<.., F>` block this `Shared` heads.
-    free: unsafe fn(*mut Shared<I, Y, R>),
+    /// Drops the whole `Inner<.., F>` block this `Shared` heads, in place.
+    drop_inner: unsafe fn(*mut Shared<I, Y, R>),
 }
 
 #[repr(C)]
@@ -81,15 +83,15 @@ struct Inner<I, Y, R, F> {
     func: Cell<Option<F>>,
 }
 
-/// Frees an `Inner` allocated by `Coroutine::create`.
+/// Drops an `Inner` written by `Coroutine::create`, in place.
 ///
 /// # Safety
-/// `shared` must come from `Box::into_raw` of an `Inner<I, Y, R, F>` and be
+/// `shared` must point to a live `Inner<I, Y, R, F>` written by `create`,
 /// used no more afterwards.
-unsafe fn free_inner<I, Y, R, F>(shared: *mut Shared<I, Y, R>) {
+unsafe fn drop_inner<I, Y, R, F>(shared: *mut Shared<I, Y, R>) {
     // SAFETY: the caller's contract; `Shared` is the first field of a
     // `repr(C)` `Inner`, so the pointers are the same.
-    drop(unsafe { Box::from_raw(shared.cast::<Inner<I, Y, R, F>>()) });
+    unsafe { ptr::drop_in_place(shared.cast::<Inner<I, Y, R, F>>()) };
 }
 
 /// The C entry: runs on the coroutine's stack. `data` is the `Inner` block.
@@ -212,10 +214,7 @@ impl<I, Y> Yielder<I, Y> {
         // nowhere) otherwise. Our resumer always passes a non-null pointer,
         // so NULL can only mean refused.
         let back = unsafe {
-            sys::ucoro_yield_from(
-                self.header.co.get(),
-                ptr::null_mut::<c_void>().wrapping_add(1),
-            )
+            sys::ucoro_yield_from(self.header.co, ptr::null_mut::<c_void>().wrapping_add(1))
         };
         !back.is_null()
     }
@@ -255,6 +254,9 @@ impl<I, Y> Yielder<I, Y> {
 /// assert!(co.is_finished());
 /// ```
 pub struct Coroutine<I, Y, R> {
+    /// The C coroutine (made by `ucoro_create`), at the top of its stack.
+    co: NonNull<sys::coroutine>,
+    /// Our block next to it on the same stack.
     shared: NonNull<Shared<I, Y, R>>,
     started: bool,
     finished: bool,
@@ -294,49 +296,55 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
-        // SAFETY: struct coroutine is plain C data (pointers, integers,
-        // optional function pointers) for which all-zero is valid.
-        let mut raw: sys::coroutine = unsafe { MaybeUninit::zeroed().assume_init() };
-        raw.stack_size = stack_size;
-        raw.entry = Some(coroutine_main::<I, Y, R, F>);
-        raw.release = None;
-        let inner = Box::new(Inner {
-            shared: Shared {
-                header: Header {
-                    co: UnsafeCell::new(raw),
-                    inbox: Cell::new(None),
-                    outbox: Cell::new(None),
-                    unwinding: Cell::new(false),
-                },
-                outcome: Cell::new(None),
-                free: free_inner::<I, Y, R, F>,
-            },
-            func: Cell::new(Some(func)),
-        });
-        let shared = NonNull::from(Box::leak(inner)).cast::<Shared<I, Y, R>>();
-        // SAFETY: the struct is in its final place and owned by us; the
-        // in-fields are set.
-        if unsafe { sys::coroutine_init(Self::raw_of(shared)) } != 0 {
-            let source = io::Error::last_os_error();
-            // SAFETY: came from Box::leak of an Inner<.., F> just above.
-            unsafe { free_inner::<I, Y, R, F>(shared.as_ptr()) };
+        // Room for Inner, aligned beyond the 16 bytes C guarantees if the
+        // closure's state needs it.
+        let align = align_of::<Inner<I, Y, R, F>>();
+        let extra = size_of::<Inner<I, Y, R, F>>() + align.saturating_sub(16);
+        let mut block: *mut c_void = ptr::null_mut();
+        // SAFETY: plain call; on success C hands us `extra` writable bytes
+        // at `block`, valid until ucoro_destroy.
+        let co = unsafe {
+            sys::ucoro_create(
+                stack_size,
+                Some(coroutine_main::<I, Y, R, F>),
+                extra,
+                &mut block,
+            )
+        };
+        let Some(co) = NonNull::new(co) else {
             return Err(Error::StackAllocation {
                 size: stack_size,
-                source,
+                source: io::Error::last_os_error(),
             });
-        }
+        };
+        let inner = block
+            .wrapping_add(block.align_offset(align))
+            .cast::<Inner<I, Y, R, F>>();
+        // SAFETY: `inner` is aligned and its size_of bytes lie within the
+        // `extra` bytes reserved for us; nothing else uses that memory.
+        unsafe {
+            inner.write(Inner {
+                shared: Shared {
+                    header: Header {
+                        co: co.as_ptr(),
+                        inbox: Cell::new(None),
+                        outbox: Cell::new(None),
+                        unwinding: Cell::new(false),
+                    },
+                    outcome: Cell::new(None),
+                    drop_inner: drop_inner::<I, Y, R, F>,
+                },
+                func: Cell::new(Some(func)),
+            })
+        };
         Ok(Coroutine {
-            shared,
+            co,
+            // SAFETY: derived from the non-null block just written.
+            shared: unsafe { NonNull::new_unchecked(inner.cast::<Shared<I, Y, R>>()) },
             started: false,
             finished: false,
             _owns: PhantomData,
         })
-    }
-
-    fn raw_of(shared: NonNull<Shared<I, Y, R>>) -> *mut sys::coroutine {
-        // The C struct is the first field of the first field (repr(C)), and
-        // UnsafeCell is repr(transparent).
-        shared.as_ptr().cast::<sys::coroutine>()
     }
 
     /// The shared block, with a lifetime not tied to `self` so that the
@@ -371,10 +379,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         if self.finished {
             return Err(Error::Finished);
         }
-        let raw = Self::raw_of(self.shared);
+        let raw = self.co.as_ptr();
         let shared = self.shared();
         shared.header.inbox.set(Some(Message::Resume(input)));
-        // SAFETY: `raw` was initialised by coroutine_init and not released;
+        // SAFETY: `raw` was made by ucoro_create and not destroyed;
         // `&mut self` means it is not running nor waiting on the chain (it
         // only runs inside resume or drop). The argument is our block, which
         // `coroutine_main` expects.
@@ -439,7 +447,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     pub fn stack_size(&self) -> usize {
         // SAFETY: reading an in/out field the C side wrote at init; the
         // coroutine is not running (we hold &self outside resume).
-        unsafe { (*Self::raw_of(self.shared)).stack_size }
+        unsafe { (*self.co.as_ptr()).stack_size }
     }
 
     /// How many bytes of the stack have been touched so far, counted from
@@ -465,13 +473,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     pub fn stack_used(&self) -> usize {
         // SAFETY: the struct is initialised (or its stack released, which
         // ucoro_stack_used reports as 0) and not running.
-        unsafe { sys::ucoro_stack_used(Self::raw_of(self.shared)) }
+        unsafe { sys::ucoro_stack_used(self.co.as_ptr()) }
     }
 }
 
 impl<I, Y, R> Drop for Coroutine<I, Y, R> {
     fn drop(&mut self) {
-        let raw = Self::raw_of(self.shared);
+        let raw = self.co.as_ptr();
         let mut deferred_panic = None;
         if self.started && !self.finished {
             let shared = self.shared();
@@ -490,12 +498,14 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
             }
         }
         // SAFETY: the coroutine is not running (never started, finished, or
-        // just unwound to its end), so releasing it frees an idle stack; the
-        // block came from `create` and nothing uses it afterwards.
-        let free = self.shared().free;
+        // just unwound to its end). Our block is dropped in place first
+        // (a closure that never ran is dropped here), then ucoro_destroy
+        // frees the stack that holds it and the C struct; nothing uses
+        // either afterwards.
+        let drop_inner = self.shared().drop_inner;
         unsafe {
-            sys::coroutine_release(raw);
-            free(self.shared.as_ptr());
+            drop_inner(self.shared.as_ptr());
+            sys::ucoro_destroy(raw);
         }
         if let Some(payload) = deferred_panic {
             // A destructor panicked during the unwind: report it, unless we

@@ -2252,3 +2252,86 @@ fn built_in_the_requested_switch_mode() {
     };
     assert_eq!(mode, expected);
 }
+
+extern "C" fn yield_arg_then_return_next(arg: *mut c_void) -> *mut c_void {
+    // SAFETY: entered through yieldto, so it has a caller.
+    let next = unsafe { sys::coroutine_yield(arg) };
+    val(num(next) + 1)
+}
+
+#[test]
+fn create_keeps_struct_and_extra_on_its_own_stack_until_destroy() {
+    let mut extra: *mut c_void = ptr::null_mut();
+    // SAFETY: plain call with a valid entry and out-pointer.
+    let co = unsafe { sys::ucoro_create(0, Some(yield_arg_then_return_next), 100, &mut extra) };
+    assert!(!co.is_null() && !extra.is_null());
+    assert_eq!(
+        extra as usize % 16,
+        0,
+        "the extra bytes are 16-byte aligned"
+    );
+    // SAFETY: co is live; cc.stack/stack_size describe its stack.
+    let (lo, size) = unsafe { ((*co).cc.stack as usize, (*co).stack_size) };
+    assert_eq!(size, 16 << 20, "the default size, written back");
+    for p in [co as usize, extra as usize + 99] {
+        assert!((lo..lo + size).contains(&p), "{p:#x} not on the stack");
+    }
+    // SAFETY: the 100 extra bytes are ours.
+    unsafe { ptr::write_bytes(extra.cast::<u8>(), 0x5a, 100) };
+    // SAFETY: co is initialised and unstarted; the entry touches nothing.
+    unsafe {
+        assert_eq!(num(sys::coroutine_yieldto(co, val(40))), 40);
+        assert_eq!(num(sys::coroutine_yieldto(co, val(41))), 42);
+        assert_eq!(
+            (*co).exited,
+            1,
+            "finished, and the struct is still readable"
+        );
+        assert_eq!(
+            *extra.cast::<u8>().add(99),
+            0x5a,
+            "extra bytes kept past exit"
+        );
+        assert_eq!(sys::ucoro_destroy(co), 0);
+    }
+}
+
+#[test]
+fn destroy_refuses_coroutines_not_made_by_create() {
+    let Some(out) = child("destroy_refuses_coroutines_not_made_by_create", || {
+        let co = Owned::new(return_7);
+        // SAFETY: co is a live coroutine made by coroutine_init, not create.
+        let rc = unsafe { sys::ucoro_destroy(co.ptr()) };
+        assert_eq!(rc, -1);
+        assert_eq!(
+            io::Error::last_os_error().raw_os_error(),
+            Some(libc::EINVAL)
+        );
+        // SAFETY: NULL is documented as refused.
+        assert_eq!(unsafe { sys::ucoro_destroy(ptr::null_mut()) }, -1);
+    }) else {
+        return;
+    };
+    assert_child_passed(&out);
+    assert_eq!(
+        diagnostics(&out),
+        [
+            "ucoro_destroy: assertion 'co was made by ucoro_create' failed",
+            "ucoro_destroy: assertion 'co was made by ucoro_create' failed"
+        ],
+        "{}",
+        describe(&out)
+    );
+}
+
+#[test]
+fn create_refuses_extra_bytes_beyond_half_the_stack() {
+    let mut extra: *mut c_void = ptr::null_mut();
+    // SAFETY: plain call; 64 KiB of extra on a 64 KiB stack cannot fit.
+    let co = unsafe { sys::ucoro_create(64 << 10, Some(return_7), 64 << 10, &mut extra) };
+    assert!(co.is_null());
+    assert_eq!(
+        io::Error::last_os_error().raw_os_error(),
+        Some(libc::EINVAL)
+    );
+}

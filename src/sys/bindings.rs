@@ -22,6 +22,8 @@ pub struct continuation {
     pub magic: ::std::os::raw::c_ulong,
     #[doc = " entry has been entered"]
     pub started: ::std::os::raw::c_int,
+    #[doc = " top bytes of the stack kept for the owner, not frames"]
+    pub reserved: usize,
     #[doc = " bounds of the stack this context runs on"]
     pub tool_stack: *const ::std::os::raw::c_void,
     pub tool_stack_size: usize,
@@ -30,7 +32,7 @@ pub struct continuation {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of continuation"][::std::mem::size_of::<continuation>() - 96usize];
+    ["Size of continuation"][::std::mem::size_of::<continuation>() - 104usize];
     ["Alignment of continuation"][::std::mem::align_of::<continuation>() - 8usize];
     ["Offset of field: continuation::stack"][::std::mem::offset_of!(continuation, stack) - 0usize];
     ["Offset of field: continuation::stack_size"]
@@ -46,12 +48,14 @@ const _: () = {
     ["Offset of field: continuation::magic"][::std::mem::offset_of!(continuation, magic) - 56usize];
     ["Offset of field: continuation::started"]
         [::std::mem::offset_of!(continuation, started) - 64usize];
+    ["Offset of field: continuation::reserved"]
+        [::std::mem::offset_of!(continuation, reserved) - 72usize];
     ["Offset of field: continuation::tool_stack"]
-        [::std::mem::offset_of!(continuation, tool_stack) - 72usize];
+        [::std::mem::offset_of!(continuation, tool_stack) - 80usize];
     ["Offset of field: continuation::tool_stack_size"]
-        [::std::mem::offset_of!(continuation, tool_stack_size) - 80usize];
+        [::std::mem::offset_of!(continuation, tool_stack_size) - 88usize];
     ["Offset of field: continuation::tool_fiber"]
-        [::std::mem::offset_of!(continuation, tool_fiber) - 88usize];
+        [::std::mem::offset_of!(continuation, tool_fiber) - 96usize];
 };
 unsafe extern "C" {
     #[doc = " Prepares cc: allocates a stack of cc->stack_size bytes (0: the default)\n with a guard region below it and writes the size used back. Every private\n field is reset, so never-zeroed memory is valid input. entry does not run\n yet.\n Returns 0, or -1 with errno: EINVAL (cc or cc->entry NULL, or a size that\n overflows when rounded up), ENOMEM (the system refused the memory). On\n failure cc is left in a state that cc_swap rejects."]
@@ -89,7 +93,7 @@ pub struct coroutine {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 152usize];
+    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 160usize];
     ["Alignment of coroutine"][::std::mem::align_of::<coroutine>() - 8usize];
     ["Offset of field: coroutine::stack_size"]
         [::std::mem::offset_of!(coroutine, stack_size) - 0usize];
@@ -108,6 +112,21 @@ unsafe extern "C" {
 unsafe extern "C" {
     #[doc = " Frees what coroutine_init allocated (calling co->release first, if set).\n co must not be running or waiting in coroutine_yieldto. Safe to call twice\n and on an exited coroutine (0, nothing to do).\n Returns 0; co->release's negative result as is (nothing freed); or -1 with\n errno EINVAL for NULL or a struct never initialised, EBUSY for a running\n coroutine or a thread's main coroutine (each with a diagnostic message)."]
     pub fn coroutine_release(co: *mut coroutine) -> ::std::os::raw::c_int;
+}
+unsafe extern "C" {
+    #[doc = " Makes a coroutine whose struct lives at the top of its own stack, with\n `extra` more bytes there for the caller (*extra_out, 16-byte aligned), so\n a coroutine costs no allocation besides its stack (language bindings keep\n their per-coroutine state there). Like coroutine_init otherwise; the\n frames get the stack minus those bytes. Its stack outlives the entry's\n return (co and the extra bytes stay valid) until ucoro_destroy(co).\n Returns NULL with errno: EINVAL (entry NULL, extra without extra_out, or\n co and extra would take more than half of the stack), ENOMEM."]
+    pub fn ucoro_create(
+        stack_size: usize,
+        entry: ::std::option::Option<
+            unsafe extern "C" fn(arg1: *mut ::std::os::raw::c_void) -> *mut ::std::os::raw::c_void,
+        >,
+        extra: usize,
+        extra_out: *mut *mut ::std::os::raw::c_void,
+    ) -> *mut coroutine;
+}
+unsafe extern "C" {
+    #[doc = " Frees a coroutine made by ucoro_create: its stack, its struct and the\n extra bytes (co is invalid afterwards). Returns 0, or -1 with errno:\n EINVAL (co not made by ucoro_create, or destroyed already while its\n memory was not reused), EBUSY (running or waiting in coroutine_yieldto)."]
+    pub fn ucoro_destroy(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
     #[doc = " The running coroutine, or this thread's main coroutine outside any\n coroutine. Never NULL."]
