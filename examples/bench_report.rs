@@ -118,7 +118,8 @@ fn main() {
     let mut results = order(results);
     let newest = mark_stale(&mut results, &criterion_dir);
 
-    let md = markdown(&results, newest);
+    let mut md = markdown(&results, newest);
+    md.push_str(&scale_section(&criterion_dir));
     let svg = svg_chart(&results);
     let md_path = out_root.join("BENCHMARKS.md");
     let svg_path = out_root.join("docs").join("benchmarks.svg");
@@ -420,6 +421,76 @@ fn markdown(results: &[Result_], newest: u64) -> String {
          (cargo feature `bench-modes`, symbols renamed); the default row is \
          whatever switch the library picks without a macro."
     );
+    s
+}
+
+/// The scale table: `examples/million` runs saved as JSON next to
+/// criterion's results (`<criterion dir>/../million/<library>.json`), for
+/// ucoro, corosensei (to its limit) and one mmap per stack.
+fn scale_section(criterion_dir: &Path) -> String {
+    let dir = criterion_dir
+        .parent()
+        .map(|p| p.join("million"))
+        .unwrap_or_else(|| PathBuf::from("target/million"));
+    let mut rows = Vec::new();
+    for name in ["ucoro", "corosensei", "mmap"] {
+        let Ok(text) = fs::read_to_string(dir.join(format!("{name}.json"))) else {
+            continue;
+        };
+        if let Some(json) = Json::parse(&text) {
+            rows.push(json);
+        }
+    }
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## Scale: suspended coroutines at once (`million`)\n");
+    if rows.is_empty() {
+        let _ = writeln!(
+            s,
+            "Not measured in this run: see the commands below ({}).",
+            dir.display()
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "Each coroutine is created with the default stack size (16 MiB for \
+             every library here), run to its first suspend and kept; memory is \
+             the growth of VmRSS and VmPTE divided by the count. `mmap per \
+             stack` is the originals' way (one mapping per stack, no guard), \
+             with the top page touched as a suspended coroutine's is.\n"
+        );
+        let _ = writeln!(
+            s,
+            "| library | asked | suspended at once | create + first run | resident / coroutine | page tables / coroutine | stopped by |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|");
+        let num = |j: &Json, k: &str| j.get(k).and_then(Json::num).unwrap_or(f64::NAN);
+        for j in &rows {
+            let _ = writeln!(
+                s,
+                "| {} | {:.0} | {:.0} | {} | {:.2} KiB | {:.2} KiB | {} |",
+                j.get("library").and_then(Json::str).unwrap_or("?"),
+                num(j, "requested"),
+                num(j, "created"),
+                fmt_time(num(j, "create_ns")),
+                num(j, "resident_per") / 1024.0,
+                num(j, "page_tables_per") / 1024.0,
+                j.get("stopped_by").and_then(Json::str).unwrap_or("—"),
+            );
+        }
+    }
+    let _ = writeln!(s, "\nProduced by:\n\n```sh");
+    for peer in ["", " --peer corosensei", " --peer mmap"] {
+        let file = if peer.is_empty() {
+            "ucoro"
+        } else {
+            peer.trim_start_matches(" --peer ")
+        };
+        let _ = writeln!(
+            s,
+            "cargo run --release --example million --{peer} --json target/million/{file}.json"
+        );
+    }
+    let _ = writeln!(s, "```");
     s
 }
 

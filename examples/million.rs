@@ -288,6 +288,9 @@ fn main() {
     };
     report.print();
     if let Some(path) = json {
+        if let Some(dir) = std::path::Path::new(&path).parent() {
+            fs::create_dir_all(dir).expect("create the JSON report's folder");
+        }
         fs::write(&path, report.json() + "\n").expect("write the JSON report");
         println!("wrote {path}");
     }
