@@ -57,15 +57,24 @@
 //!
 //! ## Platforms
 //!
-//! | target | switch | status |
+//! | target | switch | tested |
 //! |---|---|---|
-//! | Linux x86_64 (glibc) | `_setjmp`/`_longjmp`, stacks entered via `makecontext` | tested in CI |
-//! | other Linux targets with ucontext | same portable path | expected to work, untested |
+//! | Linux x86_64 (glibc) | assembly, callee-saved registers only | natively in CI |
+//! | Linux aarch64 (glibc) | assembly, callee-saved registers only | C suite under qemu-user in CI |
+//! | other Linux targets with ucontext | `_setjmp`/`_longjmp`, stacks entered via `makecontext` | not tested |
 //!
-//! Every stack has a guard page below it (`MADV_GUARD_INSTALL` on Linux ≥
-//! 6.13, `mprotect` before that), so an overflow faults instead of
-//! corrupting memory. Floating-point control state (MXCSR, x87 control
-//! word) is per thread, not per coroutine.
+//! The C library can also be built with `-DUCORO_SWITCH_SETJMP` (the
+//! portable path everywhere) or `-DUCORO_SWITCH_UCONTEXT` (strict mode:
+//! `swapcontext` on every switch, so each coroutine keeps its own signal
+//! mask and floating-point environment); the Rust build takes
+//! `UCORO_SWITCH=setjmp` or `UCORO_SWITCH=ucontext` from the environment.
+//! In the other modes floating-point control state (MXCSR, x87 control
+//! word, FPCR) is per thread, not per coroutine.
+//!
+//! Every stack has a 64 KiB guard region below it (`MADV_GUARD_INSTALL` on
+//! Linux ≥ 6.13, `mprotect` before that), so an overflow faults instead of
+//! corrupting memory, and the fault is reported as
+//! `ucoro: stack overflow in coroutine 0x… (stack N bytes)`.
 //!
 //! ## Safety model
 //!
