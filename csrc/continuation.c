@@ -62,7 +62,10 @@ int cc_init(struct continuation *cc)
     return 0;
 }
 
-void ucoro__cc_init_on(struct continuation *cc, char *stack, size_t size, size_t reserved)
+/* Every private field, for a continuation on [stack, stack + size) (or
+ * none: a thread's own context, already started). */
+static void set_up(struct continuation *cc, char *stack, size_t size, size_t reserved,
+                   int started)
 {
     cc->stack = stack;
     cc->stack_size = size;
@@ -70,10 +73,15 @@ void ucoro__cc_init_on(struct continuation *cc, char *stack, size_t size, size_t
     cc->exited = 0;
     cc->return_to = NULL;
     cc->ctx = NULL;
-    cc->started = 0;
-    ucoro__overflow_install();
+    cc->started = started;
     ucoro__tool_context_created(cc);
     cc->magic = live_magic(cc);
+}
+
+void ucoro__cc_init_on(struct continuation *cc, char *stack, size_t size, size_t reserved)
+{
+    ucoro__overflow_install();
+    set_up(cc, stack, size, reserved, 0);
 }
 
 int cc_release(struct continuation *cc)
@@ -161,17 +169,9 @@ int cc_swap(struct continuation *from, struct continuation *to)
 
 void ucoro__cc_adopt(struct continuation *cc)
 {
-    cc->stack = NULL;
-    cc->stack_size = 0;
     cc->entry = NULL;
     cc->release = NULL;
-    cc->exited = 0;
-    cc->return_to = NULL;
-    cc->ctx = NULL;
-    cc->started = 1;
-    cc->reserved = 0;
-    cc->magic = live_magic(cc);
-    ucoro__tool_context_created(cc);
+    set_up(cc, NULL, 0, 0, 1);
     /* A thread that runs coroutines needs an alternate signal stack for
      * the overflow report; this is the first thing each such thread does. */
     ucoro__overflow_arm_thread();

@@ -85,7 +85,8 @@ struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t
  * Frees a coroutine made by ucoro_create: its stack, its struct and the
  * extra bytes (co is invalid afterwards). Returns 0, or -1 with errno:
  * EINVAL (co not made by ucoro_create, or destroyed already while its
- * memory was not reused), EBUSY (running or waiting in coroutine_yieldto).
+ * memory was not reused), EBUSY (running or waiting in coroutine_yieldto;
+ * reported as coroutine_release's refusal).
  */
 int ucoro_destroy(struct coroutine *co);
 

@@ -135,6 +135,17 @@ static int on_this_chain(struct ucoro_thread *t, const struct coroutine *co)
     return 0;
 }
 
+/* The coroutine layer's private fields and its hooks in the continuation,
+ * for a coroutine about to be set up. */
+static void reset_private(struct coroutine *co)
+{
+    co->exited = 0;
+    co->caller = NULL;
+    co->data = NULL;
+    co->cc.entry = coroutine_body;
+    co->cc.release = release_hook;
+}
+
 int coroutine_init(struct coroutine *co)
 {
     if (!co) {
@@ -161,12 +172,8 @@ int coroutine_init(struct coroutine *co)
     }
     /* Reset everything private first: on failure yieldto must reject co. */
     co->magic = 0;
-    co->exited = 0;
-    co->caller = NULL;
-    co->data = NULL;
+    reset_private(co);
     co->cc.stack_size = co->stack_size;
-    co->cc.entry = coroutine_body;
-    co->cc.release = release_hook;
     if (cc_init(&co->cc) != 0)
         return -1;
     co->stack_size = co->cc.stack_size;
@@ -214,11 +221,7 @@ struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t
     co->stack_size = size;
     co->entry = entry;
     co->release = keep_embedded_stack;
-    co->exited = 0;
-    co->caller = NULL;
-    co->data = NULL;
-    co->cc.entry = coroutine_body;
-    co->cc.release = release_hook;
+    reset_private(co);
     ucoro__cc_init_on(&co->cc, stack, size, need);
     co->magic = magic_of(co, UCORO_MAGIC_COROUTINE);
     if (extra_out)
@@ -228,19 +231,21 @@ struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t
 
 int ucoro_destroy(struct coroutine *co)
 {
+    int ret;
+
     if (!co || co->magic != magic_of(co, UCORO_MAGIC_COROUTINE) ||
         co->release != keep_embedded_stack) {
         ucoro__diagnose("ucoro_destroy", "co was made by ucoro_create");
         errno = EINVAL;
         return -1;
     }
-    if (co->caller || ucoro__cc_is_running(&co->cc)) {
-        ucoro__diagnose("ucoro_destroy", "!co->caller");
-        errno = EBUSY;
-        return -1;
-    }
-    co->release = NULL; /* now the stack, with co on it, may go */
-    return coroutine_release(co);
+    /* Now the stack, with co on it, may go; coroutine_release refuses a
+     * busy coroutine, which then keeps its stack past exit as before. */
+    co->release = NULL;
+    ret = coroutine_release(co);
+    if (ret != 0)
+        co->release = keep_embedded_stack;
+    return ret;
 }
 
 int coroutine_release(struct coroutine *co)

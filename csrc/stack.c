@@ -298,6 +298,7 @@ void ucoro__stack_free(char *base, size_t size)
 {
     struct pool *p = &thread_pool;
 
+    ucoro__tool_stack_freed(base, size);
     if (p->count < POOL_SIZE) {
         if (!p->registered) {
             pthread_once(&pool_key_once, make_pool_key);

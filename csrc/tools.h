@@ -44,6 +44,7 @@
 #endif
 
 #ifdef UCORO_ASAN
+void __asan_unpoison_memory_region(void const volatile *addr, size_t size);
 void __sanitizer_start_switch_fiber(void **fake_stack_save, const void *bottom, size_t size);
 void __sanitizer_finish_switch_fiber(void *fake_stack_save, const void **bottom_old,
                                      size_t *size_old);
@@ -95,6 +96,19 @@ static inline void ucoro__tool_arrive(void *fake)
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
 #else
     (void)fake;
+#endif
+}
+
+/* A stack goes back to the pool: AddressSanitizer may still hold redzones
+ * of frames abandoned on it (a coroutine released while suspended), which
+ * the next coroutine on this stack must not trip over. */
+static inline void ucoro__tool_stack_freed(char *base, size_t size)
+{
+#ifdef UCORO_ASAN
+    __asan_unpoison_memory_region(base, size);
+#else
+    (void)base;
+    (void)size;
 #endif
 }
 

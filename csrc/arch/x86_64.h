@@ -76,6 +76,14 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
 
 #ifdef UCORO_ARCH_IMPLEMENTATION
 /* clang-format off */
+/* Loads a saved context's registers: sp -> r15 ... rbp, return address. */
+#define UCORO_X86_RESTORE \
+    "popq %r15\n"          \
+    "popq %r14\n"          \
+    "popq %r13\n"          \
+    "popq %r12\n"          \
+    "popq %rbx\n"          \
+    "popq %rbp\n"
 __asm__(
     ".text\n"
     ".p2align 4\n"
@@ -92,12 +100,7 @@ __asm__(
     "pushq %r15\n"
     "movq %rsp, (%rdi)\n"          /* our context is complete */
     "movq %rsi, %rsp\n"            /* now on the other stack */
-    "popq %r15\n"
-    "popq %r14\n"
-    "popq %r13\n"
-    "popq %r12\n"
-    "popq %rbx\n"
-    "popq %rbp\n"
+    UCORO_X86_RESTORE
     "movq %rdx, %rax\n"            /* what the resumed call returns */
     "popq %rcx\n"
     "jmpq *%rcx\n"
@@ -115,12 +118,7 @@ __asm__(
     "movq %rdx, %rdi\n"
     "callq *%rsi\n"                /* hook(arg), below to's saved registers */
     "addq $8, %rsp\n"
-    "popq %r15\n"
-    "popq %r14\n"
-    "popq %r13\n"
-    "popq %r12\n"
-    "popq %rbx\n"
-    "popq %rbp\n"
+    UCORO_X86_RESTORE
     "popq %rcx\n"                  /* rax: hook's result */
     "jmpq *%rcx\n"
     ".cfi_endproc\n"
@@ -138,6 +136,7 @@ __asm__(
     "ud2\n"
     ".cfi_endproc\n"
     ".size ucoro__start_stub, .-ucoro__start_stub\n");
+#undef UCORO_X86_RESTORE
 /* clang-format on */
 #endif
 
