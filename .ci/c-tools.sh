@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds the C test programs together with csrc in every switch mode and
-# runs them plain, under AddressSanitizer, ThreadSanitizer and Valgrind.
+# runs them plain, with link-time optimisation (the library inlined into the
+# program: where a cached thread-local address would show), under
+# AddressSanitizer, ThreadSanitizer and Valgrind.
 # Any report from a tool fails the run. Used by .ci/run; runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,9 +36,10 @@ for prog in $programs; do
             setjmp) def=-DUCORO_SWITCH_SETJMP ;;
             ucontext) def=-DUCORO_SWITCH_UCONTEXT ;;
         esac
-        for tool in plain asan tsan valgrind; do
+        for tool in plain lto asan tsan valgrind; do
             case $tool in
                 plain|valgrind) flags="-O2" ;;
+                lto) flags="-O2 -flto" ;; # whole-program inlining across the API
                 asan) flags="-O1 -fsanitize=address -fno-omit-frame-pointer" ;;
                 tsan) flags="-O1 -fsanitize=thread" ;;
             esac

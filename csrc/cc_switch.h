@@ -24,8 +24,9 @@
 #include "ucoro_internal.h"
 
 /* First code of every new stack (called by the arch start path with the
- * continuation): runs its entry; never returns. */
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__cc_entry(void *cc);
+ * continuation): runs its entry; never returns. Called from assembly, so
+ * link-time optimisation must keep it, under this name. */
+UCORO_HIDDEN __attribute__((noreturn, used, externally_visible)) void ucoro__cc_entry(void *cc);
 
 #if !defined(UCORO_SWITCH_UCONTEXT) && !defined(UCORO_SWITCH_SETJMP) && \
     defined(__x86_64__)

@@ -14,9 +14,10 @@
  * bookkeeping (current, caller) for the side it resumes.
  *
  * State is per thread. The thread-local block is reached only through
- * this_thread(), which the compiler can neither inline nor treat as pure, so
- * no thread-local address is kept across a switch: a coroutine may resume on
- * another thread than the one it suspended on.
+ * this_thread(), whose result the compiler can never reuse from before a
+ * switch (a volatile read of the thread pointer, or a call it cannot treat
+ * as pure), so no thread-local address is kept across a switch: a coroutine
+ * may resume on another thread than the one it suspended on.
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
@@ -37,6 +38,29 @@ struct ucoro_thread {
     struct coroutine *current;
 };
 
+#if defined(UCORO_SWITCH_ASM) && defined(__x86_64__) && !defined(UCORO_TOOL_SWITCH)
+/*
+ * The fast way: the thread pointer (%fs:0) is read by a volatile asm every
+ * time, which the compiler may neither merge with another read nor move
+ * across a switch; the variable's offset from it is the same in every
+ * thread (initial-exec: a constant from the GOT). No call, no spills.
+ * Global (hidden) because the asm names it; `used` and
+ * `externally_visible` keep link-time optimisation from dropping or
+ * renaming a symbol it only sees in a string.
+ */
+__thread UCORO_TLS UCORO_HIDDEN __attribute__((used, externally_visible)) struct ucoro_thread
+    ucoro__thread_state;
+
+static inline __attribute__((always_inline)) struct ucoro_thread *this_thread(void)
+{
+    struct ucoro_thread *t;
+
+    __asm__ volatile("movq %%fs:0, %0\n\t"
+                     "addq ucoro__thread_state@gottpoff(%%rip), %0"
+                     : "=r"(t));
+    return t;
+}
+#else
 static __thread UCORO_TLS struct ucoro_thread thread_state;
 
 __attribute__((noinline)) static struct ucoro_thread *this_thread(void)
@@ -48,6 +72,7 @@ __attribute__((noinline)) static struct ucoro_thread *this_thread(void)
     __asm__ volatile("" : "+r"(t));
     return t;
 }
+#endif
 
 static unsigned long magic_of(const struct coroutine *co, unsigned long kind)
 {
