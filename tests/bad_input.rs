@@ -21,12 +21,8 @@
 
 use std::any::Any;
 use std::cell::{Cell, RefCell};
-use std::env;
 use std::ffi::{c_int, c_void};
-use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::panic::{self, AssertUnwindSafe};
-use std::process::{Command, Output};
 use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::SeqCst};
@@ -35,183 +31,29 @@ use std::thread;
 
 use ucoro::{sys, Builder, Coroutine, CoroutineResult, Error, Generator, Yielder};
 
-type Co = *mut sys::coroutine;
-type Cc = *mut sys::continuation;
-type Entry = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
+mod common;
+use common::{
+    arg, assert_child_aborted, assert_child_passed, calls_of, child, co_of, count_runs, current,
+    describe, diagnostics, filled_co, in_child_expecting, init_with, is_main, malloc_filled, num,
+    page_size, return_7, set_fields, tracked, val, with_errno, Co, Owned, SendPtr,
+    CC_INIT_NO_ENTRY, CC_INIT_NULL, CC_SWAP_EXITED, CC_SWAP_FROM_NULL, CC_SWAP_RUNNING,
+    CC_SWAP_TO_NULL, CC_SWAP_UNINIT, DEFAULT_STACK, INIT_NO_ENTRY, INIT_NULL, MIN_STACK,
+    RELEASE_BUSY, RELEASE_MAIN, RELEASE_NULL, RELEASE_UNINIT, SMALL_STACK, SWAP_EXITED, SWAP_FROM,
+    SWAP_NULL, SWAP_OTHER_MAIN, SWAP_SELF, SWAP_UNINIT, YIELDTO_UNINIT, YIELD_FROM,
+    YIELD_TO_NO_ONE,
+};
 
-const DEFAULT_STACK: usize = 16 << 20;
-const MIN_STACK: usize = 16 << 10;
+type Cc = *mut sys::continuation;
+
 /// Rounds up without overflow, but no address space is that large.
 const UNMAPPABLE: usize = 1 << 60;
 
-// The documented messages ("FUNCTION: assertion 'CONDITION' failed").
-const INIT_NULL: &str = "coroutine_init: assertion 'co != NULL' failed";
-const INIT_NO_ENTRY: &str = "coroutine_init: assertion 'co->entry != NULL' failed";
-const YIELDTO_UNINIT: &str = "coroutine_yieldto: assertion 'to is initialised' failed";
-const SWAP_FROM: &str = "coroutine_swap: assertion 'from == coroutine_self()' failed";
-const SWAP_NULL: &str = "coroutine_swap: assertion 'to != NULL' failed";
-const SWAP_UNINIT: &str = "coroutine_swap: assertion 'to is initialised' failed";
-const SWAP_EXITED: &str = "coroutine_swap: assertion '!to->exited' failed";
-const SWAP_SELF: &str = "coroutine_swap: assertion 'to != from' failed";
-const SWAP_OTHER_MAIN: &str = "coroutine_swap: assertion '!to->caller' failed";
-const RELEASE_NULL: &str = "coroutine_release: assertion 'co != NULL' failed";
-const RELEASE_UNINIT: &str = "coroutine_release: assertion 'co is initialised' failed";
-const RELEASE_MAIN: &str = "coroutine_release: assertion '!coroutine_is_main(co)' failed";
-const RELEASE_BUSY: &str = "coroutine_release: assertion '!co->caller' failed";
-const YIELD_FROM: &str = "ucoro_yield_from: assertion 'co == coroutine_self()' failed";
-const CC_INIT_NULL: &str = "cc_init: assertion 'cc != NULL' failed";
-const CC_INIT_NO_ENTRY: &str = "cc_init: assertion 'cc->entry != NULL' failed";
-const CC_SWAP_FROM_NULL: &str = "cc_swap: assertion 'from != NULL' failed";
-const CC_SWAP_TO_NULL: &str = "cc_swap: assertion 'to != NULL' failed";
-const CC_SWAP_UNINIT: &str = "cc_swap: assertion 'to is initialised' failed";
-const CC_SWAP_EXITED: &str = "cc_swap: assertion '!to->exited' failed";
-const CC_SWAP_RUNNING: &str = "cc_swap: assertion 'to is not running' failed";
-/// The fatal message, on stderr directly (not through the handler).
-const YIELD_TO_NO_ONE: &str = "Co-routine is yielding to no one\n";
+// The documented messages ("FUNCTION: assertion 'CONDITION' failed") are in
+// common.
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// A small integer carried as a coroutine value.
-fn val(n: usize) -> *mut c_void {
-    n as *mut c_void
-}
-
-/// The integer carried by a coroutine value.
-fn num(p: *mut c_void) -> usize {
-    p as usize
-}
-
-/// A reference passed as a coroutine value.
-fn arg<T>(r: &T) -> *mut c_void {
-    (r as *const T).cast_mut().cast()
-}
-
-/// The running coroutine (this thread's main one outside any coroutine).
-fn current() -> Co {
-    // SAFETY: coroutine_self takes no arguments and only reads this thread's state.
-    unsafe { sys::coroutine_self() }
-}
-
-/// Whether `co` is the calling thread's main coroutine.
-fn is_main(co: Co) -> bool {
-    // SAFETY: coroutine_is_main only compares the pointer, never dereferences it.
-    unsafe { sys::coroutine_is_main(co) != 0 }
-}
-
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn clear_errno() {
-    // SAFETY: __errno_location returns this thread's errno slot, valid for writes.
-    unsafe { *libc::__errno_location() = 0 };
-}
-
-/// Runs `call` with errno cleared first; returns its result and errno after.
-fn with_errno<T>(call: impl FnOnce() -> T) -> (T, i32) {
-    clear_errno();
-    let r = call();
-    (r, errno())
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(ps).expect("page size")
-}
-
-/// `n` bytes from `malloc`, every byte set to `byte`.
-fn malloc_filled<T>(byte: u8) -> *mut T {
-    let size = std::mem::size_of::<T>();
-    // SAFETY: malloc has no preconditions; the result is checked before use.
-    let p: *mut T = unsafe { libc::malloc(size) }.cast();
-    assert!(!p.is_null(), "malloc failed");
-    // SAFETY: p points to `size` writable bytes just allocated.
-    unsafe { ptr::write_bytes(p.cast::<u8>(), byte, size) };
-    p
-}
-
-/// A `struct coroutine` every byte of which is `byte`: 0xA5 is memory that
-/// was never zeroed, 0x00 an all-zero struct.
-fn filled_co(byte: u8) -> Co {
-    malloc_filled(byte)
-}
-
-/// Sets the "in" fields of `co` the way C callers do (no init).
-///
-/// # Safety
-/// `co` must point to a writable `struct coroutine` that is not live.
-unsafe fn set_fields(co: Co, entry: Option<Entry>, stack_size: usize) {
-    // SAFETY: guaranteed by the caller.
-    unsafe {
-        (*co).stack_size = stack_size;
-        (*co).entry = entry;
-        (*co).release = None;
-    }
-}
-
-/// `coroutine_init` after setting the in-fields; (result, errno).
-///
-/// # Safety
-/// As for [`set_fields`].
-unsafe fn init_with(co: Co, entry: Option<Entry>, stack_size: usize) -> (c_int, i32) {
-    // SAFETY: guaranteed by the caller.
-    unsafe { set_fields(co, entry, stack_size) };
-    // SAFETY: co is writable and not live.
-    with_errno(|| unsafe { sys::coroutine_init(co) })
-}
-
-/// An initialised coroutine in never-zeroed `malloc` memory; released and
-/// freed on drop.
-struct Owned(Co);
-
-impl Owned {
-    fn new(entry: Entry) -> Self {
-        Self::with_stack(entry, 64 << 10)
-    }
-
-    fn with_stack(entry: Entry, stack_size: usize) -> Self {
-        let co = filled_co(0xA5);
-        // SAFETY: co is a fresh malloc'd struct of the right size.
-        let (rc, err) = unsafe { init_with(co, Some(entry), stack_size) };
-        assert_eq!(rc, 0, "coroutine_init: errno {err}");
-        Owned(co)
-    }
-
-    fn ptr(&self) -> Co {
-        self.0
-    }
-
-    fn exited(&self) -> bool {
-        // SAFETY: self.0 is a live allocation; `exited` is the read-only out field.
-        unsafe { (*self.0).exited != 0 }
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        // SAFETY: tests drop an Owned from the main context when its
-        // coroutine is not running nor on the chain (release is a no-op if
-        // it exited or was released); then the memory is ours.
-        unsafe {
-            sys::coroutine_release(self.0);
-            libc::free(self.0.cast());
-        }
-    }
-}
-
-/// Counts its runs in the `AtomicUsize` its argument points to; returns 0x600D.
-///
-/// # Safety
-/// `arg` must point to an `AtomicUsize` that outlives the coroutine.
-unsafe extern "C" fn count_runs(arg: *mut c_void) -> *mut c_void {
-    // SAFETY: guaranteed by the caller.
-    let runs = unsafe { &*arg.cast::<AtomicUsize>() };
-    runs.fetch_add(1, SeqCst);
-    val(0x600D)
-}
 
 /// Yields 1, then returns 2.
 ///
@@ -221,14 +63,6 @@ unsafe extern "C" fn yield_1_return_2(_arg: *mut c_void) -> *mut c_void {
     // SAFETY: entered through yieldto, so this coroutine has a caller.
     unsafe { sys::coroutine_yield(val(1)) };
     val(2)
-}
-
-/// Returns 7 at once.
-///
-/// # Safety
-/// None: it touches nothing.
-unsafe extern "C" fn return_7(_arg: *mut c_void) -> *mut c_void {
-    val(7)
 }
 
 /// Runs `co` (initialised, unstarted, whose entry touches only what `first`
@@ -241,7 +75,7 @@ fn start(co: Co, first: *mut c_void) -> usize {
 
 /// An initialised coroutine that has run to its end.
 fn exited_coroutine() -> Owned {
-    let co = Owned::new(return_7);
+    let co = Owned::small(return_7);
     assert_eq!(start(co.ptr(), ptr::null_mut()), 7);
     assert!(co.exited());
     co
@@ -253,21 +87,6 @@ struct OtherThread {
     leader: Co,
     done: Option<mpsc::Sender<()>>,
     handle: Option<thread::JoinHandle<()>>,
-}
-
-/// A raw pointer that may cross threads; each use says why that is sound.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-
-// SAFETY: only the address moves; whoever dereferences it on the other
-// thread says why the pointee is alive and not used concurrently.
-unsafe impl<T> Send for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// By method, so that closures capture the whole (Send) wrapper.
-    fn get(self) -> *mut T {
-        self.0
-    }
 }
 
 impl OtherThread {
@@ -355,7 +174,7 @@ unsafe extern "C" fn run_inside(arg: *mut c_void) -> *mut c_void {
 
 /// Runs `body` in a fresh coroutine (started with yieldto) to its end.
 fn in_coroutine(body: impl FnOnce()) {
-    let co = Owned::new(run_inside);
+    let co = Owned::small(run_inside);
     let inside = Inside::new(body);
     let r = start(co.ptr(), inside.arg());
     inside.rethrow();
@@ -364,60 +183,6 @@ fn in_coroutine(body: impl FnOnce()) {
 
 // ---- child processes ---------------------------------------------------------
 
-const CHILD_ENV: &str = "UCORO_CHILD";
-
-/// In the test process: re-runs this binary for `test` alone with
-/// `UCORO_CHILD=<test>` and returns the child's output. In that child: runs
-/// `scenario` and returns `None`, so the child's test passes if the
-/// scenario's own assertions do.
-fn child(test: &str, scenario: impl FnOnce()) -> Option<Output> {
-    if env::var_os(CHILD_ENV).is_some_and(|v| v == test) {
-        scenario();
-        return None;
-    }
-    let out = Command::new(env::current_exe().expect("path of this test binary"))
-        .args([
-            "--exact",
-            test,
-            "--nocapture",
-            "--test-threads=1",
-            "--include-ignored",
-        ])
-        .env(CHILD_ENV, test)
-        .output()
-        .expect("run the child test process");
-    Some(out)
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The child ran exactly one test and it passed.
-fn assert_child_passed(out: &Output) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child test did not pass:\n{}",
-        describe(out)
-    );
-}
-
-/// The diagnostic lines ("<function>: assertion '<condition>' failed") the
-/// child wrote to stderr, in order.
-fn diagnostics(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains(": assertion '"))
-        .map(str::to_owned)
-        .collect()
-}
-
 /// One row: `body` runs in a child process and must pass; the child's
 /// stderr must hold exactly `diagnostics`, in order.
 macro_rules! row {
@@ -425,11 +190,7 @@ macro_rules! row {
         $(#[$attr])*
         #[test]
         fn $name() {
-            if let Some(out) = child(stringify!($name), || $body) {
-                assert_child_passed(&out);
-                let want: &[&str] = &[$($diag),*];
-                assert_eq!(diagnostics(&out), want, "{}", describe(&out));
-            }
+            in_child_expecting(stringify!($name), || $body, &[$($diag),*]);
         }
     };
 }
@@ -444,12 +205,7 @@ fn fatal_row(name: &str, body: impl FnOnce()) {
     let Some(out) = child(name, body) else {
         return;
     };
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "child did not abort:\n{}",
-        describe(&out)
-    );
+    assert_child_aborted(&out);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains(&format!("{BEFORE_FATAL}{YIELD_TO_NO_ONE}")),
@@ -512,7 +268,7 @@ row!(init_zeroed_struct_with_entry_succeeds, [], {
 
 row!(init_exited_coroutine_succeeds, [], {
     let runs = AtomicUsize::new(0);
-    let co = Owned::new(count_runs);
+    let co = Owned::small(count_runs);
     assert_eq!(start(co.ptr(), arg(&runs)), 0x600D);
     assert!(co.exited());
     // SAFETY: co has exited: init may reset it (its in-fields are still set).
@@ -524,7 +280,7 @@ row!(init_exited_coroutine_succeeds, [], {
 });
 
 row!(init_suspended_coroutine_restarts_it, [], {
-    let co = Owned::new(yield_1_return_2);
+    let co = Owned::small(yield_1_return_2);
     assert_eq!(start(co.ptr(), ptr::null_mut()), 1);
     // Suspended in coroutine_yield: the header says re-initialising it
     // leaks its stack; the struct starts afresh.
@@ -544,7 +300,7 @@ row!(init_suspended_coroutine_restarts_it, [], {
 
 row!(init_released_coroutine_succeeds, [], {
     let runs = AtomicUsize::new(0);
-    let co = Owned::new(count_runs);
+    let co = Owned::small(count_runs);
     // SAFETY: co is initialised and not running.
     assert_eq!(unsafe { sys::coroutine_release(co.ptr()) }, 0);
     // SAFETY: co is released: init may reuse it.
@@ -629,8 +385,8 @@ fn init_running_coroutine_refused() {
 #[test]
 fn init_coroutine_on_caller_chain_refused() {
     init_refused_row("init_coroutine_on_caller_chain_refused", || {
-        let a = Owned::new(run_inside);
-        let b = Owned::new(run_inside);
+        let a = Owned::small(run_inside);
+        let b = Owned::small(run_inside);
         let pa = a.ptr();
         let b_body = Inside::new(move || {
             // SAFETY: a documented misuse: must be refused without changes.
@@ -656,7 +412,7 @@ fn init_coroutine_on_caller_chain_refused() {
 /// coroutine entered through coroutine_swap can switch back to it, and
 /// coroutine_release refuses it with EBUSY.
 fn assert_main_intact(leader: Co) {
-    let co = Owned::new(run_inside);
+    let co = Owned::small(run_inside);
     let pco = co.ptr();
     let body = Inside::new(move || {
         // SAFETY: pco is running (entered through swap); main is suspended.
@@ -739,7 +495,7 @@ fn init_other_threads_main_leaves_it_intact() {
 
 row!(swap_from_null_rejected, [SWAP_FROM], {
     let runs = AtomicUsize::new(0);
-    let co = Owned::new(count_runs);
+    let co = Owned::small(count_runs);
     // SAFETY: documented as refused without switching.
     let r = unsafe { sys::coroutine_swap(ptr::null_mut(), co.ptr(), arg(&runs)) };
     assert!(r.is_null());
@@ -752,8 +508,8 @@ row!(
     {
         let runs = AtomicUsize::new(0);
         let main = current();
-        let target = Owned::new(count_runs);
-        let idle = Owned::new(count_runs);
+        let target = Owned::small(count_runs);
+        let idle = Owned::small(count_runs);
         let garbage = filled_co(0xA5);
         // SAFETY: each is documented as refused without switching: from is an
         // initialised coroutine that is not running, then garbage.
@@ -841,8 +597,8 @@ row!(swap_to_coroutine_on_caller_chain_switches, [], {
     // main -> A -> B (yieldto); B swaps into A, which waits in its yieldto:
     // not refused (swap does not look at callers), A's yieldto returns B's
     // value; A swaps back into B, which then returns to its caller, A.
-    let a = Owned::new(run_inside);
-    let b = Owned::new(run_inside);
+    let a = Owned::small(run_inside);
+    let b = Owned::small(run_inside);
     let (pa, pb) = (a.ptr(), b.ptr());
     let b_body = Inside::new(move || {
         // SAFETY: B is running; A waits in yieldto (switched out).
@@ -870,7 +626,7 @@ row!(swap_to_coroutine_on_caller_chain_switches, [], {
 
 row!(swap_to_own_main_switches, [], {
     let main = current();
-    let co = Owned::new(run_inside);
+    let co = Owned::small(run_inside);
     let pco = co.ptr();
     let body = Inside::new(move || {
         // SAFETY: pco is running (entered through swap); main is suspended.
@@ -909,7 +665,7 @@ row!(
 
 row!(swap_to_released_rejected, [SWAP_UNINIT, SWAP_EXITED], {
     let runs = AtomicUsize::new(0);
-    let fresh = Owned::new(count_runs);
+    let fresh = Owned::small(count_runs);
     // SAFETY: fresh is initialised and not running.
     assert_eq!(unsafe { sys::coroutine_release(fresh.ptr()) }, 0);
     let done = exited_coroutine();
@@ -943,53 +699,6 @@ row!(swap_to_failed_init_rejected, [SWAP_UNINIT], {
 // ---------------------------------------------------------------------------
 // coroutine_release
 // ---------------------------------------------------------------------------
-
-/// A coroutine with a release callback that counts its calls.
-#[repr(C)]
-struct Tracked {
-    co: sys::coroutine,
-    calls: AtomicUsize,
-    ret: AtomicI32,
-}
-
-/// Counts the call in the `Tracked` around `co`; returns its `ret`.
-///
-/// # Safety
-/// `co` must be the `co` field of a live `Tracked`.
-unsafe extern "C" fn count_release(co: *mut sys::coroutine) -> c_int {
-    // SAFETY: guaranteed by the caller; co is the first field of a repr(C) Tracked.
-    let t = unsafe { &*co.cast::<Tracked>() };
-    t.calls.fetch_add(1, SeqCst);
-    t.ret.load(SeqCst)
-}
-
-/// A `Tracked` in never-zeroed memory, initialised with `entry`.
-fn tracked(entry: Entry) -> *mut Tracked {
-    let t: *mut Tracked = malloc_filled(0xA5);
-    // SAFETY: t points to a writable Tracked-sized block; the atomics are
-    // written before any use, the coroutine is set up by init.
-    unsafe {
-        ptr::addr_of_mut!((*t).calls).write(AtomicUsize::new(0));
-        ptr::addr_of_mut!((*t).ret).write(AtomicI32::new(0));
-        let co = ptr::addr_of_mut!((*t).co);
-        set_fields(co, Some(entry), 64 << 10);
-        (*co).release = Some(count_release);
-        assert_eq!(sys::coroutine_init(co), 0);
-    }
-    t
-}
-
-/// The coroutine of a `Tracked`.
-fn co_of(t: *mut Tracked) -> Co {
-    // SAFETY: only the field's address is taken.
-    unsafe { ptr::addr_of_mut!((*t).co) }
-}
-
-/// How often the release callback of `t` ran.
-fn calls_of(t: *mut Tracked) -> usize {
-    // SAFETY: t is live while the test uses it.
-    unsafe { (*t).calls.load(SeqCst) }
-}
 
 row!(release_null_rejected, [RELEASE_NULL], {
     // SAFETY: NULL is documented as rejected.
@@ -1028,7 +737,7 @@ row!(release_after_failed_init_rejected, [RELEASE_UNINIT], {
 });
 
 row!(release_exited_is_a_no_op, [], {
-    let t = tracked(return_7);
+    let t = tracked(return_7, SMALL_STACK, 0);
     assert_eq!(start(co_of(t), ptr::null_mut()), 7);
     assert_eq!(calls_of(t), 1, "the exit released the stack");
     // SAFETY: the coroutine has exited.
@@ -1040,7 +749,7 @@ row!(release_exited_is_a_no_op, [], {
 });
 
 row!(release_twice_is_a_no_op, [], {
-    let t = tracked(return_7);
+    let t = tracked(return_7, SMALL_STACK, 0);
     // SAFETY: the coroutine is initialised and not running.
     let rcs = unsafe {
         [
@@ -1055,7 +764,7 @@ row!(release_twice_is_a_no_op, [], {
 });
 
 row!(release_suspended_coroutine_frees_it, [YIELDTO_UNINIT], {
-    let t = tracked(yield_1_return_2);
+    let t = tracked(yield_1_return_2, SMALL_STACK, 0);
     assert_eq!(start(co_of(t), ptr::null_mut()), 1);
     // Suspended in yield, with no caller: not running, so it may go.
     // SAFETY: the coroutine is suspended, not on the chain.
@@ -1082,7 +791,7 @@ row!(
         });
         // ... and through coroutine_swap (no caller, but running).
         let main = current();
-        let co = Owned::new(run_inside);
+        let co = Owned::small(run_inside);
         let body = Inside::new(|| {
             let me = current();
             // SAFETY: documented as refused (EBUSY).
@@ -1097,8 +806,8 @@ row!(
 );
 
 row!(release_on_caller_chain_refused, [RELEASE_BUSY], {
-    let a = Owned::new(run_inside);
-    let b = Owned::new(run_inside);
+    let a = Owned::small(run_inside);
+    let b = Owned::small(run_inside);
     let (pa, pb) = (a.ptr(), b.ptr());
     let b_body = Inside::new(move || {
         // SAFETY: A waits in yieldto: documented as refused (EBUSY).
@@ -1165,7 +874,7 @@ row!(
     release_coroutine_running_on_another_thread_refused,
     [RELEASE_BUSY],
     {
-        let co = Owned::new(wait_for_go);
+        let co = Owned::small(wait_for_go);
         let (running_tx, running_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel();
         let h = Handshake {
@@ -1193,7 +902,7 @@ row!(
 fn release_swap_started_coroutine_running_on_another_thread_refused() {
     let name = "release_swap_started_coroutine_running_on_another_thread_refused";
     let Some(out) = child(name, || {
-        let co = Owned::new(wait_for_go);
+        let co = Owned::small(wait_for_go);
         let (running_tx, running_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel();
         let h = Handshake {
@@ -1232,7 +941,7 @@ fn release_swap_started_coroutine_running_on_another_thread_refused() {
 #[test]
 fn yield_in_swap_started_coroutine_aborts() {
     fatal_row("yield_in_swap_started_coroutine_aborts", || {
-        let co = Owned::new(run_inside);
+        let co = Owned::small(run_inside);
         let body = Inside::new(|| {
             eprint!("{BEFORE_FATAL}");
             // SAFETY: entered through swap, this coroutine has no caller:
@@ -1249,7 +958,7 @@ fn yield_in_swap_started_coroutine_aborts() {
 #[test]
 fn yield_from_swap_started_coroutine_aborts() {
     fatal_row("yield_from_swap_started_coroutine_aborts", || {
-        let co = Owned::new(run_inside);
+        let co = Owned::small(run_inside);
         let body = Inside::new(|| {
             eprint!("{BEFORE_FATAL}");
             // SAFETY: as for coroutine_yield: no caller, documented to abort.
@@ -1313,8 +1022,8 @@ row!(
     yield_from_coroutine_on_caller_chain_rejected,
     [YIELD_FROM],
     {
-        let a = Owned::new(run_inside);
-        let b = Owned::new(run_inside);
+        let a = Owned::small(run_inside);
+        let b = Owned::small(run_inside);
         let (pa, pb) = (a.ptr(), b.ptr());
         let b_body = Inside::new(move || {
             // SAFETY: A waits in yieldto: documented as refused without switching.
@@ -1347,7 +1056,7 @@ row!(
 );
 
 row!(yield_from_released_rejected, [YIELD_FROM, YIELD_FROM], {
-    let co = Owned::new(return_7);
+    let co = Owned::small(return_7);
     // SAFETY: co is initialised and not running.
     assert_eq!(unsafe { sys::coroutine_release(co.ptr()) }, 0);
     yield_from_refused(co.ptr());
@@ -1838,7 +1547,7 @@ row!(is_main_of_null_garbage_and_other_main_is_false, [], {
 
 row!(stack_used_of_bad_input_is_zero, [], {
     let garbage = filled_co(0xA5);
-    let released = Owned::new(return_7);
+    let released = Owned::small(return_7);
     // SAFETY: released is initialised and not running.
     assert_eq!(unsafe { sys::coroutine_release(released.ptr()) }, 0);
     let done = exited_coroutine();

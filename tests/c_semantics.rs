@@ -8,7 +8,7 @@
 //!   observe into a [`Log`] (or a counter), and the test asserts on it from
 //!   its thread's main context.
 //! - Every coroutine struct comes from `malloc` and is filled with 0xA5
-//!   before `coroutine_init` (see [`garbage_struct`]): init must cope with
+//!   before `coroutine_init` (see [`garbage_co`]): init must cope with
 //!   memory that was never zeroed everywhere, not only in the test for it.
 //! - Misuse messages go to stderr or to the one process-wide diagnostic
 //!   handler, and `coroutine_yield` from main aborts. Tests that trigger any
@@ -20,70 +20,29 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use std::env;
-use std::ffi::{c_char, c_int, c_void, CStr};
+use std::ffi::{c_char, c_void, CStr};
 use std::io;
-use std::os::unix::process::ExitStatusExt;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::ptr;
-use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::{Arc, Barrier, Mutex, PoisonError};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use ucoro::sys;
 
-type Co = *mut sys::coroutine;
-type Entry = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
-
-const DEFAULT_STACK: usize = 16 << 20;
-const MIN_STACK: usize = 16 << 10;
+mod common;
+use common::{
+    arg, assert_child_aborted, assert_child_passed, child, clear_errno, count_runs, current,
+    describe, diagnostics, errno, filled_co, garbage_co, in_own_process, init_with, is_main, num,
+    page_size, return_7, tracked, val, vm_size_kib, Co, Entry, Owned, SendPtr, DEFAULT_STACK,
+    MIN_STACK, YIELDTO_CALLER, YIELDTO_EXITED, YIELDTO_NULL, YIELDTO_UNINIT, YIELD_TO_NO_ONE,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// A small integer carried as a coroutine value.
-fn val(n: usize) -> *mut c_void {
-    n as *mut c_void
-}
-
-/// The integer carried by a coroutine value.
-fn num(p: *mut c_void) -> usize {
-    p as usize
-}
-
-/// A reference passed as a coroutine value.
-fn arg<T>(r: &T) -> *mut c_void {
-    (r as *const T).cast_mut().cast()
-}
-
-/// The running coroutine (this thread's main one outside any coroutine).
-fn current() -> Co {
-    // SAFETY: coroutine_self takes no arguments and only reads this thread's state.
-    unsafe { sys::coroutine_self() }
-}
-
-/// Whether `co` is the calling thread's main coroutine.
-fn is_main(co: Co) -> bool {
-    // SAFETY: coroutine_is_main only compares the pointer, never dereferences it.
-    unsafe { sys::coroutine_is_main(co) != 0 }
-}
-
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn clear_errno() {
-    // SAFETY: __errno_location returns this thread's errno slot, valid for writes.
-    unsafe { *libc::__errno_location() = 0 };
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(ps).expect("page size")
-}
 
 /// Whether every page of `[addr, addr + len)` is mapped (`addr` page-aligned).
 fn is_mapped(addr: *mut c_void, len: usize) -> bool {
@@ -92,83 +51,6 @@ fn is_mapped(addr: *mut c_void, len: usize) -> bool {
     // SAFETY: mincore only inspects the mapping and writes `pages` bytes into vec.
     let rc = unsafe { libc::mincore(addr, len, vec.as_mut_ptr()) };
     rc == 0
-}
-
-/// A `struct coroutine` from `malloc`, every byte 0xA5: memory that was never
-/// zeroed, as the canonical C caller passes it.
-fn garbage_struct() -> Co {
-    filled_struct(0xA5)
-}
-
-/// A `struct coroutine` from `malloc` with every byte set to `byte`.
-fn filled_struct(byte: u8) -> Co {
-    let size = std::mem::size_of::<sys::coroutine>();
-    // SAFETY: malloc has no preconditions; the result is checked before use.
-    let co: Co = unsafe { libc::malloc(size) }.cast();
-    assert!(!co.is_null(), "malloc failed");
-    // SAFETY: co points to `size` writable bytes just allocated.
-    unsafe { ptr::write_bytes(co.cast::<u8>(), byte, size) };
-    co
-}
-
-/// Sets the "in" fields of `co` the way C callers do, then `coroutine_init`.
-///
-/// # Safety
-/// `co` must point to writable memory of at least `size_of::<coroutine>()`
-/// bytes that is not a live (running or suspended) coroutine.
-unsafe fn init_with(co: Co, entry: Option<Entry>, stack_size: usize) -> c_int {
-    // SAFETY: guaranteed by the caller.
-    unsafe {
-        (*co).stack_size = stack_size;
-        (*co).entry = entry;
-        (*co).release = None;
-        sys::coroutine_init(co)
-    }
-}
-
-/// An initialised coroutine in never-zeroed `malloc` memory; released and
-/// freed on drop.
-struct Owned {
-    co: Co,
-}
-
-impl Owned {
-    fn new(entry: Entry) -> Self {
-        Self::with_stack(entry, 0)
-    }
-
-    fn with_stack(entry: Entry, stack_size: usize) -> Self {
-        let co = garbage_struct();
-        // SAFETY: co is a fresh malloc'd struct of the right size.
-        let rc = unsafe { init_with(co, Some(entry), stack_size) };
-        assert_eq!(rc, 0, "coroutine_init: {}", io::Error::last_os_error());
-        Owned { co }
-    }
-
-    fn ptr(&self) -> Co {
-        self.co
-    }
-
-    fn exited(&self) -> bool {
-        // SAFETY: self.co is a live allocation owned by self.
-        unsafe { (*self.co).exited != 0 }
-    }
-
-    fn caller(&self) -> Co {
-        // SAFETY: self.co is a live allocation owned by self.
-        unsafe { (*self.co).caller }
-    }
-}
-
-impl Drop for Owned {
-    fn drop(&mut self) {
-        // SAFETY: self.co was initialised and is not running when its owner
-        // drops it (the owner is on the main context); then the memory is ours.
-        unsafe {
-            sys::coroutine_release(self.co);
-            libc::free(self.co.cast());
-        }
-    }
 }
 
 /// What coroutines observed, in order. Coroutines record here instead of
@@ -234,128 +116,9 @@ unsafe fn world<'a>(arg: *mut c_void) -> &'a World {
     unsafe { &*arg.cast::<World>() }
 }
 
-/// A raw pointer that may cross threads; each use says why that is sound.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-
-// SAFETY: only the address moves; every dereference on the other thread is
-// justified where it happens (the pointee outlives the thread and is not
-// used concurrently).
-unsafe impl<T> Send for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// By method, so that closures capture the whole (Send) wrapper.
-    fn get(self) -> *mut T {
-        self.0
-    }
-}
-
 // ---------------------------------------------------------------------------
-// Child processes (stderr, the diagnostic handler, abort)
+// Shared entries (more in common: return_7, count_runs)
 // ---------------------------------------------------------------------------
-
-const CHILD_ENV: &str = "UCORO_CHILD";
-
-/// In the test process: re-runs this binary for `test` alone with
-/// `UCORO_CHILD=<test>` and returns the child's output. In that child: runs
-/// `scenario` and returns `None`, so the child's test passes if the
-/// scenario's own assertions do.
-fn child(test: &str, scenario: impl FnOnce()) -> Option<Output> {
-    if env::var_os(CHILD_ENV).is_some_and(|v| v == test) {
-        scenario();
-        return None;
-    }
-    let out = Command::new(env::current_exe().expect("path of this test binary"))
-        .args([
-            "--exact",
-            test,
-            "--nocapture",
-            "--test-threads=1",
-            "--include-ignored",
-        ])
-        .env(CHILD_ENV, test)
-        .output()
-        .expect("run the child test process");
-    Some(out)
-}
-
-fn describe(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-/// The child ran exactly one test and it passed.
-fn assert_child_passed(out: &Output) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child test did not pass:\n{}",
-        describe(out)
-    );
-}
-
-/// Runs `scenario` in a process of its own and asserts that it passed
-/// without any diagnostic. For behaviours whose bugs typically crash (the
-/// originals' parent-exit jump, shared `current` across threads): the crash
-/// then fails this one test instead of killing the whole test binary.
-fn in_own_process(test: &str, scenario: impl FnOnce()) {
-    if let Some(out) = child(test, scenario) {
-        assert_child_passed(&out);
-        assert_eq!(
-            diagnostics(&out),
-            Vec::<String>::new(),
-            "{}",
-            describe(&out)
-        );
-    }
-}
-
-/// The child was killed by SIGABRT.
-fn assert_child_aborted(out: &Output) {
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGABRT),
-        "child did not abort:\n{}",
-        describe(out)
-    );
-}
-
-/// The diagnostic lines ("<function>: assertion '<condition>' failed") the
-/// child wrote to stderr, in order.
-fn diagnostics(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stderr)
-        .lines()
-        .filter(|l| l.contains(": assertion '"))
-        .map(str::to_owned)
-        .collect()
-}
-
-const YIELDTO_EXITED: &str = "coroutine_yieldto: assertion '!to->exited' failed";
-const YIELDTO_CALLER: &str = "coroutine_yieldto: assertion '!to->caller' failed";
-const YIELDTO_NULL: &str = "coroutine_yieldto: assertion 'to != NULL' failed";
-const YIELDTO_UNINIT: &str = "coroutine_yieldto: assertion 'to is initialised' failed";
-const YIELD_TO_NO_ONE: &str = "Co-routine is yielding to no one\n";
-
-// ---------------------------------------------------------------------------
-// Shared entries
-// ---------------------------------------------------------------------------
-
-/// Counts its runs in the `AtomicUsize` its argument points to; returns 0x600D.
-extern "C" fn count_and_return(arg: *mut c_void) -> *mut c_void {
-    // SAFETY: every user passes a pointer to a live AtomicUsize first.
-    let runs = unsafe { &*arg.cast::<AtomicUsize>() };
-    runs.fetch_add(1, SeqCst);
-    val(0x600D)
-}
-
-/// Returns at once, touching nothing (for tiny stacks and never-run entries).
-extern "C" fn return_7(_arg: *mut c_void) -> *mut c_void {
-    val(7)
-}
 
 /// Yields 1, then returns what it was resumed with plus 1.
 extern "C" fn yield_once(_arg: *mut c_void) -> *mut c_void {
@@ -382,15 +145,15 @@ unsafe fn run_to_exit(co: Co, first: *mut c_void) -> usize {
 #[test]
 fn init_accepts_never_zeroed_memory() {
     for byte in [0xA5u8, 0xFF, 0x5A] {
-        let co = filled_struct(byte);
+        let co = filled_co(byte);
         let runs = AtomicUsize::new(0);
         // SAFETY: co is a fresh malloc'd struct of the right size.
-        let rc = unsafe { init_with(co, Some(count_and_return), 64 << 10) };
+        let (rc, err) = unsafe { init_with(co, Some(count_runs), 64 << 10) };
         assert_eq!(
             rc,
             0,
             "init on 0x{byte:02X} garbage failed: {}",
-            io::Error::last_os_error()
+            io::Error::from_raw_os_error(err)
         );
         // SAFETY: co is a live allocation.
         let (exited, caller) = unsafe { ((*co).exited, (*co).caller) };
@@ -401,7 +164,7 @@ fn init_accepts_never_zeroed_memory() {
         );
         // Garbage left in a private field (caller, magic, the continuation)
         // would make yieldto refuse or crash here.
-        // SAFETY: co is initialised and unstarted; count_and_return only touches `runs`, which outlives the call.
+        // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
         let r = unsafe { run_to_exit(co, arg(&runs)) };
         assert_eq!(r, 0x600D);
         assert_eq!(runs.load(SeqCst), 1);
@@ -417,10 +180,10 @@ fn init_accepts_never_zeroed_memory() {
 #[test]
 fn init_does_not_run_entry() {
     let runs = AtomicUsize::new(0);
-    let co = Owned::new(count_and_return);
+    let co = Owned::new(count_runs);
     assert_eq!(runs.load(SeqCst), 0, "entry ran during init");
     assert!(!co.exited());
-    // SAFETY: co is initialised and unstarted; count_and_return only touches `runs`, which outlives the call.
+    // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
     let r = unsafe { run_to_exit(co.ptr(), arg(&runs)) };
     assert_eq!(r, 0x600D);
     assert_eq!(
@@ -485,11 +248,9 @@ fn init_rounds_tiny_stack_up() {
 #[test]
 fn init_rejects_absurd_stack_size() {
     for size in [usize::MAX, usize::MAX - page_size() + 1] {
-        let co = garbage_struct();
-        clear_errno();
+        let co = garbage_co();
         // SAFETY: co is a fresh malloc'd struct of the right size.
-        let rc = unsafe { init_with(co, Some(return_7), size) };
-        let err = errno();
+        let (rc, err) = unsafe { init_with(co, Some(return_7), size) };
         assert_eq!(rc, -1, "init with stack_size {size:#x} must fail");
         assert_eq!(err, libc::EINVAL, "errno for stack_size {size:#x}");
         // SAFETY: co is ours and was never successfully initialised.
@@ -500,11 +261,9 @@ fn init_rejects_absurd_stack_size() {
 #[test]
 fn init_fails_with_enomem_when_memory_is_refused() {
     // Rounds up without overflow, but no address space is that large.
-    let co = garbage_struct();
-    clear_errno();
+    let co = garbage_co();
     // SAFETY: co is a fresh malloc'd struct of the right size.
-    let rc = unsafe { init_with(co, Some(return_7), 1 << 60) };
-    let err = errno();
+    let (rc, err) = unsafe { init_with(co, Some(return_7), 1 << 60) };
     assert_eq!(rc, -1, "a 1 EiB stack cannot be mapped");
     assert_eq!(err, libc::ENOMEM);
     // SAFETY: co is ours and was never successfully initialised.
@@ -514,11 +273,9 @@ fn init_fails_with_enomem_when_memory_is_refused() {
 #[test]
 fn init_rejects_missing_entry() {
     let Some(out) = child("init_rejects_missing_entry", || {
-        let co = garbage_struct();
-        clear_errno();
+        let co = garbage_co();
         // SAFETY: co is a fresh malloc'd struct of the right size.
-        let rc = unsafe { init_with(co, None, 0) };
-        let err = errno();
+        let (rc, err) = unsafe { init_with(co, None, 0) };
         assert_eq!(rc, -1);
         assert_eq!(err, libc::EINVAL);
         // SAFETY: co is ours and was never successfully initialised.
@@ -538,20 +295,20 @@ fn init_rejects_missing_entry() {
 #[test]
 fn init_resets_an_exited_coroutine() {
     let runs = AtomicUsize::new(0);
-    let co = Owned::with_stack(count_and_return, 1 << 20);
-    // SAFETY: co is initialised and unstarted; count_and_return only touches `runs`, which outlives the call.
+    let co = Owned::with_stack(count_runs, 1 << 20);
+    // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
     let r = unsafe { run_to_exit(co.ptr(), arg(&runs)) };
     assert_eq!(r, 0x600D);
     assert!(co.exited());
 
     let again = AtomicUsize::new(0);
     // SAFETY: co has exited (its stack is gone); init may reuse the struct.
-    let rc = unsafe { init_with(co.ptr(), Some(yield_once), 0) };
+    let (rc, err) = unsafe { init_with(co.ptr(), Some(yield_once), 0) };
     assert_eq!(
         rc,
         0,
         "re-init of an exited coroutine: {}",
-        io::Error::last_os_error()
+        io::Error::from_raw_os_error(err)
     );
     assert!(!co.exited(), "init must clear exited");
     assert!(co.caller().is_null());
@@ -992,49 +749,6 @@ fn is_main_false_inside_coroutine() {
 // release
 // ---------------------------------------------------------------------------
 
-/// A coroutine with a release callback that counts its calls.
-#[repr(C)]
-struct Tracked {
-    co: sys::coroutine,
-    calls: AtomicUsize,
-    ret: AtomicI32,
-    exited_at_call: AtomicI32,
-}
-
-extern "C" fn tracked_release(co: *mut sys::coroutine) -> c_int {
-    // SAFETY: installed only on the `co` field of a live #[repr(C)] Tracked,
-    // its first field, so the pointer is also the Tracked's address.
-    let t = unsafe { &*co.cast::<Tracked>() };
-    t.calls.fetch_add(1, SeqCst);
-    // SAFETY: co is live (see above).
-    t.exited_at_call.store(unsafe { (*co).exited }, SeqCst);
-    t.ret.load(SeqCst)
-}
-
-/// A `Tracked` in never-zeroed memory, initialised with `entry`; its release
-/// callback returns `ret` until changed.
-fn tracked(entry: Entry, stack_size: usize, ret: c_int) -> *mut Tracked {
-    let size = std::mem::size_of::<Tracked>();
-    // SAFETY: malloc has no preconditions; the result is checked before use.
-    let t: *mut Tracked = unsafe { libc::malloc(size) }.cast();
-    assert!(!t.is_null());
-    // SAFETY: t points to `size` writable bytes; the atomics are written in
-    // place before any reference to them exists.
-    let rc = unsafe {
-        ptr::write_bytes(t.cast::<u8>(), 0xA5, size);
-        ptr::addr_of_mut!((*t).calls).write(AtomicUsize::new(0));
-        ptr::addr_of_mut!((*t).ret).write(AtomicI32::new(ret));
-        ptr::addr_of_mut!((*t).exited_at_call).write(AtomicI32::new(-1));
-        let co = ptr::addr_of_mut!((*t).co);
-        (*co).stack_size = stack_size;
-        (*co).entry = Some(entry);
-        (*co).release = Some(tracked_release);
-        sys::coroutine_init(co)
-    };
-    assert_eq!(rc, 0, "coroutine_init: {}", io::Error::last_os_error());
-    t
-}
-
 #[test]
 fn exit_runs_release_callback_after_marking_exited() {
     let t = tracked(return_7, 64 << 10, 0);
@@ -1067,16 +781,6 @@ fn exit_runs_release_callback_after_marking_exited() {
     }
 }
 
-/// This process's address-space size in KiB (`VmSize` in /proc/self/status).
-fn vm_size_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmSize in /proc/self/status")
-}
-
 #[test]
 fn exit_gives_the_stack_back() {
     // "The stack is freed (or given back to a pool)": either way, coroutines
@@ -1086,9 +790,9 @@ fn exit_gives_the_stack_back() {
     in_own_process("exit_gives_the_stack_back", || {
         const RUNS: usize = 1000;
         let run_one = || {
-            let co = garbage_struct();
+            let co = garbage_co();
             // SAFETY: co is a fresh malloc'd struct of the right size.
-            let rc = unsafe { init_with(co, Some(return_7), 0) };
+            let (rc, _) = unsafe { init_with(co, Some(return_7), 0) };
             assert_eq!(rc, 0);
             // SAFETY: co is initialised and unstarted; the entry (return_7) touches nothing.
             let r = unsafe { run_to_exit(co, ptr::null_mut()) };
@@ -1228,7 +932,7 @@ fn release_rejects_null_and_uninitialised() {
         // SAFETY: NULL is documented as rejected.
         let rc = unsafe { sys::coroutine_release(ptr::null_mut()) };
         assert_eq!((rc, errno()), (-1, libc::EINVAL));
-        let co = garbage_struct();
+        let co = garbage_co();
         clear_errno();
         // SAFETY: co is a live allocation; release must only read it.
         let rc = unsafe { sys::coroutine_release(co) };
@@ -1314,8 +1018,8 @@ fn release_refuses_running_coroutine_and_main() {
 fn yieldto_exited_returns_null_with_message() {
     let Some(out) = child("yieldto_exited_returns_null_with_message", || {
         let runs = AtomicUsize::new(0);
-        let co = Owned::new(count_and_return);
-        // SAFETY: co is initialised and unstarted; count_and_return only touches `runs`, which outlives the call.
+        let co = Owned::new(count_runs);
+        // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
         let r = unsafe { run_to_exit(co.ptr(), arg(&runs)) };
         assert_eq!(r, 0x600D);
         assert!(co.exited());
@@ -1526,13 +1230,13 @@ fn yieldto_zeroed_and_garbage_rejected() {
         let runs = AtomicUsize::new(0);
         for byte in [0x00u8, 0xA5, 0xFF, 0x5A] {
             for with_fields in [false, true] {
-                let co = filled_struct(byte);
+                let co = filled_co(byte);
                 if with_fields {
                     // As a caller would before (forgetting) coroutine_init.
                     // SAFETY: co is a live allocation of the right size.
                     unsafe {
                         (*co).stack_size = 0;
-                        (*co).entry = Some(count_and_return);
+                        (*co).entry = Some(count_runs);
                         (*co).release = None;
                     }
                 }
@@ -1557,31 +1261,30 @@ fn yieldto_after_failed_init_rejected() {
     let Some(out) = child("yieldto_after_failed_init_rejected", || {
         let runs = AtomicUsize::new(0);
         let try_after_failed_init = |co: Co, entry: Option<Entry>, size: usize, want: i32| {
-            clear_errno();
             // SAFETY: co is a live allocation of the right size, not running.
-            let rc = unsafe { init_with(co, entry, size) };
-            assert_eq!((rc, errno()), (-1, want), "init with size {size:#x}");
+            let (rc, err) = unsafe { init_with(co, entry, size) };
+            assert_eq!((rc, err), (-1, want), "init with size {size:#x}");
             // SAFETY: init failed on co; yieldto must refuse it without switching.
             let r = unsafe { sys::coroutine_yieldto(co, arg(&runs)) };
             assert!(r.is_null(), "yieldto after a failed init (size {size:#x})");
         };
-        let co = garbage_struct();
-        try_after_failed_init(co, Some(count_and_return), usize::MAX, libc::EINVAL);
-        try_after_failed_init(co, Some(count_and_return), 1 << 60, libc::ENOMEM);
+        let co = garbage_co();
+        try_after_failed_init(co, Some(count_runs), usize::MAX, libc::EINVAL);
+        try_after_failed_init(co, Some(count_runs), 1 << 60, libc::ENOMEM);
         try_after_failed_init(co, None, 0, libc::EINVAL);
         // SAFETY: co is ours (never successfully initialised).
         unsafe { libc::free(co.cast()) };
 
         // A struct that was valid (an exited coroutine) and whose re-init failed.
-        let co = Owned::new(count_and_return);
-        // SAFETY: co is initialised and unstarted; count_and_return only touches `runs`, which outlives the call.
+        let co = Owned::new(count_runs);
+        // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
         let r = unsafe { run_to_exit(co.ptr(), arg(&runs)) };
         assert_eq!(r, 0x600D);
-        try_after_failed_init(co.ptr(), Some(count_and_return), usize::MAX, libc::EINVAL);
+        try_after_failed_init(co.ptr(), Some(count_runs), usize::MAX, libc::EINVAL);
         assert_eq!(runs.load(SeqCst), 1, "no entry may run after a failed init");
         // Give Owned's drop a valid struct again.
         // SAFETY: co is not running.
-        assert_eq!(unsafe { init_with(co.ptr(), Some(return_7), 0) }, 0);
+        assert_eq!(unsafe { init_with(co.ptr(), Some(return_7), 0) }.0, 0);
     }) else {
         return;
     };
@@ -1607,7 +1310,7 @@ fn yieldto_released_coroutine_rejected() {
     let Some(out) = child("yieldto_released_coroutine_rejected", || {
         let runs = AtomicUsize::new(0);
         // Released before it ever ran: like a struct never passed to init.
-        let co = Owned::new(count_and_return);
+        let co = Owned::new(count_runs);
         // SAFETY: co is initialised and not running.
         assert_eq!(unsafe { sys::coroutine_release(co.ptr()) }, 0);
         // SAFETY: co is released; yieldto must refuse it without switching.
@@ -1615,8 +1318,8 @@ fn yieldto_released_coroutine_rejected() {
         assert!(r.is_null());
         assert_eq!(runs.load(SeqCst), 0, "a released coroutine must not run");
         // Exited, then released: still exited.
-        let co = Owned::new(count_and_return);
-        // SAFETY: co is initialised and unstarted; count_and_return only touches `runs`, which outlives the call.
+        let co = Owned::new(count_runs);
+        // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
         unsafe { run_to_exit(co.ptr(), arg(&runs)) };
         // SAFETY: co has exited.
         assert_eq!(unsafe { sys::coroutine_release(co.ptr()) }, 0);
@@ -1765,8 +1468,8 @@ fn swap_switches_between_coroutines() {
 fn swap_rejects_wrong_from_and_bad_targets() {
     let Some(out) = child("swap_rejects_wrong_from_and_bad_targets", || {
         let runs = AtomicUsize::new(0);
-        let a = Owned::new(count_and_return);
-        let b = Owned::new(count_and_return);
+        let a = Owned::new(count_runs);
+        let b = Owned::new(count_runs);
         let main = current();
         let done = Owned::new(return_7);
         // SAFETY: done is initialised and unstarted; the entry (return_7) touches nothing.
@@ -2092,7 +1795,7 @@ fn diagnostic_handler_receives_function_and_condition() {
         // SAFETY: seen outlives the installation (the default is restored below).
         unsafe { sys::ucoro_set_diagnostic_handler(Some(record_diagnostic), ud) };
 
-        let garbage = garbage_struct();
+        let garbage = garbage_co();
         let done = Owned::new(return_7);
         // SAFETY: done is initialised and unstarted; the entry (return_7) touches nothing.
         unsafe { run_to_exit(done.ptr(), ptr::null_mut()) };

@@ -23,20 +23,21 @@ use std::ffi::{c_int, c_void};
 use std::hint::black_box;
 use std::io::{self, Write};
 use std::mem::{self, MaybeUninit};
-use std::os::unix::process::ExitStatusExt;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::ptr;
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::time::Instant;
 
 use ucoro::{sys, Builder, Coroutine, CoroutineResult, Yielder};
 
+mod common;
+use common::{
+    assert_child_killed_by, assert_child_passed, child_command, describe, proc_status_bytes, Entry,
+    CHILD_ENV, DEFAULT_STACK, SMALL_STACK,
+};
+
 /// The guard region below every stack (csrc/stack.c `GUARD_SIZE`).
 const GUARD: usize = 64 << 10;
-/// A small stack, so that an overflow comes quickly.
-const SMALL_STACK: usize = 64 << 10;
-/// The default stack size (SPEC: 16 MiB).
-const DEFAULT_STACK: usize = 16 << 20;
 /// What the library writes when a guard region is hit.
 const OVERFLOW_MSG: &str = "ucoro: stack overflow in coroutine 0x";
 /// What Rust's runtime writes for a thread stack overflow.
@@ -45,8 +46,6 @@ const RUST_OVERFLOW_MSG: &str = "has overflowed its stack";
 // ---------------------------------------------------------------------------
 // Child processes
 // ---------------------------------------------------------------------------
-
-const CHILD_ENV: &str = "UCORO_CHILD";
 
 /// In a child started by [`run_child`] for `test`: the scenario it must run.
 fn scenario(test: &str) -> Option<String> {
@@ -58,44 +57,18 @@ fn scenario(test: &str) -> Option<String> {
 /// Re-runs this binary for `test` alone, asking it to run `scenario`, with
 /// the extra environment `envs`; returns its output.
 fn run_child(test: &str, scenario: &str, envs: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env::current_exe().expect("path of this test binary"));
-    cmd.args([
-        "--exact",
-        test,
-        "--nocapture",
-        "--test-threads=1",
-        "--include-ignored",
-    ])
-    .env(CHILD_ENV, format!("{test}/{scenario}"))
+    let mut cmd = child_command(test, &format!("{test}/{scenario}"));
     // Inherited settings must not change what the child does.
-    .env_remove("UCORO_OVERFLOW_REPORTING")
-    .env_remove("RUST_BACKTRACE");
+    cmd.env_remove("UCORO_OVERFLOW_REPORTING")
+        .env_remove("RUST_BACKTRACE");
     for (key, value) in envs {
         cmd.env(key, value);
     }
     cmd.output().expect("run the child test process")
 }
 
-fn describe(out: &Output) -> String {
-    format!(
-        "status: {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn stderr_of(out: &Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
-}
-
-fn assert_died_of_sigsegv(out: &Output) {
-    assert_eq!(
-        out.status.signal(),
-        Some(libc::SIGSEGV),
-        "the child must die of SIGSEGV:\n{}",
-        describe(out)
-    );
 }
 
 /// The child's one overflow report, checked against the format
@@ -146,16 +119,6 @@ fn assert_no_overflow_report(out: &Output) {
     );
 }
 
-/// The child ran exactly one test and it passed.
-fn assert_child_passed(out: &Output) {
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child test did not pass:\n{}",
-        describe(out)
-    );
-}
-
 /// Writes a line to stdout and flushes it: the process may die right after.
 fn say(line: &str) {
     let mut stdout = io::stdout().lock();
@@ -202,10 +165,7 @@ unsafe extern "C" fn overflow_entry(_arg: *mut c_void) -> *mut c_void {
 }
 
 /// A zeroed C struct, with the given stack size and entry.
-fn raw_coroutine(
-    stack_size: usize,
-    entry: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
-) -> sys::coroutine {
+fn raw_coroutine(stack_size: usize, entry: Entry) -> sys::coroutine {
     // SAFETY: struct coroutine is plain C data (pointers, integers, optional
     // function pointers) for which all-zero is a valid value.
     let mut co: sys::coroutine = unsafe { MaybeUninit::zeroed().assume_init() };
@@ -216,10 +176,7 @@ fn raw_coroutine(
 
 /// A heap-allocated, initialised raw coroutine that never moves (it is
 /// leaked: the children that use it die or exit without freeing it).
-fn leaked_raw_coroutine(
-    stack_size: usize,
-    entry: unsafe extern "C" fn(*mut c_void) -> *mut c_void,
-) -> *mut sys::coroutine {
+fn leaked_raw_coroutine(stack_size: usize, entry: Entry) -> *mut sys::coroutine {
     let co = Box::into_raw(Box::new(raw_coroutine(stack_size, entry)));
     // SAFETY: co points to a valid struct with its in-fields set, which
     // stays at this address for the rest of the process.
@@ -317,22 +274,6 @@ fn inaccessible_page() -> *mut u8 {
     p.cast()
 }
 
-/// A `kB` field of /proc/self/status, in bytes.
-fn proc_status_bytes(field: &str) -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    let line = status
-        .lines()
-        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
-        .unwrap_or_else(|| panic!("{field} not in /proc/self/status"));
-    let kib: usize = line
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse()
-        .unwrap_or_else(|e| panic!("{field}: {line:?}: {e}"));
-    kib * 1024
-}
-
 // ---------------------------------------------------------------------------
 // 1. An overflow in a safe-API coroutine is reported
 // ---------------------------------------------------------------------------
@@ -357,7 +298,7 @@ fn overflow_in_rust_coroutine_is_reported() {
     }
 
     let out = run_child(TEST, "overflow", &[]);
-    assert_died_of_sigsegv(&out);
+    assert_child_killed_by(&out, libc::SIGSEGV);
     let addr = overflow_report(&out, SMALL_STACK);
     assert_eq!(
         addr,
@@ -391,7 +332,7 @@ fn overflow_in_c_api_coroutine_is_reported() {
     }
 
     let out = run_child(TEST, "overflow", &[]);
-    assert_died_of_sigsegv(&out);
+    assert_child_killed_by(&out, libc::SIGSEGV);
     let addr = overflow_report(&out, SMALL_STACK);
     assert_eq!(
         addr,
@@ -560,7 +501,7 @@ fn guard_below_stack_traps() {
 
     for s in ["top_of_guard", "bottom_of_guard"] {
         let out = run_child(TEST, s, &[]);
-        assert_died_of_sigsegv(&out);
+        assert_child_killed_by(&out, libc::SIGSEGV);
         overflow_report(&out, SIZE);
     }
 }
@@ -606,15 +547,15 @@ fn overflow_reporting_can_be_turned_off() {
     }
 
     let out = run_child(TEST, "env", &[("UCORO_OVERFLOW_REPORTING", "0")]);
-    assert_died_of_sigsegv(&out);
+    assert_child_killed_by(&out, libc::SIGSEGV);
     assert_no_overflow_report(&out);
 
     let out = run_child(TEST, "function", &[]);
-    assert_died_of_sigsegv(&out);
+    assert_child_killed_by(&out, libc::SIGSEGV);
     assert_no_overflow_report(&out);
 
     let out = run_child(TEST, "function_then_on", &[]);
-    assert_died_of_sigsegv(&out);
+    assert_child_killed_by(&out, libc::SIGSEGV);
     overflow_report(&out, SMALL_STACK);
 }
 
@@ -694,7 +635,7 @@ fn other_faults_reach_the_previous_handler() {
     }
 
     let out = run_child(TEST, "rust_runtime", &[]);
-    assert_died_of_sigsegv(&out);
+    assert_child_killed_by(&out, libc::SIGSEGV);
     assert_no_overflow_report(&out);
 
     for s in ["own_siginfo", "own_plain"] {

@@ -23,10 +23,7 @@
 #![deny(unsafe_op_in_unsafe_fn)]
 
 use std::cell::Cell;
-use std::env;
 use std::ffi::c_void;
-use std::process::{Command, Output};
-use std::ptr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicUsize, Ordering::Relaxed, Ordering::SeqCst};
 use std::sync::mpsc;
@@ -35,111 +32,20 @@ use std::thread;
 
 use ucoro::{sys, Builder, Coroutine, CoroutineResult, Yielder};
 
-type Co = *mut sys::coroutine;
-type Entry = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
+mod common;
+use common::{
+    arg, current, garbage_co, in_own_process, init_with, is_main, num, val, vm_size_kib, Co, Owned,
+    SendPtr,
+};
 
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// A small integer carried as a coroutine value.
-fn val(n: usize) -> *mut c_void {
-    n as *mut c_void
-}
-
-/// The integer carried by a coroutine value.
-fn num(p: *mut c_void) -> usize {
-    p as usize
-}
-
-/// A reference passed as a coroutine value.
-fn arg<T>(r: &T) -> *mut c_void {
-    (r as *const T).cast_mut().cast()
-}
-
-/// The running coroutine (this thread's main one outside any coroutine).
-fn current() -> Co {
-    // SAFETY: coroutine_self takes no arguments and only reads this thread's state.
-    unsafe { sys::coroutine_self() }
-}
-
-/// Whether `co` is the calling thread's main coroutine.
-fn is_main(co: Co) -> bool {
-    // SAFETY: coroutine_is_main only compares the pointer, never dereferences it.
-    unsafe { sys::coroutine_is_main(co) != 0 }
-}
-
 /// The kernel's id of the calling thread, by system call every time.
 fn tid() -> i64 {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) }
-}
-
-/// A coroutine in never-zeroed `malloc` memory, initialised with `entry`;
-/// released and freed on drop (on its owner's thread, when not running).
-struct RawCo(Co);
-
-impl RawCo {
-    fn new(entry: Entry, stack_size: usize) -> Self {
-        let co = alloc_co(entry, stack_size);
-        // SAFETY: co is a fresh malloc'd struct of the right size with its in-fields set.
-        let rc = unsafe { sys::coroutine_init(co) };
-        assert_eq!(rc, 0, "coroutine_init: {}", std::io::Error::last_os_error());
-        RawCo(co)
-    }
-
-    fn ptr(&self) -> Co {
-        self.0
-    }
-
-    fn exited(&self) -> bool {
-        // SAFETY: self.0 is a live allocation owned by self; `exited` is the
-        // read-only out field.
-        unsafe { (*self.0).exited != 0 }
-    }
-}
-
-impl Drop for RawCo {
-    fn drop(&mut self) {
-        // SAFETY: the owner drops it from its thread's main context, where it
-        // is not running; release is a no-op after exit. Then the memory is ours.
-        unsafe {
-            sys::coroutine_release(self.0);
-            libc::free(self.0.cast());
-        }
-    }
-}
-
-/// A `struct coroutine` from `malloc`, every byte 0xA5, with the in-fields
-/// set; not initialised yet.
-fn alloc_co(entry: Entry, stack_size: usize) -> Co {
-    let size = std::mem::size_of::<sys::coroutine>();
-    // SAFETY: malloc has no preconditions; the result is checked before use.
-    let co: Co = unsafe { libc::malloc(size) }.cast();
-    assert!(!co.is_null(), "malloc failed");
-    // SAFETY: co points to `size` writable bytes just allocated.
-    unsafe {
-        ptr::write_bytes(co.cast::<u8>(), 0xA5, size);
-        (*co).stack_size = stack_size;
-        (*co).entry = Some(entry);
-        (*co).release = None;
-    }
-    co
-}
-
-/// A raw pointer that may cross threads; each use says why that is sound.
-#[derive(Clone, Copy)]
-struct SendPtr<T>(*mut T);
-
-// SAFETY: only the address moves; whoever dereferences it on the other
-// thread says why the pointee is alive and not used concurrently.
-unsafe impl<T> Send for SendPtr<T> {}
-
-impl<T> SendPtr<T> {
-    /// By method, so that closures capture the whole (Send) wrapper.
-    fn get(self) -> *mut T {
-        self.0
-    }
 }
 
 /// Counts checks and failures, by kind, from any thread and any coroutine.
@@ -202,64 +108,6 @@ impl Tally {
 }
 
 // ---------------------------------------------------------------------------
-// Child processes (a clean address space to measure)
-// ---------------------------------------------------------------------------
-
-const CHILD_ENV: &str = "UCORO_CHILD";
-
-/// In the test process: re-runs this binary for `test` alone with
-/// `UCORO_CHILD=<test>` and returns the child's output. In that child: runs
-/// `scenario` and returns `None`.
-fn child(test: &str, scenario: impl FnOnce()) -> Option<Output> {
-    if env::var_os(CHILD_ENV).is_some_and(|v| v == test) {
-        scenario();
-        return None;
-    }
-    let out = Command::new(env::current_exe().expect("path of this test binary"))
-        .args([
-            "--exact",
-            test,
-            "--nocapture",
-            "--test-threads=1",
-            "--include-ignored",
-        ])
-        .env(CHILD_ENV, test)
-        .output()
-        .expect("run the child test process");
-    Some(out)
-}
-
-/// Runs `scenario` in a process of its own (so that no other test changes
-/// the address space meanwhile, and a crash fails this test alone) and
-/// asserts that it passed without any diagnostic on stderr.
-fn in_own_process(test: &str, scenario: impl FnOnce()) {
-    let Some(out) = child(test, scenario) else {
-        return;
-    };
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success() && stdout.contains("1 passed"),
-        "child test did not pass: {:?}\n--- stdout ---\n{stdout}\n--- stderr ---\n{stderr}",
-        out.status
-    );
-    assert!(
-        !stderr.contains(": assertion '"),
-        "the library reported a misuse:\n{stderr}"
-    );
-}
-
-/// This process's address-space size in KiB (`VmSize` in /proc/self/status).
-fn vm_size_kib() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmSize:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmSize in /proc/self/status")
-}
-
-// ---------------------------------------------------------------------------
 // 8 threads x 64 coroutines, nested 3 deep (raw C API)
 // ---------------------------------------------------------------------------
 
@@ -295,7 +143,7 @@ struct Chain {
     id: usize,
     /// The owning thread's main coroutine.
     leader: Co,
-    levels: [RawCo; DEPTH],
+    levels: [Owned; DEPTH],
     tally: Arc<Tally>,
 }
 
@@ -419,9 +267,9 @@ fn stress_thread(index: usize, tally: Arc<Tally>, barrier: Arc<Barrier>) -> usiz
                 id: index * CHAINS + k,
                 leader,
                 levels: [
-                    RawCo::new(chain_level::<0>, CHAIN_STACK),
-                    RawCo::new(chain_level::<1>, CHAIN_STACK),
-                    RawCo::new(chain_level::<2>, CHAIN_STACK),
+                    Owned::with_stack(chain_level::<0>, CHAIN_STACK),
+                    Owned::with_stack(chain_level::<1>, CHAIN_STACK),
+                    Owned::with_stack(chain_level::<2>, CHAIN_STACK),
                 ],
                 tally: tally.clone(),
             })
@@ -447,7 +295,7 @@ fn stress_thread(index: usize, tally: Arc<Tally>, barrier: Arc<Barrier>) -> usiz
     for chain in &chains {
         let got = chain.resume(0, STOP);
         chain.expect_value(got, done_value(chain.id, 0));
-        chain.expect_lifecycle(chain.levels.iter().all(RawCo::exited));
+        chain.expect_lifecycle(chain.levels.iter().all(Owned::exited));
     }
     rounds
 }
@@ -627,9 +475,9 @@ fn migrate(times: usize, tally: &Arc<Tally>) {
         let leader = current();
         let t = &*a_tally;
         for _ in 0..times {
-            let co = alloc_co(traveller, 0);
-            // SAFETY: co is a fresh malloc'd struct with its in-fields set.
-            let rc = unsafe { sys::coroutine_init(co) };
+            let co = garbage_co();
+            // SAFETY: co is a fresh malloc'd struct of the right size.
+            let (rc, _) = unsafe { init_with(co, Some(traveller), 0) };
             t.check(rc == 0, &t.wrong_lifecycle);
             if rc != 0 {
                 // SAFETY: co is ours and was never initialised.
@@ -787,7 +635,7 @@ fn take_turns(
     let t = &*tally;
     let mut owned = None;
     if first {
-        let co = RawCo::new(ping_pong, 0);
+        let co = Owned::with_stack(ping_pong, 0);
         // SAFETY: co is initialised and unstarted; ping_pong only touches the
         // Resumers passed in, each alive during its yieldto.
         let got = unsafe { sys::coroutine_yieldto(co.ptr(), arg(&resumer)) };

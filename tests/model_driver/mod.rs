@@ -37,19 +37,19 @@
 use std::cell::RefCell;
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::fmt;
-use std::io;
 use std::ptr;
 use std::sync::Once;
 
 use ucoro::sys;
 
-type Co = *mut sys::coroutine;
+// The helpers the integration tests share. By path, so that the fuzz target,
+// which includes this file by path too, finds them as well.
+#[path = "../common/mod.rs"]
+mod common;
 
-/// What `stack_size == 0` means (SPEC §2, init).
-pub const DEFAULT_STACK: usize = 16 << 20;
-/// The smallest stack the library hands out: smaller requests are rounded up
-/// to it (csrc/ucoro_internal.h, `UCORO_MIN_STACK_SIZE`).
-pub const MIN_STACK: usize = 16 << 10;
+use common::{current, errno, filled_co, is_main, page_size, Co};
+pub use common::{DEFAULT_STACK, MIN_STACK};
+
 /// The value a `release` callback in [`ReleaseCb::Keep`] mode returns.
 pub const KEEP_RESULT: c_int = -2;
 /// A stack size so large that rounding it up overflows: init fails, EINVAL.
@@ -751,37 +751,6 @@ unsafe extern "C" fn release_keep(co: Co) -> c_int {
     KEEP_RESULT
 }
 
-fn current() -> Co {
-    // SAFETY: coroutine_self takes no arguments and reads this thread's state.
-    unsafe { sys::coroutine_self() }
-}
-
-fn is_main(co: Co) -> bool {
-    // SAFETY: coroutine_is_main compares the pointer, never dereferences it.
-    unsafe { sys::coroutine_is_main(co) != 0 }
-}
-
-fn errno() -> i32 {
-    io::Error::last_os_error().raw_os_error().unwrap_or(0)
-}
-
-fn page_size() -> usize {
-    // SAFETY: sysconf has no memory-safety preconditions.
-    let ps = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    usize::try_from(ps).unwrap_or(4096)
-}
-
-/// A `struct coroutine` from `malloc`, every byte `byte`.
-fn alloc_struct(byte: u8) -> Co {
-    let size = std::mem::size_of::<sys::coroutine>();
-    // SAFETY: malloc has no preconditions; the result is checked.
-    let co: Co = unsafe { libc::malloc(size) }.cast();
-    assert!(!co.is_null(), "malloc failed");
-    // SAFETY: co points to `size` writable bytes just allocated.
-    unsafe { ptr::write_bytes(co.cast::<u8>(), byte, size) };
-    co
-}
-
 /// Whether the `size_of::<coroutine>()` bytes at `co` all equal `byte`.
 fn all_bytes(co: Co, byte: u8) -> bool {
     let size = std::mem::size_of::<sys::coroutine>();
@@ -937,7 +906,7 @@ fn run(me: Ctx) -> Option<usize> {
     loop {
         match next_exec()? {
             Exec::Create(setup) => {
-                let co = alloc_struct(0xA5);
+                let co = filled_co(0xA5);
                 with_driver(|d| d.slots.push(co));
                 do_init(me, co, setup);
             }
@@ -1026,7 +995,7 @@ pub fn run_real(plan: &Plan) -> RealRun {
     // SAFETY: calloc has no preconditions; the result is checked.
     let zeroed: Co = unsafe { libc::calloc(1, std::mem::size_of::<sys::coroutine>()) }.cast();
     assert!(!zeroed.is_null(), "calloc failed");
-    let garbage = alloc_struct(0xA5);
+    let garbage = filled_co(0xA5);
     DIAGS.with(|d| d.borrow_mut().clear());
     CALLBACKS.with(|c| c.borrow_mut().clear());
     DRIVER.with(|d| {
