@@ -35,9 +35,10 @@ use ucoro::sys;
 mod common;
 use common::{
     arg, assert_child_aborted, assert_child_passed, child, clear_errno, count_runs, current,
-    describe, diagnostics, errno, filled_co, garbage_co, in_own_process, init_with, is_main, num,
-    page_size, return_7, tracked, val, vm_size_kib, Co, Entry, Owned, SendPtr, DEFAULT_STACK,
-    MIN_STACK, YIELDTO_CALLER, YIELDTO_EXITED, YIELDTO_NULL, YIELDTO_UNINIT, YIELD_TO_NO_ONE,
+    describe, diagnostics, errno, filled_co, garbage_co, in_child_expecting, in_own_process,
+    init_with, is_main, num, page_size, return_7, tracked, val, vm_size_kib, with_errno, Co, Entry,
+    Owned, SendPtr, DEFAULT_STACK, MIN_STACK, YIELDTO_CALLER, YIELDTO_EXITED, YIELDTO_NULL,
+    YIELDTO_UNINIT, YIELD_TO_NO_ONE,
 };
 
 // ---------------------------------------------------------------------------
@@ -2036,5 +2037,33 @@ fn create_refuses_extra_bytes_beyond_half_the_stack() {
     assert_eq!(
         io::Error::last_os_error().raw_os_error(),
         Some(libc::EINVAL)
+    );
+}
+
+extern "C" fn destroy_self(_arg: *mut c_void) -> *mut c_void {
+    let me = current();
+    // SAFETY: a documented misuse: destroying the running coroutine must be
+    // refused (EBUSY) without freeing anything.
+    let (rc, err) = with_errno(|| unsafe { sys::ucoro_destroy(me) });
+    val(usize::from(rc == -1 && err == libc::EBUSY))
+}
+
+#[test]
+fn destroy_refuses_a_running_coroutine() {
+    in_child_expecting(
+        "destroy_refuses_a_running_coroutine",
+        || {
+            let mut extra: *mut c_void = ptr::null_mut();
+            // SAFETY: plain call with a valid entry and out-pointer.
+            let co = unsafe { sys::ucoro_create(0, Some(destroy_self), 0, &mut extra) };
+            assert!(!co.is_null());
+            // SAFETY: co is unstarted; its entry only calls ucoro_destroy on itself.
+            unsafe {
+                assert_eq!(num(sys::coroutine_yieldto(co, ptr::null_mut())), 1);
+                assert_eq!((*co).exited, 1, "the struct survived the refused destroy");
+                assert_eq!(sys::ucoro_destroy(co), 0);
+            }
+        },
+        &["coroutine_release: assertion '!co->caller' failed"],
     );
 }
