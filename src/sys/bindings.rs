@@ -125,7 +125,7 @@ unsafe extern "C" {
     ) -> *mut coroutine;
 }
 unsafe extern "C" {
-    #[doc = " Frees a coroutine made by ucoro_create: its stack, its struct and the\n extra bytes (co is invalid afterwards). Returns 0, or -1 with errno:\n EINVAL (co not made by ucoro_create, or destroyed already while its\n memory was not reused), EBUSY (running or waiting in coroutine_yieldto)."]
+    #[doc = " Frees a coroutine made by ucoro_create: its stack, its struct and the\n extra bytes (co is invalid afterwards). Returns 0, or -1 with errno:\n EINVAL (co not made by ucoro_create, or destroyed already while its\n memory was not reused), EBUSY (running or waiting in coroutine_yieldto;\n reported as coroutine_release's refusal)."]
     pub fn ucoro_destroy(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
