@@ -177,36 +177,64 @@ impl<I, Y> Yielder<I, Y> {
     /// .collect();
     /// assert_eq!(squares, [1, 4, 9, 16]);
     /// ```
+    // Inlined into the caller's loop on purpose: after a switch the CPU's
+    // return-address predictor holds the other side's addresses, so every
+    // `ret` between the switch and the user's code is mispredicted; the
+    // rare cases live in cold functions below.
+    #[inline(always)]
     pub fn suspend(&self, value: Y) -> I {
         let header = &self.header;
         if header.unwinding.get() {
-            // User code caught the forced unwind and tried to go on. Give
-            // control back to the dropper, which will never resume us: the
-            // coroutine cannot be kept alive this way.
-            if self.yield_to_caller() {
-                unreachable!("ucoro: a coroutine was resumed after it was dropped");
-            }
-            panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
+            self.suspend_while_unwinding();
         }
         header.outbox.set(Some(value));
         if !self.yield_to_caller() {
-            // Refused: the value was not handed over; take it back.
-            drop(header.outbox.take());
-            panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
+            self.refused();
         }
         match header.inbox.take() {
             Some(Message::Resume(input)) => input,
+            other => self.resumed_to_unwind(other),
+        }
+    }
+
+    /// User code caught the forced unwind and tried to go on. Give control
+    /// back to the dropper, which will never resume us: the coroutine cannot
+    /// be kept alive this way.
+    #[cold]
+    #[inline(never)]
+    fn suspend_while_unwinding(&self) -> ! {
+        if self.yield_to_caller() {
+            unreachable!("ucoro: a coroutine was resumed after it was dropped");
+        }
+        panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
+    }
+
+    /// The C layer refused: this is not the running coroutine. The value
+    /// was not handed over; take it back and drop it.
+    #[cold]
+    #[inline(never)]
+    fn refused(&self) -> ! {
+        drop(self.header.outbox.take());
+        panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
+    }
+
+    /// Resumed by the dropper: unwind this coroutine's stack.
+    #[cold]
+    #[inline(never)]
+    fn resumed_to_unwind(&self, message: Option<Message<I>>) -> ! {
+        match message {
             Some(Message::Unwind) => {
-                header.unwinding.set(true);
+                self.header.unwinding.set(true);
                 panic::resume_unwind(Box::new(ForcedUnwind))
             }
-            None => unreachable!("ucoro: coroutine resumed without an input"),
+            _ => unreachable!("ucoro: coroutine resumed without an input"),
         }
     }
 
     /// Switches back to whoever resumed this coroutine; returns true when
     /// it is resumed again, false at once if this is not the running
     /// coroutine (nothing happened).
+    #[inline(always)]
     fn yield_to_caller(&self) -> bool {
         // SAFETY: `co` is this coroutine's live C struct (the Yielder only
         // exists while its closure runs). ucoro_yield_from checks that it
@@ -375,6 +403,9 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// assert_eq!(co.resume(2).unwrap(), CoroutineResult::Return(2));
     /// assert!(matches!(co.resume(3), Err(Error::Finished)));
     /// ```
+    // Inlined into the caller's loop on purpose (see Yielder::suspend);
+    // the end of the coroutine is handled out of line.
+    #[inline(always)]
     pub fn resume(&mut self, input: I) -> Result<CoroutineResult<Y, R>, Error> {
         if self.finished {
             return Err(Error::Finished);
@@ -388,9 +419,18 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // `coroutine_main` expects.
         unsafe { sys::coroutine_yieldto(raw, self.shared.as_ptr().cast()) };
         self.started = true;
-        if let Some(value) = shared.header.outbox.take() {
-            return Ok(CoroutineResult::Yield(value));
+        match shared.header.outbox.take() {
+            Some(value) => Ok(CoroutineResult::Yield(value)),
+            None => self.ended(),
         }
+    }
+
+    /// After a resume that brought no value: the closure returned or
+    /// panicked, or the C layer refused the switch.
+    #[cold]
+    #[inline(never)]
+    fn ended(&mut self) -> Result<CoroutineResult<Y, R>, Error> {
+        let shared = self.shared();
         match shared.outcome.take() {
             Some(Outcome::Returned(value)) => {
                 self.finished = true;
