@@ -90,6 +90,25 @@ ucoro__cc_transfer(struct continuation *from, struct continuation *to, void *val
 }
 
 /*
+ * ucoro__cc_transfer for the way back: to is the one that resumed from
+ * (started, switched out). A second copy of the switch, so that each copy's
+ * final jump has one usual target (see arch/x86_64.h).
+ */
+static inline __attribute__((always_inline)) void *
+ucoro__cc_return(struct continuation *from, struct continuation *to, void *value)
+{
+#ifdef UCORO_TOOL_SWITCH
+    return ucoro__cc_transfer_announced(from, to, value);
+#else
+    void *ctx = to->ctx;
+
+    to->return_to = from;
+    to->ctx = NULL;
+    return ucoro__switch_back(&from->ctx, ctx, value);
+#endif
+}
+
+/*
  * Leaves the running continuation self for good (its entry is done: it is
  * marked exited) and resumes to, running hook(arg) on to's stack first:
  * there the finished stack may be freed. to's pending switch returns hook's

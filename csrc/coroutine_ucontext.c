@@ -382,26 +382,44 @@ void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg)
     return switch_to(t, from, to, arg);
 }
 
-void *coroutine_yieldto(struct coroutine *to, void *arg)
+/* coroutine_yieldto's uncommon cases, out of line so that its fast path
+ * makes no call (and so saves no registers): a refused target, the first
+ * use of this thread (its main coroutine is created here), and a target
+ * that is the running coroutine. */
+__attribute__((noinline, cold)) static void *yieldto_slow(struct coroutine *to, void *arg)
 {
     struct ucoro_thread *t;
     struct coroutine *self;
 
-    /* One combined check on the fast path; the slow path says what failed.
-     * A main coroutine is always on its thread's chain of callers, and a
+    /* A main coroutine is always on its thread's chain of callers, and a
      * coroutine with a caller is running or waiting in yieldto. */
-    if (UNLIKELY(!is_live(to) || to->caller)) {
+    if (!is_live(to) || to->caller) {
         if (explain_target("coroutine_yieldto", to))
             ucoro__diagnose("coroutine_yieldto", "!to->caller");
         return NULL;
     }
     t = this_thread();
     self = current_of(t);
-    if (UNLIKELY(to == self)) {
+    if (to == self) {
         /* Started through coroutine_swap alone: running, yet no caller. */
         ucoro__diagnose("coroutine_yieldto", "!to->caller");
         return NULL;
     }
+    to->caller = self;
+    return switch_to(t, self, to, arg);
+}
+
+void *coroutine_yieldto(struct coroutine *to, void *arg)
+{
+    struct ucoro_thread *t;
+    struct coroutine *self;
+
+    if (UNLIKELY(!is_live(to) || to->caller))
+        return yieldto_slow(to, arg);
+    t = this_thread();
+    self = t->current;
+    if (UNLIKELY(!self || to == self))
+        return yieldto_slow(to, arg);
     to->caller = self;
     return switch_to(t, self, to, arg);
 }
@@ -418,7 +436,8 @@ yield_from(struct ucoro_thread *t, struct coroutine *self, void *arg)
         abort();
     }
     self->caller = NULL;
-    return switch_to(t, self, to, arg);
+    t->current = to;
+    return ucoro__cc_return(&self->cc, &to->cc, arg);
 }
 
 void *coroutine_yield(void *arg)

@@ -35,6 +35,7 @@
 
 /* Same contract as in arch/x86_64.h. */
 UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
+UCORO_HIDDEN void *ucoro__switch_back(void **save, void *to, void *value);
 UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
                                                               void *arg);
 UCORO_HIDDEN void ucoro__start_stub(void);
@@ -85,23 +86,27 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     "ldp x27, x28, [sp, #128]\n"            \
     "ldp x29, x30, [sp, #144]\n"            \
     "add sp, sp, #160\n"
+/* The switch, emitted under two names (see arch/x86_64.h). */
+#define UCORO_A64_SWITCH(name)                                                 \
+    ".p2align 4\n"                                                            \
+    ".globl " name "\n"                                                       \
+    ".hidden " name "\n"                                                      \
+    ".type " name ",%function\n"                                              \
+    name ":\n" /* x0 = save, x1 = to, x2 = value */                           \
+    ".cfi_startproc\n"                                                        \
+    UCORO_A64_SAVE                                                            \
+    "mov x9, sp\n"                                                            \
+    "str x9, [x0]\n"         /* our context is complete */                    \
+    "mov sp, x1\n"           /* now on the other stack */                     \
+    UCORO_A64_RESTORE                                                         \
+    "mov x0, x2\n"           /* what the resumed call returns */              \
+    "ret\n"                                                                   \
+    ".cfi_endproc\n"                                                          \
+    ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    ".p2align 4\n"
-    ".globl ucoro__switch\n"
-    ".hidden ucoro__switch\n"
-    ".type ucoro__switch,%function\n"
-"ucoro__switch:\n"                 /* x0 = save, x1 = to, x2 = value */
-    ".cfi_startproc\n"
-    UCORO_A64_SAVE
-    "mov x9, sp\n"
-    "str x9, [x0]\n"               /* our context is complete */
-    "mov sp, x1\n"                 /* now on the other stack */
-    UCORO_A64_RESTORE
-    "mov x0, x2\n"                 /* what the resumed call returns */
-    "ret\n"
-    ".cfi_endproc\n"
-    ".size ucoro__switch, .-ucoro__switch\n"
+    UCORO_A64_SWITCH("ucoro__switch")
+    UCORO_A64_SWITCH("ucoro__switch_back")
 
     ".p2align 4\n"
     ".globl ucoro__switch_exit\n"
@@ -129,6 +134,7 @@ __asm__(
     "brk #0\n"
     ".cfi_endproc\n"
     ".size ucoro__start_stub, .-ucoro__start_stub\n");
+#undef UCORO_A64_SWITCH
 #undef UCORO_A64_SAVE
 #undef UCORO_A64_RESTORE
 /* clang-format on */

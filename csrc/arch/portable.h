@@ -45,6 +45,8 @@
 #endif
 
 UCORO_SWITCH_FN void *ucoro__switch(void **save, void *to, void *value);
+/* One switch serves both directions here (see arch/x86_64.h). */
+#define ucoro__switch_back ucoro__switch
 UCORO_SWITCH_FN __attribute__((noreturn)) void ucoro__switch_exit(void *to,
                                                                   void *(*hook)(void *),
                                                                   void *arg);

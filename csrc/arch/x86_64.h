@@ -41,6 +41,15 @@
 UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
 
 /*
+ * The same switch under a second name, used for the way back (yield to the
+ * caller). Each copy's final indirect jmp then has one usual target (the
+ * resumed coroutine's yield site, or the resumer's yieldto site), which the
+ * branch predictor learns; one shared jmp alternating between the two is
+ * predicted worse (about 0.5 ns per round trip here).
+ */
+UCORO_HIDDEN void *ucoro__switch_back(void **save, void *to, void *value);
+
+/*
  * Abandons the running context, moves onto the context to, runs hook(arg)
  * there (so it may free the stack just left) and makes to's pending
  * ucoro__switch call return hook's result.
@@ -84,28 +93,32 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     "popq %r12\n"          \
     "popq %rbx\n"          \
     "popq %rbp\n"
+/* The switch, emitted under two names (see ucoro__switch_back). */
+#define UCORO_X86_SWITCH(name)                                                 \
+    ".p2align 4\n"                                                            \
+    ".globl " name "\n"                                                       \
+    ".hidden " name "\n"                                                      \
+    ".type " name ",@function\n"                                              \
+    name ":\n" /* rdi = save, rsi = to, rdx = value */                        \
+    ".cfi_startproc\n"                                                        \
+    "pushq %rbp\n"                                                            \
+    "pushq %rbx\n"                                                            \
+    "pushq %r12\n"                                                            \
+    "pushq %r13\n"                                                            \
+    "pushq %r14\n"                                                            \
+    "pushq %r15\n"                                                            \
+    "movq %rsp, (%rdi)\n"    /* our context is complete */                    \
+    "movq %rsi, %rsp\n"      /* now on the other stack */                     \
+    UCORO_X86_RESTORE                                                         \
+    "movq %rdx, %rax\n"      /* what the resumed call returns */              \
+    "popq %rcx\n"                                                             \
+    "jmpq *%rcx\n"                                                            \
+    ".cfi_endproc\n"                                                          \
+    ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    ".p2align 4\n"
-    ".globl ucoro__switch\n"
-    ".hidden ucoro__switch\n"
-    ".type ucoro__switch,@function\n"
-"ucoro__switch:\n"                 /* rdi = save, rsi = to, rdx = value */
-    ".cfi_startproc\n"
-    "pushq %rbp\n"
-    "pushq %rbx\n"
-    "pushq %r12\n"
-    "pushq %r13\n"
-    "pushq %r14\n"
-    "pushq %r15\n"
-    "movq %rsp, (%rdi)\n"          /* our context is complete */
-    "movq %rsi, %rsp\n"            /* now on the other stack */
-    UCORO_X86_RESTORE
-    "movq %rdx, %rax\n"            /* what the resumed call returns */
-    "popq %rcx\n"
-    "jmpq *%rcx\n"
-    ".cfi_endproc\n"
-    ".size ucoro__switch, .-ucoro__switch\n"
+    UCORO_X86_SWITCH("ucoro__switch")
+    UCORO_X86_SWITCH("ucoro__switch_back")
 
     ".p2align 4\n"
     ".globl ucoro__switch_exit\n"
@@ -136,6 +149,7 @@ __asm__(
     "ud2\n"
     ".cfi_endproc\n"
     ".size ucoro__start_stub, .-ucoro__start_stub\n");
+#undef UCORO_X86_SWITCH
 #undef UCORO_X86_RESTORE
 /* clang-format on */
 #endif
