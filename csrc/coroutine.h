@@ -51,10 +51,9 @@ struct coroutine {
  * does not run yet.
  * Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size
  * that overflows when rounded up), ENOMEM (the system refused the memory),
- * EBUSY (co is on the calling thread's chain of callers: running, waiting in
- * coroutine_yieldto, or its main coroutine; co is left untouched). On other
- * failures coroutine_yieldto rejects co. (A coroutine running on another
- * thread cannot be told from garbage without reading it: don't.)
+ * EBUSY (co is running, on any thread, or waiting in coroutine_yieldto, or
+ * is the calling thread's main coroutine; co is left untouched). On other
+ * failures coroutine_yieldto rejects co.
  */
 int coroutine_init(struct coroutine *co);
 

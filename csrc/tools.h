@@ -112,6 +112,26 @@ static inline void ucoro__tool_stack_freed(char *base, size_t size)
 #endif
 }
 
+#if defined(__has_include)
+#if __has_include(<valgrind/memcheck.h>)
+#include <valgrind/memcheck.h>
+#define UCORO_MEMCHECK 1
+#endif
+#endif
+
+/* The library deliberately reads [p, p + n), which may never have been
+ * written (coroutine_init looks for a live coroutine's magic value): tell
+ * Memcheck, so that the read is not reported. Nothing outside Valgrind. */
+static inline void ucoro__tool_assume_defined(void *p, size_t n)
+{
+#ifdef UCORO_MEMCHECK
+    (void)VALGRIND_MAKE_MEM_DEFINED(p, n);
+#else
+    (void)p;
+    (void)n;
+#endif
+}
+
 /* A continuation got a stack (cc_init) or stands for a thread's own
  * context (adopt: stack NULL, bounds from the thread). */
 UCORO_HIDDEN void ucoro__tool_context_created(struct continuation *cc);

@@ -106,7 +106,7 @@ const _: () = {
     ["Offset of field: coroutine::cc"][::std::mem::offset_of!(coroutine, cc) - 56usize];
 };
 unsafe extern "C" {
-    #[doc = " Prepares co to run co->entry on a stack of co->stack_size bytes (0: the\n default) and writes the size used back. Resets every private field, so\n never-zeroed memory and an exited coroutine are valid input (re-initialising\n a coroutine that has not exited leaks its stack: release it first). entry\n does not run yet.\n Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size\n that overflows when rounded up), ENOMEM (the system refused the memory),\n EBUSY (co is on the calling thread's chain of callers: running, waiting in\n coroutine_yieldto, or its main coroutine; co is left untouched). On other\n failures coroutine_yieldto rejects co. (A coroutine running on another\n thread cannot be told from garbage without reading it: don't.)"]
+    #[doc = " Prepares co to run co->entry on a stack of co->stack_size bytes (0: the\n default) and writes the size used back. Resets every private field, so\n never-zeroed memory and an exited coroutine are valid input (re-initialising\n a coroutine that has not exited leaks its stack: release it first). entry\n does not run yet.\n Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size\n that overflows when rounded up), ENOMEM (the system refused the memory),\n EBUSY (co is running, on any thread, or waiting in coroutine_yieldto, or\n is the calling thread's main coroutine; co is left untouched). On other\n failures coroutine_yieldto rejects co."]
     pub fn coroutine_init(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 unsafe extern "C" {
