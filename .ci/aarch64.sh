@@ -6,9 +6,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sources=$(sed -n 's/^UCORO_SOURCES *= *//p' csrc/sources.mk)
-srcs=""
-for s in $sources; do srcs="$srcs csrc/$s"; done
+# shellcheck source=lib.sh
+. .ci/lib.sh
+srcs=$(ucoro_sources)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
@@ -16,11 +16,7 @@ for prog in tests/c/spec_api.c tests/c/tls_migration.c; do
     [ -f "$prog" ] || continue
     base=$(basename "$prog" .c)
     for mode in default setjmp ucontext; do
-        case $mode in
-            default) def= ;;
-            setjmp) def=-DUCORO_SWITCH_SETJMP ;;
-            ucontext) def=-DUCORO_SWITCH_UCONTEXT ;;
-        esac
+        def=$(ucoro_mode_flag "$mode")
         bin="$out/$base-$mode"
         # shellcheck disable=SC2086
         aarch64-linux-gnu-gcc -std=c11 -O2 -g -Wall -Wextra -Werror $def -Icsrc -Itests/c \

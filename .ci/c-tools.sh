@@ -7,9 +7,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-sources=$(sed -n 's/^UCORO_SOURCES *= *//p' csrc/sources.mk)
-srcs=""
-for s in $sources; do srcs="$srcs csrc/$s"; done
+# shellcheck source=lib.sh
+. .ci/lib.sh
+srcs=$(ucoro_sources)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 programs=${UCORO_C_TOOL_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c"}
@@ -31,11 +31,7 @@ for prog in $programs; do
     [ -f "$prog" ] || continue
     base=$(basename "$prog" .c)
     for mode in default setjmp ucontext; do
-        case $mode in
-            default) def= ;;
-            setjmp) def=-DUCORO_SWITCH_SETJMP ;;
-            ucontext) def=-DUCORO_SWITCH_UCONTEXT ;;
-        esac
+        def=$(ucoro_mode_flag "$mode")
         for tool in plain lto asan tsan valgrind; do
             case $tool in
                 plain|valgrind) flags="-O2" ;;

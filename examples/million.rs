@@ -107,159 +107,139 @@ impl Report {
     }
 }
 
-/// Each coroutine suspends once (so its stack is really in use), then
-/// returns a value derived from its input.
-fn run_ucoro(n: usize) -> Report {
+/// Measures one library: `create(i)` makes item i in its suspended state
+/// (or says why it cannot), `finish(item)` runs it to its end and returns
+/// its result, which must be i + 1 (the check that each returned its own).
+/// Items are kept until all are created, so they all exist at once.
+fn measure<T>(
+    library: &'static str,
+    n: usize,
+    mut create: impl FnMut(u64) -> Result<T, String>,
+    mut finish: impl FnMut(&mut T) -> u64,
+) -> Report {
     let (rss0, pte0) = memory();
     let start = Instant::now();
     let mut all = Vec::with_capacity(n);
     let mut stopped_by = None;
-    for i in 0..n {
-        let built = ucoro::Builder::new().build(|y: &Yielder<u64, ()>, x: u64| {
-            let more = y.suspend(());
-            x + more
-        });
-        let mut co = match built {
-            Ok(co) => co,
-            Err(e) => {
-                stopped_by = Some(e.to_string());
+    for i in 0..n as u64 {
+        match create(i) {
+            Ok(item) => all.push(item),
+            Err(why) => {
+                stopped_by = Some(why);
                 break;
             }
-        };
-        let first = co.resume(i as u64).expect("first resume");
-        debug_assert_eq!(first, CoroutineResult::Yield(()));
-        all.push(co);
+        }
     }
     let created = all.len();
-    let create_ns = start.elapsed().as_nanos() as f64 / created.max(1) as f64;
+    let per = |total: f64| total / created.max(1) as f64;
+    let create_ns = per(start.elapsed().as_nanos() as f64);
     let (rss1, pte1) = memory();
 
     let start = Instant::now();
-    let mut sum = 0u64;
-    for co in all.iter_mut() {
-        match co.resume(1).expect("second resume") {
-            CoroutineResult::Return(v) => sum += v,
-            CoroutineResult::Yield(()) => unreachable!(),
-        }
-    }
-    let resume_ns = start.elapsed().as_nanos() as f64 / created.max(1) as f64;
-    let expected: u64 = (0..created as u64).map(|i| i + 1).sum();
+    let sum: u64 = all.iter_mut().map(&mut finish).sum();
+    let resume_ns = per(start.elapsed().as_nanos() as f64);
+    let expected: u64 = (1..=created as u64).sum();
     assert_eq!(sum, expected, "every coroutine returned its own result");
     black_box(&all);
     drop(all);
 
     Report {
-        library: "ucoro",
+        library,
         requested: n,
         created,
         create_ns,
-        resident_per: rss1.saturating_sub(rss0) as f64 / created.max(1) as f64,
-        page_tables_per: pte1.saturating_sub(pte0) as f64 / created.max(1) as f64,
+        resident_per: per(rss1.saturating_sub(rss0) as f64),
+        page_tables_per: per(pte1.saturating_sub(pte0) as f64),
         resume_ns,
         stopped_by,
     }
+}
+
+/// Each coroutine suspends once (so its stack is really in use), then
+/// returns its input plus what the second resume passes (1).
+fn run_ucoro(n: usize) -> Report {
+    measure(
+        "ucoro",
+        n,
+        |i| {
+            let mut co = ucoro::Builder::new()
+                .build(|y: &Yielder<u64, ()>, x: u64| x + y.suspend(()))
+                .map_err(|e| e.to_string())?;
+            let first = co.resume(i).expect("first resume");
+            debug_assert_eq!(first, CoroutineResult::Yield(()));
+            Ok(co)
+        },
+        |co| match co.resume(1).expect("second resume") {
+            CoroutineResult::Return(v) => v,
+            CoroutineResult::Yield(()) => unreachable!(),
+        },
+    )
 }
 
 fn run_corosensei(n: usize) -> Report {
     use corosensei::stack::DefaultStack;
     use corosensei::{Coroutine as CsCoroutine, CoroutineResult as CsResult};
 
-    let (rss0, pte0) = memory();
-    let start = Instant::now();
-    let mut all = Vec::with_capacity(n);
-    let mut stopped_by = None;
-    for i in 0..n {
-        // The default stack size of ucoro, for equal terms.
-        let stack = match DefaultStack::new(16 << 20) {
-            Ok(s) => s,
-            Err(e) => {
-                stopped_by = Some(format!("stack allocation failed: {e}"));
-                break;
+    measure(
+        "corosensei",
+        n,
+        |i| {
+            // The default stack size of ucoro, for equal terms.
+            let stack =
+                DefaultStack::new(16 << 20).map_err(|e| format!("stack allocation failed: {e}"))?;
+            let mut co =
+                CsCoroutine::with_stack(stack, |y: &corosensei::Yielder<u64, ()>, x: u64| {
+                    x + y.suspend(())
+                });
+            match co.resume(i) {
+                CsResult::Yield(()) => Ok(co),
+                CsResult::Return(_) => unreachable!(),
             }
-        };
-        let mut co = CsCoroutine::with_stack(stack, |y: &corosensei::Yielder<u64, ()>, x: u64| {
-            let more = y.suspend(());
-            x + more
-        });
-        match co.resume(i as u64) {
-            CsResult::Yield(()) => {}
-            CsResult::Return(_) => unreachable!(),
-        }
-        all.push(co);
-    }
-    let created = all.len();
-    let create_ns = start.elapsed().as_nanos() as f64 / created.max(1) as f64;
-    let (rss1, pte1) = memory();
-    let start = Instant::now();
-    let mut sum = 0u64;
-    for co in all.iter_mut() {
-        match co.resume(1) {
-            CsResult::Return(v) => sum += v,
+        },
+        |co| match co.resume(1) {
+            CsResult::Return(v) => v,
             CsResult::Yield(()) => unreachable!(),
-        }
-    }
-    let resume_ns = start.elapsed().as_nanos() as f64 / created.max(1) as f64;
-    let expected: u64 = (0..created as u64).map(|i| i + 1).sum();
-    assert_eq!(sum, expected);
-    drop(all);
-    Report {
-        library: "corosensei",
-        requested: n,
-        created,
-        create_ns,
-        resident_per: rss1.saturating_sub(rss0) as f64 / created.max(1) as f64,
-        page_tables_per: pte1.saturating_sub(pte0) as f64 / created.max(1) as f64,
-        resume_ns,
-        stopped_by,
-    }
+        },
+    )
 }
 
 /// The baseline the originals pay: one 16 MiB mmap per stack (no guard, as
 /// spice-gtk), with its top page touched as a suspended coroutine's is.
+/// "Finishing" one unmaps it; there is nothing to resume.
 fn run_mmap(n: usize) -> Report {
     const SIZE: usize = 16 << 20;
-    let (rss0, pte0) = memory();
-    let start = Instant::now();
-    let mut maps = Vec::with_capacity(n);
-    let mut stopped_by = None;
-    for _ in 0..n {
-        // SAFETY: a fresh private anonymous mapping; no existing memory is
-        // affected, and it is unmapped below.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                SIZE,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            stopped_by = Some(format!("mmap failed: {}", std::io::Error::last_os_error()));
-            break;
-        }
-        // SAFETY: the last byte of the mapping just made, writable.
-        unsafe { p.cast::<u8>().add(SIZE - 1).write_volatile(1) };
-        maps.push(p);
-    }
-    let created = maps.len();
-    let create_ns = start.elapsed().as_nanos() as f64 / created.max(1) as f64;
-    let (rss1, pte1) = memory();
-    for p in maps {
-        // SAFETY: each p is a mapping of SIZE bytes made above, unmapped once.
-        unsafe { libc::munmap(p, SIZE) };
-    }
-    Report {
-        library: "mmap per stack",
-        requested: n,
-        created,
-        create_ns,
-        resident_per: rss1.saturating_sub(rss0) as f64 / created.max(1) as f64,
-        page_tables_per: pte1.saturating_sub(pte0) as f64 / created.max(1) as f64,
-        resume_ns: 0.0,
-        stopped_by,
-    }
+    struct Mapping(*mut libc::c_void, u64);
+    let mut report = measure(
+        "mmap per stack",
+        n,
+        |i| {
+            // SAFETY: a fresh private anonymous mapping; no existing memory
+            // is affected, and it is unmapped in the finishing step.
+            let p = unsafe {
+                libc::mmap(
+                    std::ptr::null_mut(),
+                    SIZE,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                    libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE,
+                    -1,
+                    0,
+                )
+            };
+            if p == libc::MAP_FAILED {
+                return Err(format!("mmap failed: {}", std::io::Error::last_os_error()));
+            }
+            // SAFETY: the last byte of the mapping just made, writable.
+            unsafe { p.cast::<u8>().add(SIZE - 1).write_volatile(1) };
+            Ok(Mapping(p, i))
+        },
+        |m| {
+            // SAFETY: m.0 is a mapping of SIZE bytes made above, unmapped once.
+            unsafe { libc::munmap(m.0, SIZE) };
+            m.1 + 1
+        },
+    );
+    report.resume_ns = 0.0; // unmapping is not resuming
+    report
 }
 
 fn main() {
