@@ -870,17 +870,26 @@ struct Handshake {
     go: Mutex<Option<mpsc::Receiver<()>>>,
 }
 
-row!(
-    release_coroutine_running_on_another_thread_refused,
-    [RELEASE_BUSY],
-    {
-        let co = Owned::small(wait_for_go);
+impl Handshake {
+    /// The handshake, the receiver that hears "running" and the sender that
+    /// says "go".
+    fn new() -> (Self, mpsc::Receiver<()>, mpsc::Sender<()>) {
         let (running_tx, running_rx) = mpsc::channel();
         let (go_tx, go_rx) = mpsc::channel();
         let h = Handshake {
             running: Mutex::new(Some(running_tx)),
             go: Mutex::new(Some(go_rx)),
         };
+        (h, running_rx, go_tx)
+    }
+}
+
+row!(
+    release_coroutine_running_on_another_thread_refused,
+    [RELEASE_BUSY],
+    {
+        let co = Owned::small(wait_for_go);
+        let (h, running_rx, go_tx) = Handshake::new();
         let (pco, ph) = (SendPtr(co.ptr()), SendPtr(arg(&h)));
         let runner = thread::spawn(move || {
             // SAFETY: co is initialised and unstarted; it only touches h, which
@@ -901,37 +910,32 @@ row!(
 #[test]
 fn release_swap_started_coroutine_running_on_another_thread_refused() {
     let name = "release_swap_started_coroutine_running_on_another_thread_refused";
-    let Some(out) = child(name, || {
-        let co = Owned::small(wait_for_go);
-        let (running_tx, running_rx) = mpsc::channel();
-        let (go_tx, go_rx) = mpsc::channel();
-        let h = Handshake {
-            running: Mutex::new(Some(running_tx)),
-            go: Mutex::new(Some(go_rx)),
-        };
-        let (pco, ph) = (SendPtr(co.ptr()), SendPtr(arg(&h)));
-        let runner = thread::spawn(move || {
-            // SAFETY: this thread's main is running; co is initialised and
-            // unstarted; it only touches h, which outlives this thread.
-            num(unsafe { sys::coroutine_swap(current(), pco.get(), ph.get()) })
-        });
-        running_rx.recv().unwrap();
-        // SAFETY: documented as refused (EBUSY) for a running coroutine.
-        let (rc, err) = with_errno(|| unsafe { sys::coroutine_release(co.ptr()) });
-        // Let it finish first, so that a failure does not leave it hanging.
-        go_tx.send(()).unwrap();
-        let r = runner.join().unwrap();
-        assert_eq!(
-            (rc, err),
-            (-1, libc::EBUSY),
-            "release of a running coroutine"
-        );
-        assert_eq!(r, 0x60);
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(diagnostics(&out), [RELEASE_BUSY], "{}", describe(&out));
+    in_child_expecting(
+        name,
+        || {
+            let co = Owned::small(wait_for_go);
+            let (h, running_rx, go_tx) = Handshake::new();
+            let (pco, ph) = (SendPtr(co.ptr()), SendPtr(arg(&h)));
+            let runner = thread::spawn(move || {
+                // SAFETY: this thread's main is running; co is initialised and
+                // unstarted; it only touches h, which outlives this thread.
+                num(unsafe { sys::coroutine_swap(current(), pco.get(), ph.get()) })
+            });
+            running_rx.recv().unwrap();
+            // SAFETY: documented as refused (EBUSY) for a running coroutine.
+            let (rc, err) = with_errno(|| unsafe { sys::coroutine_release(co.ptr()) });
+            // Let it finish first, so that a failure does not leave it hanging.
+            go_tx.send(()).unwrap();
+            let r = runner.join().unwrap();
+            assert_eq!(
+                (rc, err),
+                (-1, libc::EBUSY),
+                "release of a running coroutine"
+            );
+            assert_eq!(r, 0x60);
+        },
+        &[RELEASE_BUSY],
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1402,52 +1406,42 @@ row!(cc_swap_to_failed_init_rejected, [CC_SWAP_UNINIT], {
 
 #[test]
 fn cc_swap_to_released_rejected() {
-    let Some(out) = child("cc_swap_to_released_rejected", || {
-        let p = CcPair::new(Some(cc_two_steps), 64 << 10);
-        // SAFETY: p is fresh; the switch into the released continuation is
-        // what the documentation must refuse.
-        unsafe {
-            assert_eq!(CcPair::init(p).0, 0);
-            assert_eq!(sys::cc_release(CcPair::cc(p)), 0);
-            assert_eq!(CcPair::enter(p), (-1, libc::EINVAL));
-            assert_eq!(CcPair::steps(p), 0);
-            CcPair::free(p);
-        }
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(
-        diagnostics(&out),
-        ["cc_swap: assertion 'to is initialised' failed"],
-        "{}",
-        describe(&out)
+    in_child_expecting(
+        "cc_swap_to_released_rejected",
+        || {
+            let p = CcPair::new(Some(cc_two_steps), 64 << 10);
+            // SAFETY: p is fresh; the switch into the released continuation is
+            // what the documentation must refuse.
+            unsafe {
+                assert_eq!(CcPair::init(p).0, 0);
+                assert_eq!(sys::cc_release(CcPair::cc(p)), 0);
+                assert_eq!(CcPair::enter(p), (-1, libc::EINVAL));
+                assert_eq!(CcPair::steps(p), 0);
+                CcPair::free(p);
+            }
+        },
+        &["cc_swap: assertion 'to is initialised' failed"],
     );
 }
 
 #[test]
 fn cc_swap_to_released_suspended_rejected() {
-    let Some(out) = child("cc_swap_to_released_suspended_rejected", || {
-        let p = CcPair::new(Some(cc_two_steps), 64 << 10);
-        // SAFETY: p is fresh; its entry only touches p; the last switch is
-        // what the documentation must refuse.
-        unsafe {
-            assert_eq!(CcPair::init(p).0, 0);
-            assert_eq!(CcPair::enter(p).0, 0, "suspended in its swap");
-            assert_eq!(sys::cc_release(CcPair::cc(p)), 0);
-            assert_eq!(CcPair::enter(p), (-1, libc::EINVAL));
-            assert_eq!(CcPair::steps(p), 1, "nothing ran on the freed stack");
-            CcPair::free(p);
-        }
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(
-        diagnostics(&out),
-        ["cc_swap: assertion 'to is initialised' failed"],
-        "{}",
-        describe(&out)
+    in_child_expecting(
+        "cc_swap_to_released_suspended_rejected",
+        || {
+            let p = CcPair::new(Some(cc_two_steps), 64 << 10);
+            // SAFETY: p is fresh; its entry only touches p; the last switch is
+            // what the documentation must refuse.
+            unsafe {
+                assert_eq!(CcPair::init(p).0, 0);
+                assert_eq!(CcPair::enter(p).0, 0, "suspended in its swap");
+                assert_eq!(sys::cc_release(CcPair::cc(p)), 0);
+                assert_eq!(CcPair::enter(p), (-1, libc::EINVAL));
+                assert_eq!(CcPair::steps(p), 1, "nothing ran on the freed stack");
+                CcPair::free(p);
+            }
+        },
+        &["cc_swap: assertion 'to is initialised' failed"],
     );
 }
 

@@ -1017,23 +1017,23 @@ fn release_refuses_running_coroutine_and_main() {
 
 #[test]
 fn yieldto_exited_returns_null_with_message() {
-    let Some(out) = child("yieldto_exited_returns_null_with_message", || {
-        let runs = AtomicUsize::new(0);
-        let co = Owned::new(count_runs);
-        // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
-        let r = unsafe { run_to_exit(co.ptr(), arg(&runs)) };
-        assert_eq!(r, 0x600D);
-        assert!(co.exited());
-        // SAFETY: co has exited; yieldto must refuse it without switching.
-        let r = unsafe { sys::coroutine_yieldto(co.ptr(), arg(&runs)) };
-        assert!(r.is_null(), "yieldto on an exited coroutine returns NULL");
-        assert_eq!(runs.load(SeqCst), 1, "the entry must not run again");
-        assert!(is_main(current()));
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(diagnostics(&out), [YIELDTO_EXITED], "{}", describe(&out));
+    in_child_expecting(
+        "yieldto_exited_returns_null_with_message",
+        || {
+            let runs = AtomicUsize::new(0);
+            let co = Owned::new(count_runs);
+            // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
+            let r = unsafe { run_to_exit(co.ptr(), arg(&runs)) };
+            assert_eq!(r, 0x600D);
+            assert!(co.exited());
+            // SAFETY: co has exited; yieldto must refuse it without switching.
+            let r = unsafe { sys::coroutine_yieldto(co.ptr(), arg(&runs)) };
+            assert!(r.is_null(), "yieldto on an exited coroutine returns NULL");
+            assert_eq!(runs.load(SeqCst), 1, "the entry must not run again");
+            assert!(is_main(current()));
+        },
+        &[YIELDTO_EXITED],
+    );
 }
 
 extern "C" fn yieldto_itself(arg: *mut c_void) -> *mut c_void {
@@ -1060,27 +1060,22 @@ extern "C" fn swap_started_yieldto_itself(arg: *mut c_void) -> *mut c_void {
 
 #[test]
 fn yieldto_self_rejected() {
-    let Some(out) = child("yieldto_self_rejected", || {
-        let a = Owned::new(yieldto_itself);
-        let b = Owned::new(swap_started_yieldto_itself);
-        let w = World::new(a.ptr(), b.ptr(), ptr::null_mut());
-        // SAFETY: a is initialised; it only touches w.
-        let r = unsafe { sys::coroutine_yieldto(a.ptr(), arg(&w)) };
-        assert_eq!(num(r), 0x11, "A must go on normally after the refusal");
-        // SAFETY: main is running; b is initialised and only touches w.
-        let r = unsafe { sys::coroutine_swap(w.main, b.ptr(), arg(&w)) };
-        assert_eq!(num(r), 0x22);
-        assert!(is_main(current()));
-        assert_eq!(w.log.take(), ["A: yieldto(A) = 0x0", "B: yieldto(B) = 0x0"]);
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(
-        diagnostics(&out),
-        [YIELDTO_CALLER, YIELDTO_CALLER],
-        "{}",
-        describe(&out)
+    in_child_expecting(
+        "yieldto_self_rejected",
+        || {
+            let a = Owned::new(yieldto_itself);
+            let b = Owned::new(swap_started_yieldto_itself);
+            let w = World::new(a.ptr(), b.ptr(), ptr::null_mut());
+            // SAFETY: a is initialised; it only touches w.
+            let r = unsafe { sys::coroutine_yieldto(a.ptr(), arg(&w)) };
+            assert_eq!(num(r), 0x11, "A must go on normally after the refusal");
+            // SAFETY: main is running; b is initialised and only touches w.
+            let r = unsafe { sys::coroutine_swap(w.main, b.ptr(), arg(&w)) };
+            assert_eq!(num(r), 0x22);
+            assert!(is_main(current()));
+            assert_eq!(w.log.take(), ["A: yieldto(A) = 0x0", "B: yieldto(B) = 0x0"]);
+        },
+        &[YIELDTO_CALLER, YIELDTO_CALLER],
     );
 }
 
@@ -1129,31 +1124,26 @@ extern "C" fn chain_c(arg: *mut c_void) -> *mut c_void {
 
 #[test]
 fn yieldto_coroutine_on_caller_chain_rejected() {
-    let Some(out) = child("yieldto_coroutine_on_caller_chain_rejected", || {
-        let a = Owned::new(chain_a);
-        let b = Owned::new(chain_b);
-        let c = Owned::new(chain_c);
-        let w = World::new(a.ptr(), b.ptr(), c.ptr());
-        // SAFETY: a is initialised; A, B and C only touch w, which outlives them.
-        let r = unsafe { sys::coroutine_yieldto(a.ptr(), arg(&w)) };
-        assert_eq!(num(r), 0xA);
-        assert_eq!(
-            w.log.take(),
-            [
-                "C: yieldto(A) = 0x0, yieldto(B) = 0x0",
-                "B got 0xc",
-                "A got 0xb"
-            ]
-        );
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(
-        diagnostics(&out),
-        [YIELDTO_CALLER, YIELDTO_CALLER],
-        "{}",
-        describe(&out)
+    in_child_expecting(
+        "yieldto_coroutine_on_caller_chain_rejected",
+        || {
+            let a = Owned::new(chain_a);
+            let b = Owned::new(chain_b);
+            let c = Owned::new(chain_c);
+            let w = World::new(a.ptr(), b.ptr(), c.ptr());
+            // SAFETY: a is initialised; A, B and C only touch w, which outlives them.
+            let r = unsafe { sys::coroutine_yieldto(a.ptr(), arg(&w)) };
+            assert_eq!(num(r), 0xA);
+            assert_eq!(
+                w.log.take(),
+                [
+                    "C: yieldto(A) = 0x0, yieldto(B) = 0x0",
+                    "B got 0xc",
+                    "A got 0xb"
+                ]
+            );
+        },
+        &[YIELDTO_CALLER, YIELDTO_CALLER],
     );
 }
 
@@ -1169,92 +1159,87 @@ extern "C" fn yieldto_main_from_a(arg: *mut c_void) -> *mut c_void {
 
 #[test]
 fn yieldto_main_rejected() {
-    let Some(out) = child("yieldto_main_rejected", || {
-        let a = Owned::new(yieldto_main_from_a);
-        let w = World::new(a.ptr(), ptr::null_mut(), ptr::null_mut());
-        // From main itself.
-        // SAFETY: main is running; yieldto must refuse it without switching.
-        let r = unsafe { sys::coroutine_yieldto(w.main, val(1)) };
-        assert!(r.is_null());
-        // From a coroutine.
-        // SAFETY: a is initialised; it only touches w.
-        let r = unsafe { sys::coroutine_yieldto(a.ptr(), arg(&w)) };
-        assert_eq!(num(r), 0xA, "A must go on normally after the refusal");
-        assert_eq!(w.log.take(), ["A: yieldto(main) = 0x0"]);
-        // Another thread's main.
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let other = thread::spawn(move || {
-            tx.send(SendPtr(current())).unwrap();
-            // Stay alive (and keep the leader) until main has tried.
-            done_rx.recv().ok();
-        });
-        let other_main = rx.recv().unwrap().get();
-        // SAFETY: other_main is the leader of a live thread; yieldto must refuse it.
-        let r = unsafe { sys::coroutine_yieldto(other_main, val(3)) };
-        assert!(r.is_null());
-        done_tx.send(()).unwrap();
-        other.join().unwrap();
-        // SAFETY: the leader struct of this thread is live for the thread's life.
-        let caller = unsafe { (*w.main).caller };
-        assert!(caller.is_null(), "main must not be left with a caller");
-        assert!(current() == w.main);
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(
-        diagnostics(&out),
-        [YIELDTO_CALLER, YIELDTO_CALLER, YIELDTO_CALLER],
-        "{}",
-        describe(&out)
+    in_child_expecting(
+        "yieldto_main_rejected",
+        || {
+            let a = Owned::new(yieldto_main_from_a);
+            let w = World::new(a.ptr(), ptr::null_mut(), ptr::null_mut());
+            // From main itself.
+            // SAFETY: main is running; yieldto must refuse it without switching.
+            let r = unsafe { sys::coroutine_yieldto(w.main, val(1)) };
+            assert!(r.is_null());
+            // From a coroutine.
+            // SAFETY: a is initialised; it only touches w.
+            let r = unsafe { sys::coroutine_yieldto(a.ptr(), arg(&w)) };
+            assert_eq!(num(r), 0xA, "A must go on normally after the refusal");
+            assert_eq!(w.log.take(), ["A: yieldto(main) = 0x0"]);
+            // Another thread's main.
+            let (tx, rx) = std::sync::mpsc::channel();
+            let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+            let other = thread::spawn(move || {
+                tx.send(SendPtr(current())).unwrap();
+                // Stay alive (and keep the leader) until main has tried.
+                done_rx.recv().ok();
+            });
+            let other_main = rx.recv().unwrap().get();
+            // SAFETY: other_main is the leader of a live thread; yieldto must refuse it.
+            let r = unsafe { sys::coroutine_yieldto(other_main, val(3)) };
+            assert!(r.is_null());
+            done_tx.send(()).unwrap();
+            other.join().unwrap();
+            // SAFETY: the leader struct of this thread is live for the thread's life.
+            let caller = unsafe { (*w.main).caller };
+            assert!(caller.is_null(), "main must not be left with a caller");
+            assert!(current() == w.main);
+        },
+        &[YIELDTO_CALLER, YIELDTO_CALLER, YIELDTO_CALLER],
     );
 }
 
 #[test]
 fn yieldto_null_rejected() {
-    let Some(out) = child("yieldto_null_rejected", || {
-        // SAFETY: NULL is documented as refused without switching.
-        let r = unsafe { sys::coroutine_yieldto(ptr::null_mut(), val(1)) };
-        assert!(r.is_null());
-        assert!(is_main(current()));
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(diagnostics(&out), [YIELDTO_NULL], "{}", describe(&out));
+    in_child_expecting(
+        "yieldto_null_rejected",
+        || {
+            // SAFETY: NULL is documented as refused without switching.
+            let r = unsafe { sys::coroutine_yieldto(ptr::null_mut(), val(1)) };
+            assert!(r.is_null());
+            assert!(is_main(current()));
+        },
+        &[YIELDTO_NULL],
+    );
 }
 
 #[test]
 fn yieldto_zeroed_and_garbage_rejected() {
-    let Some(out) = child("yieldto_zeroed_and_garbage_rejected", || {
-        let runs = AtomicUsize::new(0);
-        for byte in [0x00u8, 0xA5, 0xFF, 0x5A] {
-            for with_fields in [false, true] {
-                let co = filled_co(byte);
-                if with_fields {
-                    // As a caller would before (forgetting) coroutine_init.
-                    // SAFETY: co is a live allocation of the right size.
-                    unsafe {
-                        (*co).stack_size = 0;
-                        (*co).entry = Some(count_runs);
-                        (*co).release = None;
+    in_child_expecting(
+        "yieldto_zeroed_and_garbage_rejected",
+        || {
+            let runs = AtomicUsize::new(0);
+            for byte in [0x00u8, 0xA5, 0xFF, 0x5A] {
+                for with_fields in [false, true] {
+                    let co = filled_co(byte);
+                    if with_fields {
+                        // As a caller would before (forgetting) coroutine_init.
+                        // SAFETY: co is a live allocation of the right size.
+                        unsafe {
+                            (*co).stack_size = 0;
+                            (*co).entry = Some(count_runs);
+                            (*co).release = None;
+                        }
                     }
+                    // SAFETY: co is never initialised; yieldto must refuse it without switching.
+                    let r = unsafe { sys::coroutine_yieldto(co, arg(&runs)) };
+                    assert!(r.is_null(), "bytes 0x{byte:02X}, fields set: {with_fields}");
+                    // SAFETY: co is ours.
+                    unsafe { libc::free(co.cast()) };
                 }
-                // SAFETY: co is never initialised; yieldto must refuse it without switching.
-                let r = unsafe { sys::coroutine_yieldto(co, arg(&runs)) };
-                assert!(r.is_null(), "bytes 0x{byte:02X}, fields set: {with_fields}");
-                // SAFETY: co is ours.
-                unsafe { libc::free(co.cast()) };
             }
-        }
-        assert_eq!(runs.load(SeqCst), 0, "no entry may run");
-        assert!(is_main(current()));
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(diagnostics(&out), [YIELDTO_UNINIT; 8], "{}", describe(&out));
+            assert_eq!(runs.load(SeqCst), 0, "no entry may run");
+            assert!(is_main(current()));
+        },
+        &[YIELDTO_UNINIT; 8],
+    );
 }
 
 #[test]
@@ -1308,35 +1293,30 @@ fn yieldto_after_failed_init_rejected() {
 
 #[test]
 fn yieldto_released_coroutine_rejected() {
-    let Some(out) = child("yieldto_released_coroutine_rejected", || {
-        let runs = AtomicUsize::new(0);
-        // Released before it ever ran: like a struct never passed to init.
-        let co = Owned::new(count_runs);
-        // SAFETY: co is initialised and not running.
-        assert_eq!(unsafe { sys::coroutine_release(co.ptr()) }, 0);
-        // SAFETY: co is released; yieldto must refuse it without switching.
-        let r = unsafe { sys::coroutine_yieldto(co.ptr(), arg(&runs)) };
-        assert!(r.is_null());
-        assert_eq!(runs.load(SeqCst), 0, "a released coroutine must not run");
-        // Exited, then released: still exited.
-        let co = Owned::new(count_runs);
-        // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
-        unsafe { run_to_exit(co.ptr(), arg(&runs)) };
-        // SAFETY: co has exited.
-        assert_eq!(unsafe { sys::coroutine_release(co.ptr()) }, 0);
-        // SAFETY: co is released; yieldto must refuse it without switching.
-        let r = unsafe { sys::coroutine_yieldto(co.ptr(), arg(&runs)) };
-        assert!(r.is_null());
-        assert_eq!(runs.load(SeqCst), 1);
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(
-        diagnostics(&out),
-        [YIELDTO_UNINIT, YIELDTO_EXITED],
-        "{}",
-        describe(&out)
+    in_child_expecting(
+        "yieldto_released_coroutine_rejected",
+        || {
+            let runs = AtomicUsize::new(0);
+            // Released before it ever ran: like a struct never passed to init.
+            let co = Owned::new(count_runs);
+            // SAFETY: co is initialised and not running.
+            assert_eq!(unsafe { sys::coroutine_release(co.ptr()) }, 0);
+            // SAFETY: co is released; yieldto must refuse it without switching.
+            let r = unsafe { sys::coroutine_yieldto(co.ptr(), arg(&runs)) };
+            assert!(r.is_null());
+            assert_eq!(runs.load(SeqCst), 0, "a released coroutine must not run");
+            // Exited, then released: still exited.
+            let co = Owned::new(count_runs);
+            // SAFETY: co is initialised and unstarted; count_runs only touches `runs`, which outlives the call.
+            unsafe { run_to_exit(co.ptr(), arg(&runs)) };
+            // SAFETY: co has exited.
+            assert_eq!(unsafe { sys::coroutine_release(co.ptr()) }, 0);
+            // SAFETY: co is released; yieldto must refuse it without switching.
+            let r = unsafe { sys::coroutine_yieldto(co.ptr(), arg(&runs)) };
+            assert!(r.is_null());
+            assert_eq!(runs.load(SeqCst), 1);
+        },
+        &[YIELDTO_UNINIT, YIELDTO_EXITED],
     );
 }
 
@@ -2002,29 +1982,24 @@ fn create_keeps_struct_and_extra_on_its_own_stack_until_destroy() {
 
 #[test]
 fn destroy_refuses_coroutines_not_made_by_create() {
-    let Some(out) = child("destroy_refuses_coroutines_not_made_by_create", || {
-        let co = Owned::new(return_7);
-        // SAFETY: co is a live coroutine made by coroutine_init, not create.
-        let rc = unsafe { sys::ucoro_destroy(co.ptr()) };
-        assert_eq!(rc, -1);
-        assert_eq!(
-            io::Error::last_os_error().raw_os_error(),
-            Some(libc::EINVAL)
-        );
-        // SAFETY: NULL is documented as refused.
-        assert_eq!(unsafe { sys::ucoro_destroy(ptr::null_mut()) }, -1);
-    }) else {
-        return;
-    };
-    assert_child_passed(&out);
-    assert_eq!(
-        diagnostics(&out),
-        [
+    in_child_expecting(
+        "destroy_refuses_coroutines_not_made_by_create",
+        || {
+            let co = Owned::new(return_7);
+            // SAFETY: co is a live coroutine made by coroutine_init, not create.
+            let rc = unsafe { sys::ucoro_destroy(co.ptr()) };
+            assert_eq!(rc, -1);
+            assert_eq!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::EINVAL)
+            );
+            // SAFETY: NULL is documented as refused.
+            assert_eq!(unsafe { sys::ucoro_destroy(ptr::null_mut()) }, -1);
+        },
+        &[
             "ucoro_destroy: assertion 'co was made by ucoro_create' failed",
-            "ucoro_destroy: assertion 'co was made by ucoro_create' failed"
+            "ucoro_destroy: assertion 'co was made by ucoro_create' failed",
         ],
-        "{}",
-        describe(&out)
     );
 }
 
