@@ -86,7 +86,18 @@ fn main() {
 #[cfg(feature = "bindgen")]
 fn generate_bindings(csrc: &Path) {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("bindings.rs");
+    // Emit only syntax the crate's declared minimum Rust accepts (bindgen's
+    // default is the newest stable, e.g. `unsafe extern` blocks from 1.82).
+    let msrv = env::var("CARGO_PKG_RUST_VERSION").expect("rust-version in Cargo.toml");
+    let minor_patch: Vec<u64> = msrv
+        .split('.')
+        .skip(1)
+        .map(|n| n.parse().expect("rust-version is numeric"))
+        .collect();
+    let target = bindgen::RustTarget::stable(minor_patch[0], *minor_patch.get(1).unwrap_or(&0))
+        .expect("bindgen knows the crate's rust-version");
     bindgen::Builder::default()
+        .rust_target(target)
         .header(csrc.join("coroutine.h").to_str().unwrap())
         .allowlist_function("coroutine_.*|cc_.*|ucoro_.*")
         .allowlist_type("coroutine|continuation|ucoro_.*")

@@ -57,15 +57,15 @@ const _: () = {
     ["Offset of field: continuation::tool_fiber"]
         [::std::mem::offset_of!(continuation, tool_fiber) - 96usize];
 };
-unsafe extern "C" {
+extern "C" {
     #[doc = " Prepares cc: allocates a stack of cc->stack_size bytes (0: the default)\n with a guard region below it and writes the size used back. Every private\n field is reset, so never-zeroed memory is valid input. entry does not run\n yet.\n Returns 0, or -1 with errno: EINVAL (cc or cc->entry NULL, or a size that\n overflows when rounded up), ENOMEM (the system refused the memory). On\n failure cc is left in a state that cc_swap rejects."]
     pub fn cc_init(cc: *mut continuation) -> ::std::os::raw::c_int;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Frees cc's stack. Calls cc->release first if set; a negative result is\n returned as is and nothing is freed. Afterwards cc_swap refuses cc until\n cc_init prepares it again. Returns 0 when there was nothing to free (NULL,\n never initialised by cc_init, already released), so calling it twice is\n safe. Must not be called on the running continuation or one that is\n blocked in cc_swap (its frames would vanish): the caller's duty, since this\n layer does not track who runs."]
     pub fn cc_release(cc: *mut continuation) -> ::std::os::raw::c_int;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Saves the running context into from and switches to to. from may be a\n never-initialised struct: it is then made a valid target that represents\n the current context (this is how a thread's main context is captured).\n Returns in from when something switches back: 0 normally, 1 when it was\n the exit of to (entry returned) that brought control back; then to's stack\n may be released. Returns -1 with errno EINVAL, without switching, when to\n is NULL, was never set up (by cc_init or as a from), has exited, or is from."]
     pub fn cc_swap(from: *mut continuation, to: *mut continuation) -> ::std::os::raw::c_int;
 }
@@ -105,15 +105,15 @@ const _: () = {
     ["Offset of field: coroutine::magic"][::std::mem::offset_of!(coroutine, magic) - 48usize];
     ["Offset of field: coroutine::cc"][::std::mem::offset_of!(coroutine, cc) - 56usize];
 };
-unsafe extern "C" {
+extern "C" {
     #[doc = " Prepares co to run co->entry on a stack of co->stack_size bytes (0: the\n default) and writes the size used back. Resets every private field, so\n never-zeroed memory and an exited coroutine are valid input (re-initialising\n a coroutine that has not exited leaks its stack: release it first). entry\n does not run yet.\n Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size\n that overflows when rounded up), ENOMEM (the system refused the memory),\n EBUSY (co is running, on any thread, or waiting in coroutine_yieldto, or\n is the calling thread's main coroutine; co is left untouched). On other\n failures coroutine_yieldto rejects co."]
     pub fn coroutine_init(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Frees what coroutine_init allocated (calling co->release first, if set).\n co must not be running or waiting in coroutine_yieldto. Safe to call twice\n and on an exited coroutine (0, nothing to do).\n Returns 0; co->release's negative result as is (nothing freed); or -1 with\n errno EINVAL for NULL or a struct never initialised, EBUSY for a running\n coroutine or a thread's main coroutine (each with a diagnostic message)."]
     pub fn coroutine_release(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Makes a coroutine whose struct lives at the top of its own stack, with\n `extra` more bytes there for the caller (*extra_out, 16-byte aligned), so\n a coroutine costs no allocation besides its stack (language bindings keep\n their per-coroutine state there). Like coroutine_init otherwise; the\n frames get the stack minus those bytes. Its stack outlives the entry's\n return (co and the extra bytes stay valid) until ucoro_destroy(co).\n Returns NULL with errno: EINVAL (entry NULL, extra without extra_out, or\n co and extra would take more than half of the stack), ENOMEM."]
     pub fn ucoro_create(
         stack_size: usize,
@@ -124,15 +124,15 @@ unsafe extern "C" {
         extra_out: *mut *mut ::std::os::raw::c_void,
     ) -> *mut coroutine;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Frees a coroutine made by ucoro_create: its stack, its struct and the\n extra bytes (co is invalid afterwards). Returns 0, or -1 with errno:\n EINVAL (co not made by ucoro_create, or destroyed already while its\n memory was not reused), EBUSY (running or waiting in coroutine_yieldto;\n reported as coroutine_release's refusal)."]
     pub fn ucoro_destroy(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " The running coroutine, or this thread's main coroutine outside any\n coroutine. Never NULL."]
     pub fn coroutine_self() -> *mut coroutine;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Low-level switch: from (which must be coroutine_self()) to to, passing arg.\n Does not touch callers: prefer coroutine_yieldto / coroutine_yield.\n Returns the value passed by whoever switches back to from, or to's entry\n result if to finished. Returns NULL with a diagnostic message, without\n switching, if from is not the running coroutine or to is NULL, not\n initialised, exited, from itself, or another thread's main coroutine."]
     pub fn coroutine_swap(
         from: *mut coroutine,
@@ -140,25 +140,25 @@ unsafe extern "C" {
         arg: *mut ::std::os::raw::c_void,
     ) -> *mut ::std::os::raw::c_void;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Runs to until it yields or returns, as its caller. If to has not started,\n to->entry(arg) runs; if it waits in coroutine_yield, that call returns arg.\n Returns the value to yielded, or its entry's result once it finished.\n Returns NULL without switching, after a diagnostic message\n (\"coroutine_yieldto: assertion 'CONDITION' failed\"), when to is NULL or\n not initialised, has exited ('!to->exited'), or already has a caller: it is\n running, waits in coroutine_yieldto, or is a thread's main coroutine\n ('!to->caller')."]
     pub fn coroutine_yieldto(
         to: *mut coroutine,
         arg: *mut ::std::os::raw::c_void,
     ) -> *mut ::std::os::raw::c_void;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Suspends the running coroutine and returns arg to its caller; returns what\n the next coroutine_yieldto into it passes. Clears the caller, so anyone may\n resume it next. Without a caller (a thread's main coroutine, or one started\n by coroutine_swap alone) this writes \"Co-routine is yielding to no one\" to\n stderr and aborts."]
     pub fn coroutine_yield(arg: *mut ::std::os::raw::c_void) -> *mut ::std::os::raw::c_void;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " coroutine_yield for a coroutine named by the caller (language bindings\n use it to check that a handle belongs to the running coroutine): returns\n NULL with a diagnostic, without switching, unless co is the running\n coroutine and not a thread's main one."]
     pub fn ucoro_yield_from(
         co: *mut coroutine,
         arg: *mut ::std::os::raw::c_void,
     ) -> *mut ::std::os::raw::c_void;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Non-zero if co is the calling thread's main coroutine (int is\n ABI-identical to gboolean)."]
     pub fn coroutine_is_main(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
@@ -170,21 +170,21 @@ pub type ucoro_diagnostic_fn = ::std::option::Option<
         user_data: *mut ::std::os::raw::c_void,
     ),
 >;
-unsafe extern "C" {
+extern "C" {
     pub fn ucoro_set_diagnostic_handler(
         fn_: ucoro_diagnostic_fn,
         user_data: *mut ::std::os::raw::c_void,
     );
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " How many bytes of co's stack have been touched so far, counted from its\n top (the deepest resident page; a stack reused from the pool may count\n pages an earlier coroutine touched). Use it to size stacks. Returns 0 for\n NULL, a struct never initialised, or a coroutine whose stack was freed."]
     pub fn ucoro_stack_used(co: *mut coroutine) -> usize;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " The switch this build of the library uses: \"x86_64 assembly\" or \"aarch64\n assembly\" (the defaults there), \"_setjmp/_longjmp\" (other architectures,\n or built with -DUCORO_SWITCH_SETJMP), \"swapcontext (strict)\" (built with\n -DUCORO_SWITCH_UCONTEXT: per-coroutine signal mask and floating-point\n environment, two system calls per switch). A static string."]
     pub fn ucoro_switch_mode() -> *const ::std::os::raw::c_char;
 }
-unsafe extern "C" {
+extern "C" {
     #[doc = " Stack overflow reporting (on by default): a fault in the guard region\n below a coroutine's stack prints \"ucoro: stack overflow in coroutine ADDR\n (stack SIZE bytes)\" and the process dies of the signal; other faults go\n to the handler installed before. 0 turns it off (restoring the previous\n handler unless another one replaced ours since), non-zero back on. The\n environment variable UCORO_OVERFLOW_REPORTING=0 turns it off from the\n start."]
     pub fn ucoro_set_overflow_reporting(enable: ::std::os::raw::c_int);
 }
