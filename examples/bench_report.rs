@@ -424,23 +424,27 @@ fn markdown(results: &[Result_], newest: u64) -> String {
     s
 }
 
-/// The scale table: `examples/million` runs saved as JSON next to
-/// criterion's results (`<criterion dir>/../million/<library>.json`), for
-/// ucoro, corosensei (to its limit) and one mmap per stack.
+/// The scale tables: `examples/million` runs saved as JSON next to
+/// criterion's results (`<criterion dir>/../million/<name>.json`): one run
+/// each of ucoro, corosensei (to its limit) and one mmap per stack at the
+/// full count, and the interleaved comparison (`compare.json`) that gives
+/// the ratios.
 fn scale_section(criterion_dir: &Path) -> String {
     let dir = criterion_dir
         .parent()
         .map(|p| p.join("million"))
         .unwrap_or_else(|| PathBuf::from("target/million"));
-    let mut rows = Vec::new();
-    for name in ["ucoro", "corosensei", "mmap"] {
-        let Ok(text) = fs::read_to_string(dir.join(format!("{name}.json"))) else {
-            continue;
-        };
-        if let Some(json) = Json::parse(&text) {
-            rows.push(json);
-        }
-    }
+    let read = |name: &str| {
+        fs::read_to_string(dir.join(format!("{name}.json")))
+            .ok()
+            .and_then(|text| Json::parse(&text))
+    };
+    let rows: Vec<Json> = ["ucoro", "corosensei", "mmap"]
+        .into_iter()
+        .filter_map(read)
+        .collect();
+    let num = |j: &Json, k: &str| j.get(k).and_then(Json::num).unwrap_or(f64::NAN);
+    let kib = |j: &Json, k: &str| format!("{:.2} KiB", num(j, k) / 1024.0);
     let mut s = String::new();
     let _ = writeln!(s, "\n## Scale: suspended coroutines at once (`million`)\n");
     if rows.is_empty() {
@@ -456,38 +460,105 @@ fn scale_section(criterion_dir: &Path) -> String {
              every library here), run to its first suspend and kept; memory is \
              the growth of VmRSS and VmPTE divided by the count. `mmap per \
              stack` is the originals' way (one mapping per stack, no guard), \
-             with the top page touched as a suspended coroutine's is.\n"
+             with the top page touched as their `coroutine_init` does. One \
+             process per row, so no times here: on a shared VM a run's page \
+             faults cost 2-4x more or less depending on what ran just before \
+             (the first of two back-to-back runs pays more, whichever it is). \
+             Times are in the next table, measured side by side.\n"
         );
         let _ = writeln!(
             s,
-            "| library | asked | suspended at once | create + first run | resident / coroutine | page tables / coroutine | stopped by |"
+            "| library | asked | suspended at once | resident / coroutine | page tables / coroutine | stopped by |"
         );
-        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---|");
-        let num = |j: &Json, k: &str| j.get(k).and_then(Json::num).unwrap_or(f64::NAN);
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
         for j in &rows {
             let _ = writeln!(
                 s,
-                "| {} | {:.0} | {:.0} | {} | {:.2} KiB | {:.2} KiB | {} |",
+                "| {} | {:.0} | {:.0} | {} | {} | {} |",
                 j.get("library").and_then(Json::str).unwrap_or("?"),
                 num(j, "requested"),
                 num(j, "created"),
-                fmt_time(num(j, "create_ns")),
-                num(j, "resident_per") / 1024.0,
-                num(j, "page_tables_per") / 1024.0,
+                kib(j, "resident_per"),
+                kib(j, "page_tables_per"),
                 j.get("stopped_by").and_then(Json::str).unwrap_or("—"),
             );
         }
     }
-    let _ = writeln!(s, "\nProduced by:\n\n```sh");
-    for peer in ["", " --peer corosensei", " --peer mmap"] {
-        let file = if peer.is_empty() {
-            "ucoro"
-        } else {
-            peer.trim_start_matches(" --peer ")
+    if let Some(compare) = read("compare") {
+        let libs = match compare.get("libraries") {
+            Some(Json::Arr(v)) => v.as_slice(),
+            _ => &[],
         };
+        fn name(j: &Json) -> &str {
+            j.get("library").and_then(Json::str).unwrap_or("?")
+        }
+        let mmap = libs.iter().find(|j| name(j) == "mmap per stack");
         let _ = writeln!(
             s,
-            "cargo run --release --example million --{peer} --json target/million/{file}.json"
+            "\n### The same run, interleaved (`--compare`)\n\n\
+             {:.0} of each in one process, a chunk of 1,000 of each in turn, so \
+             that all see the same machine. `create` is `Builder::build`, \
+             `coroutine_init`, or mmap + touching the top page; `first run` \
+             runs it to its first suspend. `first touch only` is the floor: \
+             the top page of each 16 MiB stride of one premade mapping \
+             touched, nothing else. Each such coroutine needs one fresh data \
+             page and one fresh page-table page, which the kernel must find \
+             and zero, whatever the library.\n",
+            num(&compare, "count")
+        );
+        let _ = writeln!(
+            s,
+            "| subject | create | first run | create + first run | vs mmap per stack: create | vs mmap per stack: total | resident + page tables |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+        let total = |j: &Json| num(j, "make_ns") + num(j, "start_ns");
+        for j in libs {
+            let ratio = |ours: f64, theirs: Option<f64>| {
+                theirs.map_or_else(|| "—".to_owned(), |t| format!("{:.2}x", ours / t))
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {:.2} KiB |",
+                name(j),
+                fmt_time(num(j, "make_ns")),
+                fmt_time(num(j, "start_ns")),
+                fmt_time(total(j)),
+                ratio(num(j, "make_ns"), mmap.map(|m| num(m, "make_ns"))),
+                ratio(total(j), mmap.map(total)),
+                (num(j, "resident_per") + num(j, "page_tables_per")) / 1024.0,
+            );
+        }
+        if let Some(m) = mmap {
+            let create = |lib: &str| {
+                libs.iter()
+                    .find(|j| name(j) == lib)
+                    .map_or(f64::NAN, |j| num(j, "make_ns") / num(m, "make_ns"))
+            };
+            let (safe, c, floor) = (
+                create("ucoro"),
+                create("ucoro C API"),
+                create("first touch only (floor)"),
+            );
+            let met = safe <= 0.1 && c <= 0.1;
+            let _ = writeln!(
+                s,
+                "\nTarget: creating ≤ 1/10 of what one mmap per stack costs. {}: \
+                 safe API {safe:.2}x, C API {c:.2}x, and touching one fresh page \
+                 per 16 MiB (no library at all) {floor:.2}x.",
+                if met { "Met" } else { "Not met" }
+            );
+        }
+    }
+    let _ = writeln!(s, "\nProduced by:\n\n```sh");
+    for (args, file) in [
+        ("", "ucoro"),
+        (" --peer corosensei", "corosensei"),
+        (" --peer mmap", "mmap"),
+        (" --compare", "compare"),
+    ] {
+        let _ = writeln!(
+            s,
+            "cargo run --release --example million --{args} --json target/million/{file}.json"
         );
     }
     let _ = writeln!(s, "```");
