@@ -660,6 +660,98 @@ fn seed_test_alternates_with_the_static_library() {
     seed_test_alternates(Link::Static);
 }
 
+// ---- scale and stack overflow, through the installed library ----------------
+
+/// Builds tests/c/scale_overflow.c against the installed library (one
+/// binary per scenario: tests run in parallel) and runs it with args.
+fn run_scale(link: Link, args: &[&str]) -> (ExitStatus, String, String) {
+    let source = Path::new(ROOT).join("tests/c/scale_overflow.c");
+    let flags = [
+        "-std=c11",
+        "-O2",
+        "-Wall",
+        "-Wextra",
+        "-Werror",
+        "-pedantic",
+    ];
+    let binary = build(&source, &flags, &[], link, args[0]);
+    run_program(
+        Command::new(&binary)
+            .args(args)
+            .env("LD_LIBRARY_PATH", library_path())
+            .env_remove("UCORO_OVERFLOW_REPORTING"),
+        &binary,
+    )
+}
+
+/// 100,000 suspended coroutines with the default stack size, each with a
+/// guard that traps, within the memory targets (the program checks
+/// them: <= 4.5 KiB resident, <= 9 KiB with page tables, per coroutine).
+fn installed_library_holds_many_guarded_coroutines(link: Link) {
+    let (status, stdout, stderr) = run_scale(link, &["many", "100000"]);
+    assert!(
+        status.success() && stdout.ends_with(" passed, 0 failed\n"),
+        "scale_overflow many ({link:?}): {status}\n--- stdout\n{stdout}--- stderr\n{stderr}"
+    );
+    assert!(
+        stdout.contains("suspended at once: 100000\n") || stdout.contains("NOTE: no MADV_GUARD"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn installed_library_holds_100000_guarded_coroutines_shared() {
+    installed_library_holds_many_guarded_coroutines(Link::Shared);
+}
+
+#[test]
+fn installed_library_holds_100000_guarded_coroutines_static() {
+    installed_library_holds_many_guarded_coroutines(Link::Static);
+}
+
+/// An overflow stops the process with the library's report naming the
+/// victim, by SIGSEGV; with a handler of the program's own installed after
+/// the library's, that handler sees the fault in the victim's guard and the
+/// neighbouring stack intact.
+fn installed_library_reports_overflow(link: Link) {
+    use std::os::unix::process::ExitStatusExt;
+
+    let (status, stdout, stderr) = run_scale(link, &["overflow"]);
+    let victim = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("victim "))
+        .unwrap_or_else(|| panic!("no victim line:\n{stdout}\n{stderr}"));
+    assert_eq!(
+        status.signal(),
+        Some(libc::SIGSEGV),
+        "{status}\n--- stderr\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "ucoro: stack overflow in coroutine {victim} (stack 65536 bytes)"
+        )),
+        "the report must name the victim ({victim}):\n{stderr}"
+    );
+
+    let (status, _, stderr) = run_scale(link, &["judged"]);
+    assert!(
+        status.success()
+            && stderr.contains("verdict: fault in the victim's guard, neighbour intact"),
+        "{status}\n--- stderr\n{stderr}"
+    );
+    assert!(!stderr.contains("ucoro: stack overflow"), "{stderr}");
+}
+
+#[test]
+fn installed_library_reports_overflow_shared() {
+    installed_library_reports_overflow(Link::Shared);
+}
+
+#[test]
+fn installed_library_reports_overflow_static() {
+    installed_library_reports_overflow(Link::Static);
+}
+
 // ---- the Makefile itself ------------------------------------------------------
 
 #[test]
