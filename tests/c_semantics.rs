@@ -1327,26 +1327,33 @@ fn yieldto_released_coroutine_rejected() {
 const BEFORE_YIELD: &str = "ucoro-test: calling coroutine_yield from main\n";
 const AFTER_YIELD: &str = "ucoro-test: coroutine_yield returned";
 
-#[test]
-fn yield_from_main_aborts() {
-    let Some(out) = child("yield_from_main_aborts", || {
+/// Runs `test` in a child that (after `set_up`) yields from main, and checks
+/// that the child aborted with the fatal message right after its own line
+/// and that the yield never returned. Returns the child's stderr.
+fn yield_from_main_child(test: &str, set_up: fn()) -> Option<String> {
+    let out = child(test, || {
+        set_up();
         assert!(is_main(current()));
         eprint!("{BEFORE_YIELD}");
         // SAFETY: yield from main is documented to print and abort; nothing
         // after it runs.
         unsafe { sys::coroutine_yield(val(1)) };
         eprintln!("{AFTER_YIELD}");
-    }) else {
-        return;
-    };
+    })?;
     assert_child_aborted(&out);
-    let stderr = String::from_utf8_lossy(&out.stderr);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         stderr.contains(&format!("{BEFORE_YIELD}{YIELD_TO_NO_ONE}")),
         "expected the message and newline right after the call:\n{}",
         describe(&out)
     );
     assert!(!stderr.contains(AFTER_YIELD), "yield must not return");
+    Some(stderr)
+}
+
+#[test]
+fn yield_from_main_aborts() {
+    yield_from_main_child("yield_from_main_aborts", || {});
 }
 
 extern "C" fn say_handler_called(
@@ -1361,28 +1368,16 @@ extern "C" fn say_handler_called(
 
 #[test]
 fn yield_from_main_aborts_even_with_a_handler() {
-    let Some(out) = child("yield_from_main_aborts_even_with_a_handler", || {
+    let Some(stderr) = yield_from_main_child("yield_from_main_aborts_even_with_a_handler", || {
         // SAFETY: say_handler_called is a valid handler for the process's life.
         unsafe { sys::ucoro_set_diagnostic_handler(Some(say_handler_called), ptr::null_mut()) };
-        eprint!("{BEFORE_YIELD}");
-        // SAFETY: yield from main is documented to print and abort.
-        unsafe { sys::coroutine_yield(val(1)) };
-        eprintln!("{AFTER_YIELD}");
     }) else {
         return;
     };
-    assert_child_aborted(&out);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        stderr.contains(&format!("{BEFORE_YIELD}{YIELD_TO_NO_ONE}")),
-        "{}",
-        describe(&out)
-    );
     assert!(
         !stderr.contains("HANDLER CALLED"),
         "the fatal message bypasses the handler"
     );
-    assert!(!stderr.contains(AFTER_YIELD));
 }
 
 // ---------------------------------------------------------------------------

@@ -297,15 +297,7 @@ fn overflow_in_rust_coroutine_is_reported() {
         panic!("the coroutine overflowed its stack and the process survived");
     }
 
-    let out = run_child(TEST, "overflow", &[]);
-    assert_child_killed_by(&out, libc::SIGSEGV);
-    let addr = overflow_report(&out, SMALL_STACK);
-    assert_eq!(
-        addr,
-        printed(&out, "stack_safety: coroutine"),
-        "the report must name the overflowing coroutine:\n{}",
-        describe(&out)
-    );
+    let out = overflow_child_reported(TEST);
     assert!(
         !stderr_of(&out).contains(RUST_OVERFLOW_MSG),
         "Rust's thread-stack message must not appear:\n{}",
@@ -331,7 +323,14 @@ fn overflow_in_c_api_coroutine_is_reported() {
         panic!("the coroutine overflowed its stack and the process survived");
     }
 
-    let out = run_child(TEST, "overflow", &[]);
+    overflow_child_reported(TEST);
+}
+
+/// Runs `test`'s "overflow" scenario, which prints "stack_safety: coroutine
+/// <addr>" and then overflows a SMALL_STACK coroutine; checks that the child
+/// died of SIGSEGV with the library's report naming that struct coroutine.
+fn overflow_child_reported(test: &str) -> Output {
+    let out = run_child(test, "overflow", &[]);
     assert_child_killed_by(&out, libc::SIGSEGV);
     let addr = overflow_report(&out, SMALL_STACK);
     assert_eq!(
@@ -340,6 +339,7 @@ fn overflow_in_c_api_coroutine_is_reported() {
         "the report must name the struct coroutine that overflowed:\n{}",
         describe(&out)
     );
+    out
 }
 
 // ---------------------------------------------------------------------------

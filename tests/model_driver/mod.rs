@@ -308,6 +308,22 @@ struct MCo {
     release: ReleaseCb,
 }
 
+impl MCo {
+    /// A coroutine as `coroutine_init` finds it: nothing of an earlier life
+    /// counts (init never reads old state), only the release callback set.
+    fn before_init(release: ReleaseCb) -> MCo {
+        MCo {
+            init_ok: false,
+            started: false,
+            exited: false,
+            released: false,
+            has_stack: false,
+            caller: None,
+            release,
+        }
+    }
+}
+
 /// SPEC §2 as a state machine over one thread's contexts.
 #[derive(Clone, Debug)]
 pub struct Model {
@@ -438,15 +454,7 @@ impl Model {
 
     fn init(&mut self, slot: usize, setup: Setup) -> Obs {
         let c = &mut self.cos[slot];
-        *c = MCo {
-            init_ok: false,
-            started: false,
-            exited: false,
-            released: false,
-            has_stack: false,
-            caller: None,
-            release: setup.release,
-        };
+        *c = MCo::before_init(setup.release);
         match init_result(setup.stack.bytes(), self.page_size) {
             Ok(size) => {
                 c.init_ok = true;
@@ -469,15 +477,7 @@ impl Model {
         match op {
             Op::Create(setup) => {
                 let slot = self.cos.len();
-                self.cos.push(MCo {
-                    init_ok: false,
-                    started: false,
-                    exited: false,
-                    released: false,
-                    has_stack: false,
-                    caller: None,
-                    release: setup.release,
-                });
+                self.cos.push(MCo::before_init(setup.release));
                 Ok((Exec::Create(setup), self.init(slot, setup)))
             }
             Op::Reinit { slot, setup } => {
