@@ -445,6 +445,9 @@ fn scale_section(criterion_dir: &Path) -> String {
         .collect();
     let num = |j: &Json, k: &str| j.get(k).and_then(Json::num).unwrap_or(f64::NAN);
     let kib = |j: &Json, k: &str| format!("{:.2} KiB", num(j, k) / 1024.0);
+    fn name(j: &Json) -> &str {
+        j.get("library").and_then(Json::str).unwrap_or("?")
+    }
     let mut s = String::new();
     let _ = writeln!(s, "\n## Scale: suspended coroutines at once (`million`)\n");
     if rows.is_empty() {
@@ -475,7 +478,7 @@ fn scale_section(criterion_dir: &Path) -> String {
             let _ = writeln!(
                 s,
                 "| {} | {:.0} | {:.0} | {} | {} | {} |",
-                j.get("library").and_then(Json::str).unwrap_or("?"),
+                name(j),
                 num(j, "requested"),
                 num(j, "created"),
                 kib(j, "resident_per"),
@@ -489,10 +492,11 @@ fn scale_section(criterion_dir: &Path) -> String {
             Some(Json::Arr(v)) => v.as_slice(),
             _ => &[],
         };
-        fn name(j: &Json) -> &str {
-            j.get("library").and_then(Json::str).unwrap_or("?")
-        }
         let mmap = libs.iter().find(|j| name(j) == "mmap per stack");
+        let make = |j: &Json| num(j, "make_ns");
+        let total = |j: &Json| num(j, "make_ns") + num(j, "start_ns");
+        // j's time over mmap per stack's, by the measure `of`.
+        let vs_mmap = |j: &Json, of: &dyn Fn(&Json) -> f64| mmap.map(|m| of(j) / of(m));
         let _ = writeln!(
             s,
             "\n### The same run, interleaved (`--compare`)\n\n\
@@ -511,28 +515,26 @@ fn scale_section(criterion_dir: &Path) -> String {
             "| subject | create | first run | create + first run | vs mmap per stack: create | vs mmap per stack: total | resident + page tables |"
         );
         let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
-        let total = |j: &Json| num(j, "make_ns") + num(j, "start_ns");
+        let ratio = |r: Option<f64>| r.map_or_else(|| "—".to_owned(), |r| format!("{r:.2}x"));
         for j in libs {
-            let ratio = |ours: f64, theirs: Option<f64>| {
-                theirs.map_or_else(|| "—".to_owned(), |t| format!("{:.2}x", ours / t))
-            };
             let _ = writeln!(
                 s,
                 "| {} | {} | {} | {} | {} | {} | {:.2} KiB |",
                 name(j),
-                fmt_time(num(j, "make_ns")),
+                fmt_time(make(j)),
                 fmt_time(num(j, "start_ns")),
                 fmt_time(total(j)),
-                ratio(num(j, "make_ns"), mmap.map(|m| num(m, "make_ns"))),
-                ratio(total(j), mmap.map(total)),
+                ratio(vs_mmap(j, &make)),
+                ratio(vs_mmap(j, &total)),
                 (num(j, "resident_per") + num(j, "page_tables_per")) / 1024.0,
             );
         }
-        if let Some(m) = mmap {
+        if mmap.is_some() {
             let create = |lib: &str| {
                 libs.iter()
                     .find(|j| name(j) == lib)
-                    .map_or(f64::NAN, |j| num(j, "make_ns") / num(m, "make_ns"))
+                    .and_then(|j| vs_mmap(j, &make))
+                    .unwrap_or(f64::NAN)
             };
             let (safe, c, floor) = (
                 create("ucoro"),

@@ -336,6 +336,11 @@ impl Report {
         total / self.created.max(1) as f64
     }
 
+    /// Create + first run, per coroutine.
+    fn total_ns(&self) -> f64 {
+        self.per(self.make_ns + self.start_ns)
+    }
+
     fn print(&self) {
         let kib = |bytes: f64| bytes / 1024.0;
         let resident = self.per(self.resident as f64);
@@ -356,7 +361,7 @@ impl Report {
         );
         println!(
             "create + first run:     {:.0} ns per coroutine",
-            self.per(self.make_ns + self.start_ns)
+            self.total_ns()
         );
         println!(
             "resident memory:        {resident:.0} bytes per coroutine ({:.2} KiB)",
@@ -386,7 +391,7 @@ impl Report {
             self.created,
             self.per(self.make_ns),
             self.per(self.start_ns),
-            self.per(self.make_ns + self.start_ns),
+            self.total_ns(),
             self.per(self.resident as f64),
             self.per(self.page_tables as f64),
             self.per(self.resume_ns),
@@ -494,14 +499,13 @@ fn main() {
     }
     let mmap = reports.iter().find(|r| r.library == "mmap per stack");
     if let (true, Some(mmap)) = (compare, mmap) {
-        let total = |r: &Report| r.per(r.make_ns + r.start_ns);
         println!("\nin this run, relative to one mmap per stack:");
         for r in &reports {
             println!(
                 "  {:<26} create {:.3}x, create + first run {:.3}x",
                 r.library,
                 r.per(r.make_ns) / mmap.per(mmap.make_ns),
-                total(r) / total(mmap)
+                r.total_ns() / mmap.total_ns()
             );
         }
     }

@@ -109,8 +109,9 @@ static void many(long n)
     long rss0, pte0, rss, pte, i, lines;
     long bad_start = 0, bad_guard = 0, bad_end = 0;
     int pipefd[2];
+    int guards_unmapped = guard_install_supported();
 
-    if (!guard_install_supported()) {
+    if (!guards_unmapped) {
         FILE *f = fopen("/proc/sys/vm/max_map_count", "r");
         long maps = 65530, fits;
 
@@ -152,7 +153,7 @@ static void many(long n)
     CHECK(co[0].stack_size == (size_t)16 << 20);
     CHECK(rss / n <= RESIDENT_MAX);
     CHECK((rss + pte) / n <= RESIDENT_AND_PAGE_TABLES_MAX);
-    if (guard_install_supported())
+    if (guards_unmapped)
         CHECK(lines < 1000); /* guards are not mappings of their own */
 
     /* Every guard: its top and bottom byte trap; the stack's lowest byte
