@@ -159,6 +159,14 @@ typedef void (*ucoro_diagnostic_fn)(const char *function, const char *condition,
 void ucoro_set_diagnostic_handler(ucoro_diagnostic_fn fn, void *user_data);
 
 /*
+ * The stack size in bytes that coroutine_init and ucoro_create use when
+ * asked for stack_size (0: the default): rounded up to whole pages and to
+ * the library's minimum. Returns 0 when that rounding overflows (init then
+ * fails with EINVAL). The size a successful init writes back is this one.
+ */
+size_t ucoro_stack_size_for(size_t stack_size);
+
+/*
  * How many bytes of co's stack have been touched so far, counted from its
  * top (the deepest resident page; a stack reused from the pool may count
  * pages an earlier coroutine touched). Use it to size stacks. Returns 0 for

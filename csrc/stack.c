@@ -253,11 +253,23 @@ static void make_pool_key(void)
         pool_key = (pthread_key_t)-1;
 }
 
+size_t ucoro_stack_size_for(size_t stack_size)
+{
+    size_t ps = page_size();
+    size_t want = stack_size ? stack_size : UCORO_DEFAULT_STACK_SIZE;
+
+    if (want < UCORO_MIN_STACK_SIZE)
+        want = UCORO_MIN_STACK_SIZE;
+    /* Rounding up and adding the guard must not wrap. */
+    if (want > SIZE_MAX / 2 - GUARD_SIZE - ps)
+        return 0;
+    return (want + ps - 1) & ~(ps - 1);
+}
+
 int ucoro__stack_alloc(size_t *size, char **base)
 {
     struct pool *p = &thread_pool;
     size_t want = *size ? *size : UCORO_DEFAULT_STACK_SIZE;
-    size_t ps;
     unsigned i;
 
     /* Fast path: the newest pooled stack has exactly the size asked for
@@ -267,15 +279,11 @@ int ucoro__stack_alloc(size_t *size, char **base)
         *size = want;
         return 0;
     }
-    ps = page_size();
-    if (want < UCORO_MIN_STACK_SIZE)
-        want = UCORO_MIN_STACK_SIZE;
-    /* Rounding up and adding the guard must not wrap. */
-    if (want > SIZE_MAX / 2 - GUARD_SIZE - ps) {
+    want = ucoro_stack_size_for(want);
+    if (!want) {
         errno = EINVAL;
         return -1;
     }
-    want = (want + ps - 1) & ~(ps - 1);
 
     for (i = p->count; i-- > 0;) {
         if (p->entry[i].size == want) {

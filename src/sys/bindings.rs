@@ -177,6 +177,10 @@ extern "C" {
     );
 }
 extern "C" {
+    #[doc = " The stack size in bytes that coroutine_init and ucoro_create use when\n asked for stack_size (0: the default): rounded up to whole pages and to\n the library's minimum. Returns 0 when that rounding overflows (init then\n fails with EINVAL). The size a successful init writes back is this one."]
+    pub fn ucoro_stack_size_for(stack_size: usize) -> usize;
+}
+extern "C" {
     #[doc = " How many bytes of co's stack have been touched so far, counted from its\n top (the deepest resident page; a stack reused from the pool may count\n pages an earlier coroutine touched). Use it to size stacks. Returns 0 for\n NULL, a struct never initialised, or a coroutine whose stack was freed."]
     pub fn ucoro_stack_used(co: *mut coroutine) -> usize;
 }
