@@ -17,6 +17,8 @@
 extern "C" {
 #endif
 
+struct ucoro_stack_record; /* the stack layer's record of a stack (internal) */
+
 struct continuation {
     /* out: lowest usable address of the stack cc_init allocated (the guard
      * region lies directly below it); NULL when there is no stack. */
@@ -44,6 +46,7 @@ struct continuation {
     unsigned long magic;  /* tells an initialised continuation from garbage */
     int started;          /* entry has been entered */
     size_t reserved;      /* top bytes of the stack kept for the owner, not frames */
+    struct ucoro_stack_record *stack_record; /* what stack is freed through */
     /* private: used only in builds for AddressSanitizer / ThreadSanitizer */
     const void *tool_stack; /* bounds of the stack this context runs on */
     size_t tool_stack_size;
