@@ -91,7 +91,8 @@ _Static_assert(UCORO_MIN_STACK_SIZE == (size_t)1 << MIN_SHIFT, "MIN_SHIFT");
 #define SLAB_FIRST_STACKS 4u
 #define SLAB_MAX_STACKS 256u
 #define SLAB_MAX_BYTES (sizeof(void *) >= 8 ? (size_t)1 << 30 : (size_t)64 << 20)
-/* Empty slabs kept mapped process-wide, for the next burst. */
+/* Empty slabs kept mapped process-wide, for the next burst (a slab larger
+ * than SLAB_MAX_BYTES, one huge stack, is never kept). */
 #define EMPTY_SLABS_KEPT 2u
 
 /* Slab descriptors come SLABS_PER_GROUP at a time; at most MAX_GROUPS
@@ -102,9 +103,9 @@ _Static_assert(UCORO_MIN_STACK_SIZE == (size_t)1 << MIN_SHIFT, "MIN_SHIFT");
 
 /* Freed stacks a thread keeps for reuse without a system call, and how many
  * bytes of address space they may hold in all (a larger stack is never
- * pooled). */
+ * pooled): eight default stacks, two on 32-bit. */
 #define POOL_SIZE 8
-#define POOL_BYTES (POOL_SIZE * UCORO_DEFAULT_STACK_SIZE)
+#define POOL_BYTES ((sizeof(void *) >= 8 ? POOL_SIZE : 2) * UCORO_DEFAULT_STACK_SIZE)
 /* A pooled stack keeps its top pages resident: the frames a new coroutine
  * touches first. */
 #define WATERMARK ((size_t)16 << 10)
@@ -485,7 +486,7 @@ static void slab_put(struct ucoro_stack_record *r)
     s->free_head = (uint32_t)(r - s->records);
     room_add(s);
     if (--s->in_use == 0) {
-        if (empty_slabs >= EMPTY_SLABS_KEPT) {
+        if (empty_slabs >= EMPTY_SLABS_KEPT || s->bytes > SLAB_MAX_BYTES) {
             unmap_slab(s);
         } else {
             empty_slabs++;
