@@ -24,7 +24,8 @@ struct continuation {
      * region lies directly below it); NULL when there is no stack. */
     char *stack;
     /* in: requested stack size in bytes, 0 for the default (16 MiB);
-     * out: the size cc_init actually reserved (rounded up to whole pages). */
+     * out: the size cc_init actually reserved (ucoro_stack_size_for: whole
+     * pages, then its size class). */
     size_t stack_size;
     /* in: runs on the new stack at the first cc_swap into this continuation. */
     void (*entry)(struct continuation *cc);

@@ -29,7 +29,8 @@
 
 /* Stack sizes: the default is the originals' 16 MiB (address space only:
  * pages are committed when touched); smaller requests are rounded up to the
- * minimum so that a 1-byte stack is still usable. */
+ * minimum so that a 1-byte stack is still usable (and every request to its
+ * size class: see ucoro_stack_size_for in stack.c). */
 #define UCORO_DEFAULT_STACK_SIZE ((size_t)16 << 20)
 #define UCORO_MIN_STACK_SIZE ((size_t)16 << 10)
 

@@ -474,8 +474,9 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     }
 
     /// The size of the coroutine's stack in bytes, as the C library
-    /// reserved it (the requested size rounded up to whole pages, at least
-    /// 16 KiB).
+    /// reserved it (the requested size rounded up to at least 16 KiB, whole
+    /// pages and its size class: at most a quarter more; see
+    /// [`sys::ucoro_stack_size_for`](crate::sys::ucoro_stack_size_for)).
     ///
     /// ```
     /// let co = ucoro::Builder::new()
@@ -595,8 +596,9 @@ impl Builder {
     }
 
     /// Sets the stack size in bytes; 0 means the default. The C library
-    /// rounds it up to whole pages and to at least 16 KiB; a size too large
-    /// to allocate makes [`build`](Self::build) fail.
+    /// rounds it up to at least 16 KiB, to whole pages and to its size class
+    /// (at most a quarter more; [`Coroutine::stack_size`] tells the result);
+    /// a size too large to allocate makes [`build`](Self::build) fail.
     ///
     /// ```
     /// let co = ucoro::Builder::new()

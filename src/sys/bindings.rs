@@ -10,7 +10,7 @@ pub struct ucoro_stack_record {
 pub struct continuation {
     #[doc = " out: lowest usable address of the stack cc_init allocated (the guard\n region lies directly below it); NULL when there is no stack."]
     pub stack: *mut ::std::os::raw::c_char,
-    #[doc = " in: requested stack size in bytes, 0 for the default (16 MiB);\n out: the size cc_init actually reserved (rounded up to whole pages)."]
+    #[doc = " in: requested stack size in bytes, 0 for the default (16 MiB);\n out: the size cc_init actually reserved (ucoro_stack_size_for: whole\n pages, then its size class)."]
     pub stack_size: usize,
     #[doc = " in: runs on the new stack at the first cc_swap into this continuation."]
     pub entry: ::std::option::Option<unsafe extern "C" fn(cc: *mut continuation)>,
@@ -115,7 +115,7 @@ const _: () = {
     ["Offset of field: coroutine::cc"][::std::mem::offset_of!(coroutine, cc) - 56usize];
 };
 extern "C" {
-    #[doc = " Prepares co to run co->entry on a stack of co->stack_size bytes (0: the\n default) and writes the size used back. Resets every private field, so\n never-zeroed memory and an exited coroutine are valid input (re-initialising\n a coroutine that has not exited leaks its stack: release it first). entry\n does not run yet.\n Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size\n that overflows when rounded up), ENOMEM (the system refused the memory),\n EBUSY (co is running, on any thread, or waiting in coroutine_yieldto, or\n is the calling thread's main coroutine; co is left untouched). On other\n failures coroutine_yieldto rejects co."]
+    #[doc = " Prepares co to run co->entry on a stack of co->stack_size bytes (0: the\n default) and writes the size used back. Resets every private field, so\n never-zeroed memory and an exited coroutine are valid input (re-initialising\n a coroutine that has not exited leaks its stack: release it first). entry\n does not run yet.\n Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size\n that overflows when rounded up), ENOMEM (the system refused the address\n space for this one stack even after the library gave back what it had\n cached: where one mmap of the stack would fail too),\n EBUSY (co is running, on any thread, or waiting in coroutine_yieldto, or\n is the calling thread's main coroutine; co is left untouched). On other\n failures coroutine_yieldto rejects co."]
     pub fn coroutine_init(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 extern "C" {
@@ -186,7 +186,7 @@ extern "C" {
     );
 }
 extern "C" {
-    #[doc = " The stack size in bytes that coroutine_init and ucoro_create use when\n asked for stack_size (0: the default): rounded up to whole pages and to\n the library's minimum. Returns 0 when that rounding overflows (init then\n fails with EINVAL). The size a successful init writes back is this one."]
+    #[doc = " The stack size in bytes that coroutine_init and ucoro_create use when\n asked for stack_size (0: the default): rounded up to the library's\n minimum (16 KiB), to whole pages, then to its size class, one of four per\n power of two (2^k, 1.25, 1.5 or 1.75 x 2^k: at most a quarter more), so\n that however many distinct sizes a program asks for, the library keeps a\n bounded number of kinds of stack. Powers of two and the default 16 MiB\n are classes. Returns 0 when that rounding overflows (init then fails with\n EINVAL). The size a successful init writes back is this one."]
     pub fn ucoro_stack_size_for(stack_size: usize) -> usize;
 }
 extern "C" {
