@@ -43,9 +43,11 @@
  * same in commit charge under strict overcommit (vm.overcommit_memory=2
  * ignores MAP_NORESERVE). Slack beyond that: per class in use, the strides
  * of its newest slab not carved yet (< SLAB_MAX_BYTES); up to
- * EMPTY_SLABS_KEPT empty slabs; the stacks in thread pools; and freed
- * stacks in slabs that still have a stack in use. All but the last are
- * given back when a mapping is refused.
+ * EMPTY_SLABS_KEPT empty slabs; the stacks in thread pools; freed stacks
+ * in slabs that still have a stack in use; and the slab records (a group
+ * of about 200 KiB per SLABS_PER_GROUP slabs, never unmapped). When a
+ * mapping is refused, the calling thread's pool, the empty slabs and the
+ * tails are given back.
  *
  * Records. Every stack has a record (ucoro_internal.h) with its range and
  * owner. Slab descriptors and records live in slab groups, mappings that
@@ -148,7 +150,9 @@ struct slab_group {
  * The entry point for debuggers and core-file readers (layout version 1):
  * groups[0 .. group_count) each hold SLABS_PER_GROUP slabs; a slab with a
  * non-NULL base has `records`, of which those with a non-NULL owner are
- * stacks in use. Entries are only ever appended.
+ * stacks in use. Entries are only ever appended. File-static, so it adds
+ * no global symbol (and none of AddressSanitizer's): a debugger finds it
+ * by name in the symbol table or the debug info.
  */
 struct ucoro__stack_registry {
     unsigned layout_version;
@@ -156,13 +160,18 @@ struct ucoro__stack_registry {
     size_t guard_size;
     struct slab_group *groups[MAX_GROUPS];
 };
-UCORO_HIDDEN struct ucoro__stack_registry ucoro__stack_registry = {1, 0, GUARD_SIZE, {0}};
+static struct ucoro__stack_registry ucoro__stack_registry = {1, 0, GUARD_SIZE, {0}};
 
 struct size_class {
     struct slab *room;   /* slabs with a free or an uncarved stride */
     uint32_t next_count; /* strides of the class's next slab; 0: the first */
     uint32_t slabs;
 };
+
+/* Non-zero when a memory tool watches the stacks (AddressSanitizer built
+ * in, or Valgrind seen when a slab was mapped): only then are hand-outs
+ * and give-backs announced, so the hot path pays one load otherwise. */
+static int tools_watch_stacks = UCORO_STACK_TOOL_BUILT_IN;
 
 static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
 /* All under global_lock. */
@@ -395,7 +404,8 @@ static struct slab *map_slab(uint32_t class_index, size_t size, uint32_t count)
     SLAB_STORE(s, base, map);
     SLAB_STORE(s, bytes, count * stride);
     slab_change_end(s);
-    ucoro__tool_slab_mapped(map, count * stride);
+    if (ucoro__tool_slab_mapped(map, count * stride))
+        __atomic_store_n(&tools_watch_stacks, 1, __ATOMIC_RELAXED);
     classes[class_index].slabs++;
     room_add(s);
     return s;
@@ -616,7 +626,8 @@ static void make_pool_key(void)
 
 static struct ucoro_stack_record *hand_out(struct ucoro_stack_record *r)
 {
-    ucoro__tool_stack_taken(r);
+    if (__builtin_expect(__atomic_load_n(&tools_watch_stacks, __ATOMIC_RELAXED), 0))
+        ucoro__tool_stack_taken(r);
     return r;
 }
 
@@ -660,7 +671,8 @@ void ucoro__stack_free(struct ucoro_stack_record *r)
     struct pool *p = &thread_pool;
 
     ucoro__stack_set_owner(r, NULL);
-    ucoro__tool_stack_given_back(r);
+    if (__builtin_expect(__atomic_load_n(&tools_watch_stacks, __ATOMIC_RELAXED), 0))
+        ucoro__tool_stack_given_back(r);
     if (p->count < POOL_SIZE && p->bytes + r->size <= POOL_BYTES) {
         if (!p->registered) {
             pthread_once(&pool_key_once, make_pool_key);

@@ -45,30 +45,24 @@ void ucoro__tool_context_created(struct continuation *cc)
 #endif
 }
 
-int ucoro__tools_watch_stacks =
-#ifdef UCORO_ASAN
-    1;
-#else
-    0;
-#endif
-
-void ucoro__tool_slab_mapped(char *base, size_t bytes)
+int ucoro__tool_slab_mapped(char *base, size_t bytes)
 {
 #ifdef UCORO_VALGRIND
     if (RUNNING_ON_VALGRIND) {
-        __atomic_store_n(&ucoro__tools_watch_stacks, 1, __ATOMIC_RELAXED);
 #ifdef UCORO_MEMCHECK
         /* Memcheck takes a fresh mapping as defined: none of it is, until
          * a stack in it is handed out. */
         (void)VALGRIND_MAKE_MEM_NOACCESS(base, bytes);
 #endif
+        return 1;
     }
 #endif
     (void)base;
     (void)bytes;
+    return 0;
 }
 
-void ucoro__tool_stack_taken_watched(struct ucoro_stack_record *stack)
+void ucoro__tool_stack_taken(struct ucoro_stack_record *stack)
 {
 #ifdef UCORO_VALGRIND
     if (RUNNING_ON_VALGRIND) {
@@ -84,7 +78,7 @@ void ucoro__tool_stack_taken_watched(struct ucoro_stack_record *stack)
     (void)stack;
 }
 
-void ucoro__tool_stack_given_back_watched(struct ucoro_stack_record *stack)
+void ucoro__tool_stack_given_back(struct ucoro_stack_record *stack)
 {
 #ifdef UCORO_VALGRIND
     if (RUNNING_ON_VALGRIND) {

@@ -108,32 +108,28 @@ static inline void ucoro__tool_arrive(void *fake)
 void __asan_poison_memory_region(void const volatile *addr, size_t size);
 #endif
 
-/* Non-zero when a memory tool watches the stacks: AddressSanitizer (built
- * in) or Valgrind (seen at run time). */
-extern UCORO_HIDDEN int ucoro__tools_watch_stacks;
+/* 1 when a memory tool that watches stacks is built in (AddressSanitizer);
+ * Valgrind is found at run time, by ucoro__tool_slab_mapped. */
+#ifdef UCORO_ASAN
+#define UCORO_STACK_TOOL_BUILT_IN 1
+#else
+#define UCORO_STACK_TOOL_BUILT_IN 0
+#endif
 
-UCORO_HIDDEN void ucoro__tool_stack_taken_watched(struct ucoro_stack_record *stack);
-UCORO_HIDDEN void ucoro__tool_stack_given_back_watched(struct ucoro_stack_record *stack);
-
-/* A slab of bytes at base was mapped (no stack in it is in use yet). */
-UCORO_HIDDEN void ucoro__tool_slab_mapped(char *base, size_t bytes);
+/* A slab of bytes at base was mapped (no stack in it is in use yet).
+ * Returns non-zero if the process runs under Valgrind: then hand-outs and
+ * give-backs must be announced too. */
+UCORO_HIDDEN int ucoro__tool_slab_mapped(char *base, size_t bytes);
 
 /* A stack is handed out: the tools see it as a stack in use, its contents
  * undefined. Clears what AddressSanitizer may still hold from frames
- * abandoned on it (a coroutine released while suspended). */
-static inline void ucoro__tool_stack_taken(struct ucoro_stack_record *stack)
-{
-    if (__builtin_expect(__atomic_load_n(&ucoro__tools_watch_stacks, __ATOMIC_RELAXED), 0))
-        ucoro__tool_stack_taken_watched(stack);
-}
+ * abandoned on it (a coroutine released while suspended). Only called
+ * when a tool watches (the stack layer keeps track). */
+UCORO_HIDDEN void ucoro__tool_stack_taken(struct ucoro_stack_record *stack);
 
 /* A stack is given back: no longer a stack to the tools, and any access to
- * it is an error until it is handed out again. */
-static inline void ucoro__tool_stack_given_back(struct ucoro_stack_record *stack)
-{
-    if (__builtin_expect(__atomic_load_n(&ucoro__tools_watch_stacks, __ATOMIC_RELAXED), 0))
-        ucoro__tool_stack_given_back_watched(stack);
-}
+ * it is an error until it is handed out again. As above. */
+UCORO_HIDDEN void ucoro__tool_stack_given_back(struct ucoro_stack_record *stack);
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)

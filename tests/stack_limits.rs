@@ -131,6 +131,19 @@ fn set_limit(resource: libc::__rlimit_resource_t, bytes: usize) {
     }
 }
 
+/// Builds a coroutine with a `size`-byte stack (the `i`th of a series) with
+/// the safe API and runs it to its end at once.
+fn run_short_lived(size: usize, i: usize) {
+    let mut co = Builder::new()
+        .stack_size(size)
+        .build(|_: &Yielder<usize, ()>, x: usize| x + 1)
+        .unwrap_or_else(|e| panic!("coroutine {i} ({size}-byte stack): {e}"));
+    assert_eq!(
+        co.resume(i).expect("resume"),
+        CoroutineResult::Return(i + 1)
+    );
+}
+
 fn mib(bytes: usize) -> f64 {
     bytes as f64 / MIB as f64
 }
@@ -258,15 +271,7 @@ fn distinct_sizes_65536_exhaust_nothing() {
         let pte0 = proc_status_bytes("VmPTE");
         for i in 0..SIZES {
             // 16 KiB up to 256 MiB, one page apart: each its own size.
-            let size = MIN_STACK + i * 4096;
-            let mut co = Builder::new()
-                .stack_size(size)
-                .build(|_: &Yielder<usize, ()>, x: usize| x + 1)
-                .unwrap_or_else(|e| panic!("size {i} ({size} bytes): {e}"));
-            assert_eq!(
-                co.resume(i).expect("resume"),
-                CoroutineResult::Return(i + 1)
-            );
+            run_short_lived(MIN_STACK + i * 4096, i);
         }
         let vm = proc_status_bytes("VmSize").saturating_sub(vm0);
         let pte = proc_status_bytes("VmPTE").saturating_sub(pte0);
@@ -358,14 +363,7 @@ fn failed_size_leaves_later_creations_working() {
                 panic!("huge size {i}: one mmap of {size} bytes must fit once the earlier coroutines are gone")
             });
             munmap(probe);
-            let mut co = Builder::new()
-                .stack_size(size)
-                .build(|_: &Yielder<usize, ()>, x: usize| x + 1)
-                .unwrap_or_else(|e| panic!("huge size {i} ({size} bytes): {e}"));
-            assert_eq!(
-                co.resume(i).expect("resume"),
-                CoroutineResult::Return(i + 1)
-            );
+            run_short_lived(size, i);
         }
         // A size no address space holds fails, with ENOMEM...
         let mut huge = c_coroutine(1 << 60);
