@@ -44,8 +44,8 @@
  * ignores MAP_NORESERVE). Slack beyond that: per class in use, the strides
  * of its newest slab not carved yet (< SLAB_MAX_BYTES); up to
  * EMPTY_SLABS_KEPT empty slabs; the stacks in thread pools; freed stacks
- * in slabs that still have a stack in use; and the slab records (a group
- * of about 200 KiB per SLABS_PER_GROUP slabs, never unmapped). When a
+ * in slabs that still have a stack in use; and the slab records (groups
+ * of 16, 32, ... up to 1024 slabs, 12 KiB each, never unmapped). When a
  * mapping is refused, the calling thread's pool, the empty slabs and the
  * tails are given back.
  *
@@ -97,11 +97,15 @@ _Static_assert(UCORO_MIN_STACK_SIZE == (size_t)1 << MIN_SHIFT, "MIN_SHIFT");
  * than SLAB_MAX_BYTES, one huge stack, is never kept). */
 #define EMPTY_SLABS_KEPT 2u
 
-/* Slab descriptors come SLABS_PER_GROUP at a time; at most MAX_GROUPS
- * groups, so at most 65536 slabs (as many stacks as fit the 128 TiB x86_64
- * address space with the default size). */
-#define SLABS_PER_GROUP 16u
-#define MAX_GROUPS 4096u
+/* Slab descriptors come in groups: the first of FIRST_GROUP_SLABS, each next
+ * one twice as large up to MAX_GROUP_SLABS (so a burst leaves few groups
+ * behind, and a program with a few coroutines maps a small one); at most
+ * MAX_GROUPS groups, about 65,000 slabs (as many default-size stacks as fit
+ * the 128 TiB x86_64 address space). */
+#define FIRST_GROUP_SLABS 16u
+#define GROWING_GROUPS 6u /* 16 << 6 == MAX_GROUP_SLABS */
+#define MAX_GROUP_SLABS 1024u
+#define MAX_GROUPS 70u
 
 /* Freed stacks a thread keeps for reuse without a system call, and how many
  * bytes of address space they may hold in all (a larger stack is never
@@ -140,27 +144,24 @@ struct slab {
     unsigned char counted_empty;
 };
 
-/* One mapping: the descriptors, then each slot's records on pages of their
- * own (so that an unmapped slab's records give back their memory). */
-struct slab_group {
-    struct slab slabs[SLABS_PER_GROUP];
-};
-
 /*
  * The entry point for debuggers and core-file readers (layout version 1):
- * groups[0 .. group_count) each hold SLABS_PER_GROUP slabs; a slab with a
- * non-NULL base has `records`, of which those with a non-NULL owner are
- * stacks in use. Entries are only ever appended. File-static, so it adds
- * no global symbol (and none of AddressSanitizer's): a debugger finds it
- * by name in the symbol table or the debug info.
+ * group g < group_count is an array of group_slabs[g] slab descriptors (one
+ * mapping: the descriptors, then each slot's records on pages of their own,
+ * so that an unmapped slab's records give back their memory); a slab with
+ * a non-NULL base has `records`, of which those with a non-NULL owner are
+ * stacks in use. Groups are only ever appended. File-static, so it adds no
+ * global symbol (and none of AddressSanitizer's): a debugger finds it by
+ * name in the symbol table or the debug info.
  */
 struct ucoro__stack_registry {
     unsigned layout_version;
     unsigned group_count; /* published with release ordering */
     size_t guard_size;
-    struct slab_group *groups[MAX_GROUPS];
+    struct slab *groups[MAX_GROUPS];
+    uint32_t group_slabs[MAX_GROUPS];
 };
-static struct ucoro__stack_registry ucoro__stack_registry = {1, 0, GUARD_SIZE, {0}};
+static struct ucoro__stack_registry ucoro__stack_registry = {1, 0, GUARD_SIZE, {0}, {0}};
 
 struct size_class {
     struct slab *room;   /* slabs with a free or an uncarved stride */
@@ -276,9 +277,26 @@ static void give_back(char *base, size_t len)
 
 /* ---- the slab table ------------------------------------------------------ */
 
+/* Slabs in group g, and the index of its first slab. */
+static uint32_t slabs_in_group(unsigned g)
+{
+    return g < GROWING_GROUPS ? FIRST_GROUP_SLABS << g : MAX_GROUP_SLABS;
+}
+
+static uint32_t first_slab_of_group(unsigned g)
+{
+    if (g <= GROWING_GROUPS)
+        return FIRST_GROUP_SLABS * ((1u << g) - 1);
+    return FIRST_GROUP_SLABS * ((1u << GROWING_GROUPS) - 1) + (g - GROWING_GROUPS) * MAX_GROUP_SLABS;
+}
+
 static struct slab *slab_at(uint32_t index)
 {
-    return &ucoro__stack_registry.groups[index / SLABS_PER_GROUP]->slabs[index % SLABS_PER_GROUP];
+    uint32_t growing = first_slab_of_group(GROWING_GROUPS);
+    unsigned g = index < growing ? floor_log2(index / FIRST_GROUP_SLABS + 1)
+                                 : GROWING_GROUPS + (index - growing) / MAX_GROUP_SLABS;
+
+    return &ucoro__stack_registry.groups[g][index - first_slab_of_group(g)];
 }
 
 /* Bytes of one slot's records, on whole pages. */
@@ -293,9 +311,10 @@ static int add_group(void)
 {
     struct ucoro__stack_registry *reg = &ucoro__stack_registry;
     unsigned g = reg->group_count;
-    size_t head = round_up(sizeof(struct slab_group), page_size());
+    uint32_t n = slabs_in_group(g);
+    size_t head = round_up(n * sizeof(struct slab), page_size());
     size_t per_slot = records_bytes();
-    struct slab_group *group;
+    struct slab *group;
     char *map;
     uint32_t i;
 
@@ -303,20 +322,21 @@ static int add_group(void)
         errno = ENOMEM;
         return -1;
     }
-    map = mmap(NULL, head + SLABS_PER_GROUP * per_slot, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    map = mmap(NULL, head + n * per_slot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+               -1, 0);
     if (map == MAP_FAILED)
         return -1;
-    group = (struct slab_group *)(void *)map;
-    for (i = SLABS_PER_GROUP; i-- > 0;) {
-        struct slab *s = &group->slabs[i];
+    group = (struct slab *)(void *)map;
+    for (i = n; i-- > 0;) {
+        struct slab *s = &group[i];
 
         s->records = (struct ucoro_stack_record *)(void *)(map + head + i * per_slot);
-        s->index = g * SLABS_PER_GROUP + i;
+        s->index = first_slab_of_group(g) + i;
         s->next_free_slot = free_slot_head;
         free_slot_head = s->index;
     }
     reg->groups[g] = group;
+    reg->group_slabs[g] = n;
     /* Readers that see the new count see the group's contents. */
     __atomic_store_n(&reg->group_count, g + 1, __ATOMIC_RELEASE);
     return 0;
@@ -519,7 +539,7 @@ static void slab_put(struct ucoro_stack_record *r)
 static void give_back_cached(void)
 {
     struct pool *p = &thread_pool;
-    unsigned groups = ucoro__stack_registry.group_count;
+    uint32_t slabs = first_slab_of_group(ucoro__stack_registry.group_count);
     uint32_t i;
 
     while (p->count) {
@@ -529,7 +549,7 @@ static void give_back_cached(void)
         give_back(r->base, r->size);
         slab_put(r);
     }
-    for (i = 0; i < groups * SLABS_PER_GROUP; i++) {
+    for (i = 0; i < slabs; i++) {
         struct slab *s = slab_at(i);
 
         if (s->base)
@@ -745,8 +765,8 @@ int ucoro__stack_guard_hit(const void *addr, size_t *stack_size, const void **ow
     unsigned g, i;
 
     for (g = 0; g < groups; g++) {
-        for (i = 0; i < SLABS_PER_GROUP; i++) {
-            int verdict = slab_guard_hit(&reg->groups[g]->slabs[i], (uintptr_t)addr,
+        for (i = 0; i < reg->group_slabs[g]; i++) {
+            int verdict = slab_guard_hit(&reg->groups[g][i], (uintptr_t)addr,
                                          stack_size, owner);
 
             if (verdict)

@@ -79,7 +79,9 @@ trait Subject {
     fn make(&mut self, i: u64) -> Result<(), String>;
     /// Runs item i, made before, to its first suspend.
     fn start(&mut self, i: usize);
-    /// Runs every item to its end and frees it; the sum of their results.
+    /// Runs every item to its end and frees it, and the memory that held
+    /// the items (so that what is left after is the subject's); the sum of
+    /// their results.
     fn finish(&mut self) -> u64;
 }
 
@@ -110,7 +112,7 @@ impl Subject for UcoroSafe {
                 CoroutineResult::Yield(()) => unreachable!(),
             })
             .sum();
-        self.0.clear();
+        self.0 = Vec::new();
         sum
     }
 }
@@ -165,7 +167,7 @@ impl Subject for UcoroC {
                 assert_eq!(sys::coroutine_release(co), 0);
             }
         }
-        self.0.clear();
+        self.0 = Vec::new();
         sum
     }
 }
@@ -200,7 +202,7 @@ impl Subject for Corosensei {
                 corosensei::CoroutineResult::Yield(()) => unreachable!(),
             })
             .sum();
-        self.0.clear();
+        self.0 = Vec::new();
         sum
     }
 }
@@ -251,7 +253,7 @@ impl Subject for MmapPerStack {
             // SAFETY: a mapping of STACK bytes made in make, unmapped once.
             unsafe { libc::munmap(p, STACK) };
         }
-        self.0.clear();
+        self.0 = Vec::new();
         n * (n + 1) / 2
     }
 }
