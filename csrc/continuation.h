@@ -35,6 +35,10 @@ struct continuation {
 
     /* read-only: 1 once entry has returned. */
     int exited;
+    /* private: entry has been entered (here rather than below: beside
+     * exited it fills what would be padding, so the struct stays as small
+     * as it was before stack_record). */
+    int started;
 
     /* in/out: where control goes when entry returns. cc_swap sets it to the
      * continuation that switched in most recently; an owner that knows
@@ -45,7 +49,6 @@ struct continuation {
     /* private: owned by continuation.c */
     void *ctx;            /* saved machine state while switched out */
     unsigned long magic;  /* tells an initialised continuation from garbage */
-    int started;          /* entry has been entered */
     size_t reserved;      /* top bytes of the stack kept for the owner, not frames */
     struct ucoro_stack_record *stack_record; /* what stack is freed through */
     /* private: used only in builds for AddressSanitizer / ThreadSanitizer */

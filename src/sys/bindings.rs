@@ -19,14 +19,14 @@ pub struct continuation {
         ::std::option::Option<unsafe extern "C" fn(cc: *mut continuation) -> ::std::os::raw::c_int>,
     #[doc = " read-only: 1 once entry has returned."]
     pub exited: ::std::os::raw::c_int,
+    #[doc = " private: entry has been entered (here rather than below: beside\n exited it fills what would be padding, so the struct stays as small\n as it was before stack_record)."]
+    pub started: ::std::os::raw::c_int,
     #[doc = " in/out: where control goes when entry returns. cc_swap sets it to the\n continuation that switched in most recently; an owner that knows\n better (the coroutine layer: the caller) may overwrite it from inside\n entry before entry returns."]
     pub return_to: *mut continuation,
     #[doc = " saved machine state while switched out"]
     pub ctx: *mut ::std::os::raw::c_void,
     #[doc = " tells an initialised continuation from garbage"]
     pub magic: ::std::os::raw::c_ulong,
-    #[doc = " entry has been entered"]
-    pub started: ::std::os::raw::c_int,
     #[doc = " top bytes of the stack kept for the owner, not frames"]
     pub reserved: usize,
     #[doc = " what stack is freed through"]
@@ -39,7 +39,7 @@ pub struct continuation {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of continuation"][::std::mem::size_of::<continuation>() - 112usize];
+    ["Size of continuation"][::std::mem::size_of::<continuation>() - 104usize];
     ["Alignment of continuation"][::std::mem::align_of::<continuation>() - 8usize];
     ["Offset of field: continuation::stack"][::std::mem::offset_of!(continuation, stack) - 0usize];
     ["Offset of field: continuation::stack_size"]
@@ -49,22 +49,22 @@ const _: () = {
         [::std::mem::offset_of!(continuation, release) - 24usize];
     ["Offset of field: continuation::exited"]
         [::std::mem::offset_of!(continuation, exited) - 32usize];
+    ["Offset of field: continuation::started"]
+        [::std::mem::offset_of!(continuation, started) - 36usize];
     ["Offset of field: continuation::return_to"]
         [::std::mem::offset_of!(continuation, return_to) - 40usize];
     ["Offset of field: continuation::ctx"][::std::mem::offset_of!(continuation, ctx) - 48usize];
     ["Offset of field: continuation::magic"][::std::mem::offset_of!(continuation, magic) - 56usize];
-    ["Offset of field: continuation::started"]
-        [::std::mem::offset_of!(continuation, started) - 64usize];
     ["Offset of field: continuation::reserved"]
-        [::std::mem::offset_of!(continuation, reserved) - 72usize];
+        [::std::mem::offset_of!(continuation, reserved) - 64usize];
     ["Offset of field: continuation::stack_record"]
-        [::std::mem::offset_of!(continuation, stack_record) - 80usize];
+        [::std::mem::offset_of!(continuation, stack_record) - 72usize];
     ["Offset of field: continuation::tool_stack"]
-        [::std::mem::offset_of!(continuation, tool_stack) - 88usize];
+        [::std::mem::offset_of!(continuation, tool_stack) - 80usize];
     ["Offset of field: continuation::tool_stack_size"]
-        [::std::mem::offset_of!(continuation, tool_stack_size) - 96usize];
+        [::std::mem::offset_of!(continuation, tool_stack_size) - 88usize];
     ["Offset of field: continuation::tool_fiber"]
-        [::std::mem::offset_of!(continuation, tool_fiber) - 104usize];
+        [::std::mem::offset_of!(continuation, tool_fiber) - 96usize];
 };
 extern "C" {
     #[doc = " Prepares cc: allocates a stack of cc->stack_size bytes (0: the default)\n with a guard region below it and writes the size used back. Every private\n field is reset, so never-zeroed memory is valid input. entry does not run\n yet.\n Returns 0, or -1 with errno: EINVAL (cc or cc->entry NULL, or a size that\n overflows when rounded up), ENOMEM (the system refused the memory). On\n failure cc is left in a state that cc_swap rejects."]
@@ -102,7 +102,7 @@ pub struct coroutine {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 168usize];
+    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 160usize];
     ["Alignment of coroutine"][::std::mem::align_of::<coroutine>() - 8usize];
     ["Offset of field: coroutine::stack_size"]
         [::std::mem::offset_of!(coroutine, stack_size) - 0usize];
