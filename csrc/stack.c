@@ -17,7 +17,8 @@
  * space), the cached memory is given back (this thread's pool, empty slabs,
  * the unused tails of all slabs) and the mapping is retried, then retried at
  * half the size down to one guard + one stack: ucoro then succeeds wherever
- * one mmap per stack would.
+ * one mmap per stack would (unless other threads' pools, or freed stacks in
+ * slabs still in use, hold the room).
  *
  * Guards are made with madvise(MADV_GUARD_INSTALL) where the kernel has it
  * (Linux >= 6.13): such a guard is not a memory mapping of its own, so a
@@ -250,6 +251,8 @@ static uint32_t class_of(size_t size)
 /* 0: not probed yet, 1: MADV_GUARD_INSTALL works, -1: use mprotect. */
 static int guard_install_works;
 
+/* Makes [addr, addr + len) fault on any access. Returns 0, or -1 with errno
+ * from madvise or mprotect (ENOMEM: for mprotect, vm.max_map_count). */
 static int install_guard(char *addr, size_t len)
 {
     int state = __atomic_load_n(&guard_install_works, __ATOMIC_RELAXED);
@@ -593,7 +596,9 @@ static int grow_class(uint32_t class_index, size_t size, int *gave_back)
     }
 }
 
-/* A stack of size (a class size) from the slabs. */
+/* A stack of size (a class size) from the slabs. Returns its record, or
+ * NULL when not even a slab of one stack can be mapped or its guard cannot
+ * be installed (the caller reports ENOMEM). */
 static struct ucoro_stack_record *global_alloc(size_t size)
 {
     uint32_t class_index = class_of(size);
