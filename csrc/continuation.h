@@ -44,6 +44,7 @@ struct continuation {
     unsigned long magic;  /* tells an initialised continuation from garbage */
     int started;          /* entry has been entered */
     size_t reserved;      /* top bytes of the stack kept for the owner, not frames */
+    const void *thread;   /* a stackless (adopted) context: the thread it is */
     /* private: used only in builds for AddressSanitizer / ThreadSanitizer */
     const void *tool_stack; /* bounds of the stack this context runs on */
     size_t tool_stack_size;
@@ -79,7 +80,9 @@ int cc_release(struct continuation *cc);
  * Returns in from when something switches back: 0 normally, 1 when it was
  * the exit of to (entry returned) that brought control back; then to's stack
  * may be released. Returns -1 with errno EINVAL, without switching, when to
- * is NULL, was never set up (by cc_init or as a from), has exited, or is from.
+ * is NULL, was never set up (by cc_init or as a from), has exited, is from,
+ * is running (on any thread), or is another thread's own context (a from
+ * that was captured on that thread: only that thread may resume it).
  */
 int cc_swap(struct continuation *from, struct continuation *to);
 

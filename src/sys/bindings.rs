@@ -24,6 +24,8 @@ pub struct continuation {
     pub started: ::std::os::raw::c_int,
     #[doc = " top bytes of the stack kept for the owner, not frames"]
     pub reserved: usize,
+    #[doc = " a stackless (adopted) context: the thread it is"]
+    pub thread: *const ::std::os::raw::c_void,
     #[doc = " bounds of the stack this context runs on"]
     pub tool_stack: *const ::std::os::raw::c_void,
     pub tool_stack_size: usize,
@@ -32,7 +34,7 @@ pub struct continuation {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of continuation"][::std::mem::size_of::<continuation>() - 104usize];
+    ["Size of continuation"][::std::mem::size_of::<continuation>() - 112usize];
     ["Alignment of continuation"][::std::mem::align_of::<continuation>() - 8usize];
     ["Offset of field: continuation::stack"][::std::mem::offset_of!(continuation, stack) - 0usize];
     ["Offset of field: continuation::stack_size"]
@@ -50,12 +52,14 @@ const _: () = {
         [::std::mem::offset_of!(continuation, started) - 64usize];
     ["Offset of field: continuation::reserved"]
         [::std::mem::offset_of!(continuation, reserved) - 72usize];
+    ["Offset of field: continuation::thread"]
+        [::std::mem::offset_of!(continuation, thread) - 80usize];
     ["Offset of field: continuation::tool_stack"]
-        [::std::mem::offset_of!(continuation, tool_stack) - 80usize];
+        [::std::mem::offset_of!(continuation, tool_stack) - 88usize];
     ["Offset of field: continuation::tool_stack_size"]
-        [::std::mem::offset_of!(continuation, tool_stack_size) - 88usize];
+        [::std::mem::offset_of!(continuation, tool_stack_size) - 96usize];
     ["Offset of field: continuation::tool_fiber"]
-        [::std::mem::offset_of!(continuation, tool_fiber) - 96usize];
+        [::std::mem::offset_of!(continuation, tool_fiber) - 104usize];
 };
 extern "C" {
     #[doc = " Prepares cc: allocates a stack of cc->stack_size bytes (0: the default)\n with a guard region below it and writes the size used back. Every private\n field is reset, so never-zeroed memory is valid input. entry does not run\n yet.\n Returns 0, or -1 with errno: EINVAL (cc or cc->entry NULL, or a size that\n overflows when rounded up), ENOMEM (the system refused the memory). On\n failure cc is left in a state that cc_swap rejects."]
@@ -66,7 +70,7 @@ extern "C" {
     pub fn cc_release(cc: *mut continuation) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " Saves the running context into from and switches to to. from may be a\n never-initialised struct: it is then made a valid target that represents\n the current context (this is how a thread's main context is captured).\n Returns in from when something switches back: 0 normally, 1 when it was\n the exit of to (entry returned) that brought control back; then to's stack\n may be released. Returns -1 with errno EINVAL, without switching, when to\n is NULL, was never set up (by cc_init or as a from), has exited, or is from."]
+    #[doc = " Saves the running context into from and switches to to. from may be a\n never-initialised struct: it is then made a valid target that represents\n the current context (this is how a thread's main context is captured).\n Returns in from when something switches back: 0 normally, 1 when it was\n the exit of to (entry returned) that brought control back; then to's stack\n may be released. Returns -1 with errno EINVAL, without switching, when to\n is NULL, was never set up (by cc_init or as a from), has exited, is from,\n is running (on any thread), or is another thread's own context (a from\n that was captured on that thread: only that thread may resume it)."]
     pub fn cc_swap(from: *mut continuation, to: *mut continuation) -> ::std::os::raw::c_int;
 }
 #[repr(C)]
@@ -93,7 +97,7 @@ pub struct coroutine {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 160usize];
+    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 168usize];
     ["Alignment of coroutine"][::std::mem::align_of::<coroutine>() - 8usize];
     ["Offset of field: coroutine::stack_size"]
         [::std::mem::offset_of!(coroutine, stack_size) - 0usize];
