@@ -18,7 +18,6 @@ cd "$(dirname "$0")/.."
 . .ci/lib.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAILED: $*" >&2; exit 1; }
 
 version=$(ucoro_crate_version)
 [ "$(cat csrc/VERSION)" = "$version" ] ||

@@ -14,7 +14,6 @@ cd "$(dirname "$0")/.."
 . .ci/lib.sh
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-fail() { echo "FAILED: $*" >&2; exit 1; }
 version=$(ucoro_crate_version)
 
 # run_sample NAME SOURCE [meson setup options...]: configure, build, test.

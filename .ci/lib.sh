@@ -1,5 +1,8 @@
 # Shared by the .ci scripts: sourced, not run.
 
+# Ends the run with a message on stderr.
+fail() { echo "FAILED: $*" >&2; exit 1; }
+
 # The C library's sources as paths from the repository root, from the one
 # list (csrc/sources.mk) that the Makefile and build.rs also read.
 ucoro_sources() {
