@@ -90,4 +90,11 @@ int cc_swap(struct continuation *from, struct continuation *to);
 }
 #endif
 
+/* Programs built with the ucoro-glib pkg-config module (its Cflags define
+ * UCORO_GLIB) report misuse as GLib criticals in their own log domain.
+ * Included from coroutine.h, this waits for its end, where it comes next. */
+#if defined(UCORO_GLIB) && !defined(UCORO_COROUTINE_H)
+#include "ucoro_glib.h"
+#endif
+
 #endif /* UCORO_CONTINUATION_H */

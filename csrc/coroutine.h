@@ -200,4 +200,10 @@ void ucoro_set_overflow_reporting(int enable);
 }
 #endif
 
+/* Programs built with the ucoro-glib pkg-config module (its Cflags define
+ * UCORO_GLIB) report misuse as GLib criticals in their own log domain. */
+#ifdef UCORO_GLIB
+#include "ucoro_glib.h"
+#endif
+
 #endif /* UCORO_COROUTINE_H */
