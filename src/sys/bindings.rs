@@ -118,7 +118,7 @@ extern "C" {
     pub fn coroutine_release(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " Makes a coroutine whose struct lives at the top of its own stack, with\n `extra` more bytes there for the caller (*extra_out, 16-byte aligned), so\n a coroutine costs no allocation besides its stack (language bindings keep\n their per-coroutine state there). Like coroutine_init otherwise; the\n frames get the stack minus those bytes. Its stack outlives the entry's\n return (co and the extra bytes stay valid) until ucoro_destroy(co).\n Returns NULL with errno: EINVAL (entry NULL, extra without extra_out, or\n co and extra would take more than half of the stack), ENOMEM."]
+    #[doc = " Makes a coroutine whose struct lives at the top of its own stack, with\n `extra` more bytes there for the caller (*extra_out, 16-byte aligned), so\n a coroutine costs no allocation besides its stack (language bindings keep\n their per-coroutine state there). Like coroutine_init otherwise; the\n frames get the stack minus those bytes. Its stack outlives the entry's\n return (co and the extra bytes stay valid) until ucoro_destroy(co).\n Returns NULL with errno: EINVAL (entry NULL, extra without extra_out, a\n stack size that overflows when rounded up), E2BIG (co and extra would take\n more than half of the stack of ucoro_stack_size_for(stack_size) bytes),\n ENOMEM."]
     pub fn ucoro_create(
         stack_size: usize,
         entry: ::std::option::Option<
