@@ -77,8 +77,7 @@ struct Header<I, Y> {
     /// The id of the forced unwind once `Drop` has begun it (0 before).
     unwind_id: Cell<u64>,
     /// The thread was already panicking when it last switched into this
-    /// coroutine (set by the resumer only then; the coroutine clears it
-    /// when it reads it).
+    /// coroutine (written by the resumer at every switch in).
     resumer_panicking: Cell<bool>,
     /// It is suspended where a panic may be unwinding its stack (which
     /// cannot be told when its resumer was panicking too).
@@ -266,7 +265,7 @@ impl<I: 'static, Y> Yielder<I, Y> {
             drop(value);
             panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
         }
-        if !header.resumer_panicking.replace(false) {
+        if !header.resumer_panicking.get() {
             // The resumer was not panicking, so the panic is unwinding this
             // very stack and we are in one of its destructors.
             drop(value);
@@ -514,14 +513,6 @@ impl<I: 'static, Y: 'static, R> Coroutine<I, Y, R> {
         } else {
             stack_size.max(MIN_STACK_SIZE)
         };
-        // SAFETY: a pure computation on a number.
-        let size = unsafe { sys::ucoro_stack_size_for(requested) };
-        if size == 0 {
-            return Err(Error::StackAllocation {
-                size: stack_size,
-                source: io::Error::from_raw_os_error(libc::EINVAL),
-            });
-        }
         // Room for Inner, aligned beyond the 16 bytes C guarantees if the
         // closure's state needs it.
         let align = align_of::<Inner<I, Y, R, F>>();
@@ -530,10 +521,21 @@ impl<I: 'static, Y: 'static, R> Coroutine<I, Y, R> {
         // SAFETY: plain call; on success C hands us `extra` writable bytes
         // at `block`, valid until ucoro_destroy.
         let co = unsafe {
-            sys::ucoro_create(size, Some(coroutine_main::<I, Y, R, F>), extra, &mut block)
+            sys::ucoro_create(
+                requested,
+                Some(coroutine_main::<I, Y, R, F>),
+                extra,
+                &mut block,
+            )
         };
         let Some(co) = NonNull::new(co) else {
             let source = io::Error::last_os_error();
+            // SAFETY: a pure computation on a number: the size that was
+            // tried (0 if `requested` cannot be rounded).
+            let size = match unsafe { sys::ucoro_stack_size_for(requested) } {
+                0 => stack_size,
+                size => size,
+            };
             if source.raw_os_error() == Some(libc::E2BIG) {
                 // What ucoro_create puts at the top: the C struct and our
                 // block, each rounded up to 16 bytes.
@@ -589,16 +591,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         unsafe { &*self.shared.as_ptr() }
     }
 
-    /// Switches into the coroutine with `message` in its inbox; returns
-    /// whether this thread was panicking when it did (the coroutine reads
-    /// that to tell whose panic it sees).
+    /// Switches into the coroutine with `message` in its inbox, noting
+    /// whether this thread is panicking (the coroutine reads that to tell
+    /// whose panic it sees).
     #[inline(always)]
-    fn enter(&mut self, message: Message<I>) -> bool {
+    fn enter(&mut self, message: Message<I>) {
         let header = &self.shared().header;
-        let panicking = thread::panicking();
-        if panicking {
-            header.resumer_panicking.set(true);
-        }
+        header.resumer_panicking.set(thread::panicking());
         header.inbox.set(Some(message));
         // SAFETY: `co` was made by ucoro_create and not destroyed; `&mut
         // self` means it is not running nor waiting on the chain (it only
@@ -606,7 +605,6 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // `coroutine_main` expects.
         unsafe { sys::coroutine_yieldto(self.co.as_ptr(), self.shared.as_ptr().cast()) };
         self.started = true;
-        panicking
     }
 
     /// Runs the coroutine until it suspends or returns, passing `input`: to
@@ -639,10 +637,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         if self.finished {
             return Err(Error::Finished);
         }
-        let was_panicking = self.enter(Message::Resume(input));
+        self.enter(Message::Resume(input));
         match self.shared().header.outbox.take() {
             Some(value) => Ok(CoroutineResult::Yield(value)),
-            None => self.ended(was_panicking),
+            None => self.ended(),
         }
     }
 
@@ -650,12 +648,12 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// panicked, it stopped for good, or the C layer refused the switch.
     #[cold]
     #[inline(never)]
-    fn ended(&mut self, was_panicking: bool) -> Result<CoroutineResult<Y, R>, Error> {
+    fn ended(&mut self) -> Result<CoroutineResult<Y, R>, Error> {
         let shared = self.shared();
         if shared.header.abandoned.get() {
             self.finished = true;
             self.leaked = true;
-            if was_panicking {
+            if shared.header.resumer_panicking.get() {
                 return Err(Error::Abandoned);
             }
             unwind::absorb_stuck_panics();
@@ -773,7 +771,7 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
                 return;
             }
             header.unwind_id.set(unwind::next_unwind_id());
-            let was_panicking = self.enter(Message::Unwind);
+            self.enter(Message::Unwind);
             match self.shared().outcome.take() {
                 Some(Outcome::Panicked(payload)) => deferred_panic = Some(payload),
                 Some(Outcome::Returned(_)) | Some(Outcome::Unwound) => {}
@@ -783,7 +781,7 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
                     // still holds live frames that must never run, and
                     // memory they may point into: leak it.
                     drop(header.outbox.take());
-                    if header.abandoned.get() && !was_panicking {
+                    if header.abandoned.get() && !header.resumer_panicking.get() {
                         unwind::absorb_stuck_panics();
                     }
                     return;
