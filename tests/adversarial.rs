@@ -39,6 +39,28 @@ use common::{
     SendPtr, SWAP_OTHER_MAIN, YIELDTO_CALLER,
 };
 
+/// A test whose scenario runs in a child process of its own and must pass
+/// without any diagnostic (`common::in_own_process`).
+macro_rules! in_own_process_test {
+    ($name:ident, $body:block) => {
+        #[test]
+        fn $name() {
+            in_own_process(stringify!($name), || $body);
+        }
+    };
+}
+
+/// A test whose scenario runs in a child process of its own and must pass,
+/// with exactly the diagnostics listed on its stderr.
+macro_rules! in_child_test {
+    ($name:ident, [$($diag:expr),* $(,)?], $body:block) => {
+        #[test]
+        fn $name() {
+            in_child_expecting(stringify!($name), || $body, &[$($diag),*]);
+        }
+    };
+}
+
 /// Records its drop in a shared counter.
 struct DropCounter(Rc<Cell<u32>>);
 
@@ -145,53 +167,51 @@ impl Drop for SuspendOnDrop<'_> {
     }
 }
 
-#[test]
-fn generator_destructor_suspending_during_a_panic_lets_the_panic_through() {
-    in_own_process(
-        "generator_destructor_suspending_during_a_panic_lets_the_panic_through",
-        || {
-            let drops = Rc::new(Cell::new(0));
-            let d = drops.clone();
-            let mut g = Generator::new(move |y| {
-                let _counted = DropCounter(d);
-                let _f = SuspendOnDrop(y);
-                y.suspend(1);
-                panic!("oops");
-            });
-            assert_eq!(g.next(), Some(1));
-            // The destructor's suspend cannot suspend (a panic unwinds the
-            // stack): it returns at once, the unwind finishes, and the
-            // closure's panic reaches the caller of next().
-            let err = panic::catch_unwind(AssertUnwindSafe(|| g.next())).unwrap_err();
-            assert_eq!(panic_text(&*err), "oops");
-            assert_eq!(drops.get(), 1, "every destructor on the stack ran");
-            assert_eq!(g.next(), None);
-            drop(g);
-            assert_panic_state_clean();
-        },
-    );
+/// A generator that yields 1 with a `SuspendOnDrop` and a `DropCounter`
+/// (counting into `drops`) on its stack, then panics ("oops") if `panic`,
+/// else yields 2.
+fn generator_suspending_in_a_destructor(drops: &Rc<Cell<u32>>, panic: bool) -> Generator<i32> {
+    let d = drops.clone();
+    Generator::new(move |y| {
+        let _counted = DropCounter(d);
+        let _f = SuspendOnDrop(y);
+        y.suspend(1);
+        if panic {
+            panic!("oops");
+        }
+        y.suspend(2);
+    })
 }
 
-#[test]
-fn generator_destructor_suspending_during_the_drop_unwind_finishes_it() {
-    in_own_process(
-        "generator_destructor_suspending_during_the_drop_unwind_finishes_it",
-        || {
-            let drops = Rc::new(Cell::new(0));
-            let d = drops.clone();
-            let mut g = Generator::new(move |y| {
-                let _counted = DropCounter(d);
-                let _f = SuspendOnDrop(y);
-                y.suspend(1);
-                y.suspend(2);
-            });
-            assert_eq!(g.next(), Some(1));
-            drop(g);
-            assert_eq!(drops.get(), 1, "the unwind went on past the suspend");
-            assert_panic_state_clean();
-        },
-    );
-}
+in_own_process_test!(
+    generator_destructor_suspending_during_a_panic_lets_the_panic_through,
+    {
+        let drops = Rc::new(Cell::new(0));
+        let mut g = generator_suspending_in_a_destructor(&drops, true);
+        assert_eq!(g.next(), Some(1));
+        // The destructor's suspend cannot suspend (a panic unwinds the
+        // stack): it returns at once, the unwind finishes, and the
+        // closure's panic reaches the caller of next().
+        let err = panic::catch_unwind(AssertUnwindSafe(|| g.next())).unwrap_err();
+        assert_eq!(panic_text(&*err), "oops");
+        assert_eq!(drops.get(), 1, "every destructor on the stack ran");
+        assert_eq!(g.next(), None);
+        drop(g);
+        assert_panic_state_clean();
+    }
+);
+
+in_own_process_test!(
+    generator_destructor_suspending_during_the_drop_unwind_finishes_it,
+    {
+        let drops = Rc::new(Cell::new(0));
+        let mut g = generator_suspending_in_a_destructor(&drops, false);
+        assert_eq!(g.next(), Some(1));
+        drop(g);
+        assert_eq!(drops.get(), 1, "the unwind went on past the suspend");
+        assert_panic_state_clean();
+    }
+);
 
 /// Suspends with -1 (and ignores the input) when dropped.
 struct SuspendWithInputOnDrop<'a>(&'a Yielder<u8, i32>, Rc<Cell<usize>>);
@@ -204,93 +224,84 @@ impl Drop for SuspendWithInputOnDrop<'_> {
     }
 }
 
-#[test]
-fn coroutine_destructor_suspending_during_a_panic_abandons_it() {
-    in_own_process(
-        "coroutine_destructor_suspending_during_a_panic_abandons_it",
-        || {
-            let drops = Rc::new(Cell::new(0));
-            let local = Rc::new(Cell::new(0));
-            let (d, l) = (drops.clone(), local.clone());
-            let mut co = Builder::new()
-                .stack_size(256 << 10)
-                .build(move |y: &Yielder<u8, i32>, _: u8| {
-                    let _counted = DropCounter(d);
-                    let _f = SuspendWithInputOnDrop(y, l);
-                    y.suspend(1);
-                    panic!("oops");
-                })
-                .unwrap();
-            assert_eq!(co.resume(0).unwrap(), CoroutineResult::Yield(1));
-            let err = panic::catch_unwind(AssertUnwindSafe(|| co.resume(0))).unwrap_err();
-            assert!(
-                panic_text(&*err).contains("abandoned"),
-                "{}",
-                panic_text(&*err)
-            );
-            assert!(co.is_finished());
-            assert!(matches!(co.resume(0), Err(Error::Finished)));
-            assert_eq!(drops.get(), 0, "the frames below the suspend never ran");
+in_own_process_test!(
+    coroutine_destructor_suspending_during_a_panic_abandons_it,
+    {
+        let drops = Rc::new(Cell::new(0));
+        let local = Rc::new(Cell::new(0));
+        let (d, l) = (drops.clone(), local.clone());
+        let mut co = Builder::new()
+            .stack_size(256 << 10)
+            .build(move |y: &Yielder<u8, i32>, _: u8| {
+                let _counted = DropCounter(d);
+                let _f = SuspendWithInputOnDrop(y, l);
+                y.suspend(1);
+                panic!("oops");
+            })
+            .unwrap();
+        assert_eq!(co.resume(0).unwrap(), CoroutineResult::Yield(1));
+        let err = panic::catch_unwind(AssertUnwindSafe(|| co.resume(0))).unwrap_err();
+        assert!(
+            panic_text(&*err).contains("abandoned"),
+            "{}",
+            panic_text(&*err)
+        );
+        assert!(co.is_finished());
+        assert!(matches!(co.resume(0), Err(Error::Finished)));
+        assert_eq!(drops.get(), 0, "the frames below the suspend never ran");
+        drop(co);
+        assert_panic_state_clean();
+        assert_leaked_stack_not_reused(local.get(), 256 << 10);
+    }
+);
+
+in_own_process_test!(
+    coroutine_destructor_suspending_during_the_drop_unwind_leaks_it_once,
+    {
+        let local = Rc::new(Cell::new(0));
+        let l = local.clone();
+        let mut co = Builder::new()
+            .stack_size(256 << 10)
+            .build(move |y: &Yielder<u8, i32>, _: u8| {
+                let _f = SuspendWithInputOnDrop(y, l);
+                y.suspend(1);
+            })
+            .unwrap();
+        assert_eq!(co.resume(0).unwrap(), CoroutineResult::Yield(1));
+        drop(co); // returns: the coroutine is leaked where it suspended
+        assert_panic_state_clean();
+        assert_leaked_stack_not_reused(local.get(), 256 << 10);
+
+        // A later coroutine's panic while it is dropped is not
+        // swallowed (it was, while the thread wrongly seemed panicking).
+        let mut later = Coroutine::new(|y: &Yielder<(), ()>, ()| {
+            let _ = panic::catch_unwind(AssertUnwindSafe(|| y.suspend(())));
+            panic!("panicked while dropped");
+        });
+        later.resume(()).unwrap();
+        let err = panic::catch_unwind(AssertUnwindSafe(move || drop(later))).unwrap_err();
+        assert_eq!(panic_text(&*err), "panicked while dropped");
+        assert_panic_state_clean();
+    }
+);
+
+in_own_process_test!(
+    catching_the_drop_unwind_and_suspending_in_a_loop_leaks_no_more_than_once_each,
+    {
+        // Each round leaks the one coroutine that refused to die (its
+        // frames are live), and nothing else: the thread's panic state
+        // stays clean, so later rounds work the same.
+        for _ in 0..100 {
+            let mut co = Coroutine::new(|y: &Yielder<(), u32>, ()| loop {
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| y.suspend(1)));
+                y.suspend(2);
+            });
+            assert_eq!(co.resume(()).unwrap(), CoroutineResult::Yield(1));
             drop(co);
             assert_panic_state_clean();
-            assert_leaked_stack_not_reused(local.get(), 256 << 10);
-        },
-    );
-}
-
-#[test]
-fn coroutine_destructor_suspending_during_the_drop_unwind_leaks_it_once() {
-    in_own_process(
-        "coroutine_destructor_suspending_during_the_drop_unwind_leaks_it_once",
-        || {
-            let local = Rc::new(Cell::new(0));
-            let l = local.clone();
-            let mut co = Builder::new()
-                .stack_size(256 << 10)
-                .build(move |y: &Yielder<u8, i32>, _: u8| {
-                    let _f = SuspendWithInputOnDrop(y, l);
-                    y.suspend(1);
-                })
-                .unwrap();
-            assert_eq!(co.resume(0).unwrap(), CoroutineResult::Yield(1));
-            drop(co); // returns: the coroutine is leaked where it suspended
-            assert_panic_state_clean();
-            assert_leaked_stack_not_reused(local.get(), 256 << 10);
-
-            // A later coroutine's panic while it is dropped is not
-            // swallowed (it was, while the thread wrongly seemed panicking).
-            let mut later = Coroutine::new(|y: &Yielder<(), ()>, ()| {
-                let _ = panic::catch_unwind(AssertUnwindSafe(|| y.suspend(())));
-                panic!("panicked while dropped");
-            });
-            later.resume(()).unwrap();
-            let err = panic::catch_unwind(AssertUnwindSafe(move || drop(later))).unwrap_err();
-            assert_eq!(panic_text(&*err), "panicked while dropped");
-            assert_panic_state_clean();
-        },
-    );
-}
-
-#[test]
-fn catching_the_drop_unwind_and_suspending_in_a_loop_leaks_no_more_than_once_each() {
-    in_own_process(
-        "catching_the_drop_unwind_and_suspending_in_a_loop_leaks_no_more_than_once_each",
-        || {
-            // Each round leaks the one coroutine that refused to die (its
-            // frames are live), and nothing else: the thread's panic state
-            // stays clean, so later rounds work the same.
-            for _ in 0..100 {
-                let mut co = Coroutine::new(|y: &Yielder<(), u32>, ()| loop {
-                    let _ = panic::catch_unwind(AssertUnwindSafe(|| y.suspend(1)));
-                    y.suspend(2);
-                });
-                assert_eq!(co.resume(()).unwrap(), CoroutineResult::Yield(1));
-                drop(co);
-                assert_panic_state_clean();
-            }
-        },
-    );
-}
+        }
+    }
+);
 
 // ---------------------------------------------------------------------------
 // The drop unwind's payload, caught and re-raised elsewhere
@@ -300,75 +311,66 @@ thread_local! {
     static STOLEN: RefCell<Option<Box<dyn std::any::Any + Send>>> = const { RefCell::new(None) };
 }
 
-#[test]
-fn stolen_drop_unwind_payload_is_an_ordinary_panic_elsewhere() {
-    in_own_process(
-        "stolen_drop_unwind_payload_is_an_ordinary_panic_elsewhere",
-        || {
-            let rss_before = proc_status_bytes("VmRSS");
-            for round in 0..2000 {
-                // A: catches its own forced unwind, keeps the payload, and
-                // returns, so its drop finishes.
-                let mut a = Coroutine::new(|y: &Yielder<(), ()>, ()| {
-                    if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| y.suspend(()))) {
-                        STOLEN.with(|s| *s.borrow_mut() = Some(payload));
-                    }
-                });
-                a.resume(()).unwrap();
-                drop(a);
-                // B: re-raises it. That is B's own panic, like any other.
-                let mut b = Coroutine::new(|_: &Yielder<(), ()>, ()| {
-                    let payload = STOLEN.with(|s| s.borrow_mut().take()).expect("stolen");
-                    panic::resume_unwind(payload)
-                });
-                let err = panic::catch_unwind(AssertUnwindSafe(|| b.resume(())));
-                assert!(err.is_err(), "round {round}: B's resume must panic");
-                assert!(b.is_finished());
-                assert!(matches!(b.resume(()), Err(Error::Finished)));
-                drop(b);
+in_own_process_test!(stolen_drop_unwind_payload_is_an_ordinary_panic_elsewhere, {
+    let rss_before = proc_status_bytes("VmRSS");
+    for round in 0..2000 {
+        // A: catches its own forced unwind, keeps the payload, and
+        // returns, so its drop finishes.
+        let mut a = Coroutine::new(|y: &Yielder<(), ()>, ()| {
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(|| y.suspend(()))) {
+                STOLEN.with(|s| *s.borrow_mut() = Some(payload));
             }
-            assert_panic_state_clean();
-            // Both stacks are freed each round (the bug leaked one: 2000 x
-            // ~128 KiB resident).
-            let grown = proc_status_bytes("VmRSS").saturating_sub(rss_before);
-            assert!(
-                grown < 32 << 20,
-                "RSS grew by {grown} bytes over 2000 rounds"
-            );
-        },
+        });
+        a.resume(()).unwrap();
+        drop(a);
+        // B: re-raises it. That is B's own panic, like any other.
+        let mut b = Coroutine::new(|_: &Yielder<(), ()>, ()| {
+            let payload = STOLEN.with(|s| s.borrow_mut().take()).expect("stolen");
+            panic::resume_unwind(payload)
+        });
+        let err = panic::catch_unwind(AssertUnwindSafe(|| b.resume(())));
+        assert!(err.is_err(), "round {round}: B's resume must panic");
+        assert!(b.is_finished());
+        assert!(matches!(b.resume(()), Err(Error::Finished)));
+        drop(b);
+    }
+    assert_panic_state_clean();
+    // Both stacks are freed each round (the bug leaked one: 2000 x
+    // ~128 KiB resident).
+    let grown = proc_status_bytes("VmRSS").saturating_sub(rss_before);
+    assert!(
+        grown < 32 << 20,
+        "RSS grew by {grown} bytes over 2000 rounds"
     );
-}
+});
 
 // ---------------------------------------------------------------------------
 // More destructors: other coroutines, thread exit, unwinding droppers
 // ---------------------------------------------------------------------------
 
-#[test]
-fn suspended_generator_owned_by_a_dropped_coroutine_is_unwound_too() {
-    in_own_process(
-        "suspended_generator_owned_by_a_dropped_coroutine_is_unwound_too",
-        || {
-            let drops = Rc::new(Cell::new(0));
-            let d = drops.clone();
-            let mut outer = Coroutine::new(move |y: &Yielder<(), ()>, ()| {
-                let d2 = d.clone();
-                let mut inner = Generator::new(move |yi| {
-                    let _counted = DropCounter(d2);
-                    yi.suspend(1);
-                    yi.suspend(2);
-                });
-                assert_eq!(inner.next(), Some(1));
-                let _counted = DropCounter(d);
-                y.suspend(());
-                drop(inner);
+in_own_process_test!(
+    suspended_generator_owned_by_a_dropped_coroutine_is_unwound_too,
+    {
+        let drops = Rc::new(Cell::new(0));
+        let d = drops.clone();
+        let mut outer = Coroutine::new(move |y: &Yielder<(), ()>, ()| {
+            let d2 = d.clone();
+            let mut inner = Generator::new(move |yi| {
+                let _counted = DropCounter(d2);
+                yi.suspend(1);
+                yi.suspend(2);
             });
-            outer.resume(()).unwrap();
-            drop(outer);
-            assert_eq!(drops.get(), 2, "the outer and the inner stack were unwound");
-            assert_panic_state_clean();
-        },
-    );
-}
+            assert_eq!(inner.next(), Some(1));
+            let _counted = DropCounter(d);
+            y.suspend(());
+            drop(inner);
+        });
+        outer.resume(()).unwrap();
+        drop(outer);
+        assert_eq!(drops.get(), 2, "the outer and the inner stack were unwound");
+        assert_panic_state_clean();
+    }
+);
 
 /// Drains a generator when dropped.
 struct DrainOnDrop(Generator<u32>, Rc<Cell<u32>>);
@@ -380,58 +382,51 @@ impl Drop for DrainOnDrop {
     }
 }
 
-#[test]
-fn destructor_resuming_another_coroutine_during_the_drop_unwind_works() {
-    in_own_process(
-        "destructor_resuming_another_coroutine_during_the_drop_unwind_works",
-        || {
-            let sum = Rc::new(Cell::new(0));
-            let s = sum.clone();
-            let mut outer = Coroutine::new(move |y: &Yielder<(), ()>, ()| {
-                let _drain =
-                    DrainOnDrop(Generator::new(|yi| (1..=4).for_each(|i| yi.suspend(i))), s);
-                y.suspend(());
-            });
-            outer.resume(()).unwrap();
-            drop(outer);
-            assert_eq!(
-                sum.get(),
-                10,
-                "the generator ran to its end inside the destructor"
-            );
-            assert_panic_state_clean();
-        },
-    );
-}
+in_own_process_test!(
+    destructor_resuming_another_coroutine_during_the_drop_unwind_works,
+    {
+        let sum = Rc::new(Cell::new(0));
+        let s = sum.clone();
+        let mut outer = Coroutine::new(move |y: &Yielder<(), ()>, ()| {
+            let _drain = DrainOnDrop(Generator::new(|yi| (1..=4).for_each(|i| yi.suspend(i))), s);
+            y.suspend(());
+        });
+        outer.resume(()).unwrap();
+        drop(outer);
+        assert_eq!(
+            sum.get(),
+            10,
+            "the generator ran to its end inside the destructor"
+        );
+        assert_panic_state_clean();
+    }
+);
 
-#[test]
-fn generator_dropped_by_a_panicking_loop_runs_its_destructors() {
-    in_own_process(
-        "generator_dropped_by_a_panicking_loop_runs_its_destructors",
-        || {
-            let drops = Rc::new(Cell::new(0));
-            let d = drops.clone();
-            let r = panic::catch_unwind(AssertUnwindSafe(move || {
-                let g = Generator::new(move |y| {
-                    let _counted = DropCounter(d);
-                    for i in 0.. {
-                        y.suspend(i);
-                    }
-                });
-                for i in g {
-                    assert!(i < 3, "the consumer gives up");
+in_own_process_test!(
+    generator_dropped_by_a_panicking_loop_runs_its_destructors,
+    {
+        let drops = Rc::new(Cell::new(0));
+        let d = drops.clone();
+        let r = panic::catch_unwind(AssertUnwindSafe(move || {
+            let g = Generator::new(move |y| {
+                let _counted = DropCounter(d);
+                for i in 0.. {
+                    y.suspend(i);
                 }
-            }));
-            assert!(r.is_err());
-            assert_eq!(
-                drops.get(),
-                1,
-                "dropped during the unwind, the generator was unwound"
-            );
-            assert_panic_state_clean();
-        },
-    );
-}
+            });
+            for i in g {
+                assert!(i < 3, "the consumer gives up");
+            }
+        }));
+        assert!(r.is_err());
+        assert_eq!(
+            drops.get(),
+            1,
+            "dropped during the unwind, the generator was unwound"
+        );
+        assert_panic_state_clean();
+    }
+);
 
 #[test]
 fn coroutine_in_a_thread_local_is_unwound_when_its_thread_exits() {
@@ -464,23 +459,20 @@ fn coroutine_in_a_thread_local_is_unwound_when_its_thread_exits() {
     );
 }
 
-#[test]
-fn generator_drained_in_a_destructor_during_a_panic_delivers_every_value() {
-    in_own_process(
-        "generator_drained_in_a_destructor_during_a_panic_delivers_every_value",
-        || {
-            let sum = Rc::new(Cell::new(0));
-            let s = sum.clone();
-            let r = panic::catch_unwind(AssertUnwindSafe(move || {
-                let _drain = DrainOnDrop(Generator::new(|y| (1..=4).for_each(|i| y.suspend(i))), s);
-                panic!("the owner fails");
-            }));
-            assert!(r.is_err());
-            assert_eq!(sum.get(), 10);
-            assert_panic_state_clean();
-        },
-    );
-}
+in_own_process_test!(
+    generator_drained_in_a_destructor_during_a_panic_delivers_every_value,
+    {
+        let sum = Rc::new(Cell::new(0));
+        let s = sum.clone();
+        let r = panic::catch_unwind(AssertUnwindSafe(move || {
+            let _drain = DrainOnDrop(Generator::new(|y| (1..=4).for_each(|i| y.suspend(i))), s);
+            panic!("the owner fails");
+        }));
+        assert!(r.is_err());
+        assert_eq!(sum.get(), 10);
+        assert_panic_state_clean();
+    }
+);
 
 // ---------------------------------------------------------------------------
 // Errors, sizes and what the docs say
@@ -589,11 +581,20 @@ fn check_in_and_wait() {
     }
 }
 
-/// Waits until `n` have checked in.
-fn wait_running(n: usize) {
-    while RUNNING.load(SeqCst) < n {
+/// Runs `start` on a thread of its own, where it starts a coroutine that
+/// checks in and waits; runs `meanwhile` here while it waits, then lets it
+/// finish. Returns what `start` and `meanwhile` returned.
+fn while_it_runs_elsewhere<T>(
+    start: impl FnOnce() -> usize + Send + 'static,
+    meanwhile: impl FnOnce() -> T,
+) -> (usize, T) {
+    let runner = thread::spawn(start);
+    while RUNNING.load(SeqCst) < 1 {
         thread::sleep(Duration::from_millis(1));
     }
+    let seen = meanwhile();
+    GO.store(true, SeqCst);
+    (runner.join().unwrap(), seen)
 }
 
 extern "C" fn wait_then_return_0x60(_: *mut c_void) -> *mut c_void {
@@ -609,125 +610,107 @@ extern "C" fn resume_inner(arg: *mut c_void) -> *mut c_void {
     unsafe { sys::coroutine_yieldto(arg.cast(), ptr::null_mut()) }
 }
 
+/// What starts `co` (entry `wait_then_return_0x60`) on the runner thread
+/// through coroutine_swap alone, so that it runs there without a caller.
+fn swap_started(co: *mut sys::coroutine) -> impl FnOnce() -> usize + Send + 'static {
+    let p = SendPtr(co);
+    // SAFETY: the runner's main is running; co is fresh and only waits.
+    move || num(unsafe { sys::coroutine_swap(current(), p.get(), ptr::null_mut()) })
+}
+
 const SWAP_RUNNING: &str = "coroutine_swap: assertion 'to is not running' failed";
 const CC_SWAP_OTHER_THREAD: &str = "cc_swap: assertion 'to is not another thread's context' failed";
 
-#[test]
-fn swap_into_a_coroutine_running_on_another_thread_is_refused() {
-    in_child_expecting(
-        "swap_into_a_coroutine_running_on_another_thread_is_refused",
-        || {
-            let co = Owned::small(wait_then_return_0x60);
-            let p = SendPtr(co.ptr());
-            let runner = thread::spawn(move || {
-                // SAFETY: main is running here; co is fresh and only waits.
-                num(unsafe { sys::coroutine_swap(current(), p.get(), ptr::null_mut()) })
-            });
-            wait_running(1);
+in_child_test!(
+    swap_into_a_coroutine_running_on_another_thread_is_refused,
+    [SWAP_RUNNING],
+    {
+        let co = Owned::small(wait_then_return_0x60);
+        let (ran, r) = while_it_runs_elsewhere(swap_started(co.ptr()), || {
             // SAFETY: documented to refuse (NULL) a target running elsewhere.
-            let r = unsafe { sys::coroutine_swap(current(), co.ptr(), val(1)) };
-            GO.store(true, SeqCst);
-            assert_eq!(runner.join().unwrap(), 0x60);
-            assert!(r.is_null());
-        },
-        &[SWAP_RUNNING],
-    );
-}
+            unsafe { sys::coroutine_swap(current(), co.ptr(), val(1)) }
+        });
+        assert_eq!(ran, 0x60);
+        assert!(r.is_null());
+    }
+);
 
-#[test]
-fn swap_into_a_coroutine_waiting_on_another_threads_chain_is_refused() {
-    in_child_expecting(
-        "swap_into_a_coroutine_waiting_on_another_threads_chain_is_refused",
-        || {
-            let outer = Owned::small(resume_inner);
-            let inner = Owned::small(wait_then_return_0x60);
-            let (po, pi) = (SendPtr(outer.ptr()), SendPtr(inner.ptr()));
-            let runner = thread::spawn(move || {
-                // SAFETY: outer resumes inner, which only waits; both fresh.
-                num(unsafe { sys::coroutine_yieldto(po.get(), pi.get().cast()) })
-            });
-            wait_running(1);
-            // outer now waits in coroutine_yieldto on the runner's chain.
+in_child_test!(
+    swap_into_a_coroutine_waiting_on_another_threads_chain_is_refused,
+    [SWAP_OTHER_MAIN],
+    {
+        let outer = Owned::small(resume_inner);
+        let inner = Owned::small(wait_then_return_0x60);
+        let (po, pi) = (SendPtr(outer.ptr()), SendPtr(inner.ptr()));
+        let start = move || {
+            // SAFETY: outer resumes inner, which only waits; both fresh.
+            num(unsafe { sys::coroutine_yieldto(po.get(), pi.get().cast()) })
+        };
+        let (ran, r) = while_it_runs_elsewhere(start, || {
+            // outer waits in coroutine_yieldto on the runner's chain.
             // SAFETY: documented to refuse it.
-            let r = unsafe { sys::coroutine_swap(current(), outer.ptr(), val(1)) };
-            GO.store(true, SeqCst);
-            assert_eq!(runner.join().unwrap(), 0x60);
-            assert!(r.is_null());
-            assert!(outer.exited() && inner.exited());
-        },
-        &[SWAP_OTHER_MAIN],
-    );
-}
+            unsafe { sys::coroutine_swap(current(), outer.ptr(), val(1)) }
+        });
+        assert_eq!(ran, 0x60);
+        assert!(r.is_null());
+        assert!(outer.exited() && inner.exited());
+    }
+);
 
-#[test]
-fn yieldto_into_a_swap_started_coroutine_running_on_another_thread_is_refused() {
-    in_child_expecting(
-        "yieldto_into_a_swap_started_coroutine_running_on_another_thread_is_refused",
-        || {
-            let co = Owned::small(wait_then_return_0x60);
-            let p = SendPtr(co.ptr());
-            let runner = thread::spawn(move || {
-                // SAFETY: main is running here; co is fresh and only waits.
-                num(unsafe { sys::coroutine_swap(current(), p.get(), ptr::null_mut()) })
-            });
-            wait_running(1);
+in_child_test!(
+    yieldto_into_a_swap_started_coroutine_running_on_another_thread_is_refused,
+    [YIELDTO_CALLER],
+    {
+        let co = Owned::small(wait_then_return_0x60);
+        let (ran, r) = while_it_runs_elsewhere(swap_started(co.ptr()), || {
             // It runs there without a caller: still not ours to resume.
             // SAFETY: documented to refuse (NULL) a running target.
-            let r = unsafe { sys::coroutine_yieldto(co.ptr(), val(1)) };
-            GO.store(true, SeqCst);
-            assert_eq!(runner.join().unwrap(), 0x60);
-            assert!(r.is_null());
-        },
-        &[YIELDTO_CALLER],
-    );
-}
+            unsafe { sys::coroutine_yieldto(co.ptr(), val(1)) }
+        });
+        assert_eq!(ran, 0x60);
+        assert!(r.is_null());
+    }
+);
 
 extern "C" fn cc_wait(_: *mut sys::continuation) {
     check_in_and_wait();
 }
 
-#[test]
-fn cc_swap_into_another_threads_own_context_is_refused() {
-    in_child_expecting(
-        "cc_swap_into_another_threads_own_context_is_refused",
-        || {
-            // The runner's own context, captured by its cc_swap into `work`.
-            let theirs: Box<sys::continuation> = Box::new(
-                // SAFETY: all-zero is a valid "never set up" continuation.
-                unsafe { std::mem::zeroed() },
-            );
-            let theirs = SendPtr(Box::into_raw(theirs));
-            let runner = thread::spawn(move || {
-                // SAFETY: all-zero, then the in-fields set; cc_init gives it
-                // a stack.
-                let mut work: sys::continuation = unsafe { std::mem::zeroed() };
-                work.entry = Some(cc_wait);
-                work.stack_size = 64 << 10;
-                // SAFETY: work is a valid struct with its in-fields set.
-                assert_eq!(unsafe { sys::cc_init(&mut work) }, 0);
-                // SAFETY: `theirs` (never set up) becomes this thread's own
-                // context; `work` runs cc_wait and returns.
-                let r = unsafe { sys::cc_swap(theirs.get(), &mut work) };
-                // SAFETY: work has exited; its stack may go.
-                unsafe { sys::cc_release(&mut work) };
-                r
-            });
-            wait_running(1);
-            // SAFETY: zeroed is a never-set-up continuation: it stands for
-            // this thread; the target is documented to be refused.
+in_child_test!(
+    cc_swap_into_another_threads_own_context_is_refused,
+    [CC_SWAP_OTHER_THREAD],
+    {
+        // The runner's own context, captured by its cc_swap into `work`.
+        let theirs: Box<sys::continuation> = Box::new(
+            // SAFETY: all-zero is a valid "never set up" continuation.
+            unsafe { std::mem::zeroed() },
+        );
+        let theirs = SendPtr(Box::into_raw(theirs));
+        let start = move || {
+            // SAFETY: all-zero, then the in-fields set; cc_init gives it
+            // a stack.
+            let mut work: sys::continuation = unsafe { std::mem::zeroed() };
+            work.entry = Some(cc_wait);
+            work.stack_size = 64 << 10;
+            // SAFETY: work is a valid struct with its in-fields set.
+            assert_eq!(unsafe { sys::cc_init(&mut work) }, 0);
+            // SAFETY: `theirs` (never set up) becomes this thread's own
+            // context; `work` runs cc_wait and returns.
+            let r = unsafe { sys::cc_swap(theirs.get(), &mut work) };
+            // SAFETY: work has exited; its stack may go.
+            unsafe { sys::cc_release(&mut work) };
+            r as usize
+        };
+        let (ran, (r, err)) = while_it_runs_elsewhere(start, || {
+            // SAFETY: zeroed is a never-set-up continuation: it stands
+            // for this thread; the target is documented to be refused.
             let mut mine: sys::continuation = unsafe { std::mem::zeroed() };
             // SAFETY: as above.
-            let (r, err) = with_errno(|| unsafe { sys::cc_swap(&mut mine, theirs.get()) });
-            GO.store(true, SeqCst);
-            assert_eq!(
-                runner.join().unwrap(),
-                1,
-                "the runner's cc_swap saw work exit"
-            );
-            assert_eq!((r, err), (-1, libc::EINVAL));
-            // SAFETY: from Box::into_raw above; the runner is gone.
-            drop(unsafe { Box::from_raw(theirs.get()) });
-        },
-        &[CC_SWAP_OTHER_THREAD],
-    );
-}
+            with_errno(|| unsafe { sys::cc_swap(&mut mine, theirs.get()) })
+        });
+        assert_eq!(ran, 1, "the runner's cc_swap saw work exit");
+        assert_eq!((r, err), (-1, libc::EINVAL));
+        // SAFETY: from Box::into_raw above; the runner is gone.
+        drop(unsafe { Box::from_raw(theirs.get()) });
+    }
+);
