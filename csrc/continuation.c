@@ -37,6 +37,16 @@ static unsigned long live_magic(const struct continuation *cc)
     return ucoro__magic(cc, UCORO_MAGIC_CONTINUATION);
 }
 
+/* Names the calling thread: the address of a thread-local, distinct for
+ * every live thread. Stackless contexts (a thread's own) record it, so that
+ * no other thread switches onto that thread's stack. */
+static __thread UCORO_TLS char thread_token;
+
+static const void *this_thread_token(void)
+{
+    return &thread_token;
+}
+
 int cc_init(struct continuation *cc)
 {
     struct ucoro_stack_record *stack;
@@ -77,6 +87,7 @@ static void set_up(struct continuation *cc, struct ucoro_stack_record *stack, si
     cc->return_to = NULL;
     cc->ctx = NULL;
     cc->started = started;
+    cc->thread = stack ? NULL : this_thread_token();
     ucoro__tool_context_created(cc);
     cc->magic = live_magic(cc);
 }
@@ -163,6 +174,12 @@ int cc_swap(struct continuation *from, struct continuation *to)
     if (to == from || (to->started && !to->ctx)) {
         /* Only a switched-out continuation has a context to resume. */
         ucoro__diagnose("cc_swap", "to is not running");
+        errno = EINVAL;
+        return -1;
+    }
+    if (!to->stack && to->thread != this_thread_token()) {
+        /* Another thread's own context runs on that thread's stack. */
+        ucoro__diagnose("cc_swap", "to is not another thread's context");
         errno = EINVAL;
         return -1;
     }

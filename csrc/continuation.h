@@ -36,8 +36,7 @@ struct continuation {
     /* read-only: 1 once entry has returned. */
     int exited;
     /* private: entry has been entered (here rather than below: beside
-     * exited it fills what would be padding, so the struct stays as small
-     * as it was before stack_record). */
+     * exited it fills what would be padding). */
     int started;
 
     /* in/out: where control goes when entry returns. cc_swap sets it to the
@@ -50,6 +49,7 @@ struct continuation {
     void *ctx;            /* saved machine state while switched out */
     unsigned long magic;  /* tells an initialised continuation from garbage */
     size_t reserved;      /* top bytes of the stack kept for the owner, not frames */
+    const void *thread;   /* a stackless (adopted) context: the thread it is */
     struct ucoro_stack_record *stack_record; /* what stack is freed through */
     /* private: used only in builds for AddressSanitizer / ThreadSanitizer */
     const void *tool_stack; /* bounds of the stack this context runs on */
@@ -86,12 +86,21 @@ int cc_release(struct continuation *cc);
  * Returns in from when something switches back: 0 normally, 1 when it was
  * the exit of to (entry returned) that brought control back; then to's stack
  * may be released. Returns -1 with errno EINVAL, without switching, when to
- * is NULL, was never set up (by cc_init or as a from), has exited, or is from.
+ * is NULL, was never set up (by cc_init or as a from), has exited, is from,
+ * is running (on any thread), or is another thread's own context (a from
+ * that was captured on that thread: only that thread may resume it).
  */
 int cc_swap(struct continuation *from, struct continuation *to);
 
 #ifdef __cplusplus
 }
+#endif
+
+/* Programs built with the ucoro-glib pkg-config module (its Cflags define
+ * UCORO_GLIB) report misuse as GLib criticals in their own log domain.
+ * Included from coroutine.h, this waits for its end, where it comes next. */
+#if defined(UCORO_GLIB) && !defined(UCORO_COROUTINE_H)
+#include "ucoro_glib.h"
 #endif
 
 #endif /* UCORO_CONTINUATION_H */

@@ -76,8 +76,10 @@ int coroutine_release(struct coroutine *co);
  * their per-coroutine state there). Like coroutine_init otherwise; the
  * frames get the stack minus those bytes. Its stack outlives the entry's
  * return (co and the extra bytes stay valid) until ucoro_destroy(co).
- * Returns NULL with errno: EINVAL (entry NULL, extra without extra_out, or
- * co and extra would take more than half of the stack), ENOMEM.
+ * Returns NULL with errno: EINVAL (entry NULL, extra without extra_out, a
+ * stack size that overflows when rounded up), E2BIG (co and extra would take
+ * more than half of the stack of ucoro_stack_size_for(stack_size) bytes),
+ * ENOMEM.
  */
 struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t extra,
                                void **extra_out);
@@ -202,6 +204,12 @@ void ucoro_set_overflow_reporting(int enable);
 
 #ifdef __cplusplus
 }
+#endif
+
+/* Programs built with the ucoro-glib pkg-config module (its Cflags define
+ * UCORO_GLIB) report misuse as GLib criticals in their own log domain. */
+#ifdef UCORO_GLIB
+#include "ucoro_glib.h"
 #endif
 
 #endif /* UCORO_COROUTINE_H */

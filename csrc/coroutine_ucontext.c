@@ -226,7 +226,7 @@ struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t
         return NULL;
     }
     if (extra > SIZE_MAX / 4) {
-        errno = EINVAL;
+        errno = E2BIG;
         return NULL;
     }
     need = ROUND16(sizeof(*co)) + ROUND16(extra);
@@ -236,7 +236,7 @@ struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t
     if (need > stack->size / 2) {
         /* Keep at least half of the stack for frames. */
         ucoro__stack_free(stack);
-        errno = EINVAL;
+        errno = E2BIG;
         return NULL;
     }
     co = (struct coroutine *)(void *)(stack->base + stack->size - need);
@@ -358,6 +358,22 @@ switch_to(struct ucoro_thread *t, struct coroutine *from, struct coroutine *to, 
     return ucoro__cc_transfer(&from->cc, &to->cc, arg);
 }
 
+/*
+ * Whether co, waiting in coroutine_yieldto, waits on thread t's chain: the
+ * top of its chain of callers is t's main coroutine, or a coroutine started
+ * by coroutine_swap alone that is t's running one (from). A top that is
+ * switched out tells no thread; that swap is allowed, as it always was.
+ * O(depth of co); used by coroutine_swap only.
+ */
+static int waits_on_thread(struct ucoro_thread *t, struct coroutine *from, struct coroutine *co)
+{
+    while (co->caller)
+        co = co->caller;
+    if (co->magic == magic_of(co, UCORO_MAGIC_LEADER))
+        return co == &t->leader;
+    return co == from || !ucoro__cc_is_running(&co->cc);
+}
+
 void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg)
 {
     struct ucoro_thread *t = this_thread();
@@ -372,8 +388,18 @@ void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg)
         ucoro__diagnose("coroutine_swap", "to != from");
         return NULL;
     }
-    if (to->magic == magic_of(to, UCORO_MAGIC_LEADER) && to != &t->leader) {
+    if (to->magic == magic_of(to, UCORO_MAGIC_LEADER)) {
         /* Another thread's main context can only run on that thread. */
+        if (to != &t->leader) {
+            ucoro__diagnose("coroutine_swap", "!to->caller");
+            return NULL;
+        }
+    } else if (ucoro__cc_is_running(&to->cc)) {
+        /* Running, and not from: on another thread. */
+        ucoro__diagnose("coroutine_swap", "to is not running");
+        return NULL;
+    } else if (to->caller && !waits_on_thread(t, from, to)) {
+        /* Its frames wait for a coroutine of another thread's chain. */
         ucoro__diagnose("coroutine_swap", "!to->caller");
         return NULL;
     }
@@ -389,20 +415,17 @@ __attribute__((noinline, cold)) static void *yieldto_slow(struct coroutine *to, 
     struct ucoro_thread *t;
     struct coroutine *self;
 
-    /* A main coroutine is always on its thread's chain of callers, and a
-     * coroutine with a caller is running or waiting in yieldto. */
-    if (!is_live(to) || to->caller) {
+    /* A main coroutine is always on its thread's chain of callers, a
+     * coroutine with a caller is running or waiting in yieldto, and one
+     * started through coroutine_swap alone runs without a caller (here, or
+     * on another thread). */
+    if (!is_live(to) || to->caller || ucoro__cc_is_running(&to->cc)) {
         if (explain_target("coroutine_yieldto", to))
             ucoro__diagnose("coroutine_yieldto", "!to->caller");
         return NULL;
     }
     t = this_thread();
     self = current_of(t);
-    if (to == self) {
-        /* Started through coroutine_swap alone: running, yet no caller. */
-        ucoro__diagnose("coroutine_yieldto", "!to->caller");
-        return NULL;
-    }
     to->caller = self;
     return switch_to(t, self, to, arg);
 }
@@ -412,11 +435,13 @@ void *coroutine_yieldto(struct coroutine *to, void *arg)
     struct ucoro_thread *t;
     struct coroutine *self;
 
-    if (UNLIKELY(!is_live(to) || to->caller))
+    /* One combined test for every refusal: running (here or on another
+     * thread, which also covers to == self) and waiting both fail it. */
+    if (UNLIKELY(!is_live(to) || to->caller || ucoro__cc_is_running(&to->cc)))
         return yieldto_slow(to, arg);
     t = this_thread();
     self = t->current;
-    if (UNLIKELY(!self || to == self))
+    if (UNLIKELY(!self))
         return yieldto_slow(to, arg);
     to->caller = self;
     return switch_to(t, self, to, arg);

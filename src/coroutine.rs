@@ -9,6 +9,13 @@
 //! and of every `caller` link). Everything both sides touch is in a `Cell`,
 //! because the resumer and the coroutine reach the block through shared
 //! pointers while the other side is switched out.
+//!
+//! Ending: a closure returns or panics (caught in `coroutine_main`), or its
+//! suspended stack is unwound by `Drop` with a `ForcedUnwind` payload. A
+//! stack that can never run again but may still hold live frames (they
+//! suspended after catching that unwind, or while a panic was unwinding
+//! them) is leaked: never resumed, never freed, so that nothing its frames
+//! point into is reused (see `Coroutine`'s docs).
 
 use std::any::Any;
 use std::cell::Cell;
@@ -18,8 +25,15 @@ use std::marker::PhantomData;
 use std::mem::{align_of, size_of};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
+use std::thread;
 
+use crate::unwind::{self, ForcedUnwind};
 use crate::{sys, Error};
+
+/// The smallest stack the safe API hands out: a panic that prints a full
+/// backtrace (`RUST_BACKTRACE=full`) needs about 24 KiB of it, more than
+/// the C library's own 16 KiB minimum.
+const MIN_STACK_SIZE: usize = 64 << 10;
 
 /// What a [`Coroutine::resume`] brings back.
 ///
@@ -45,9 +59,6 @@ enum Message<I> {
     Unwind,
 }
 
-/// The panic payload that unwinds a dropped coroutine's stack.
-struct ForcedUnwind;
-
 /// How the closure ended.
 enum Outcome<R> {
     Returned(R),
@@ -63,9 +74,17 @@ struct Header<I, Y> {
     co: *mut sys::coroutine,
     inbox: Cell<Option<Message<I>>>,
     outbox: Cell<Option<Y>>,
-    /// Set once a forced unwind has begun; a suspend after that gives
-    /// control back to the dropper for good.
-    unwinding: Cell<bool>,
+    /// The id of the forced unwind once `Drop` has begun it (0 before).
+    unwind_id: Cell<u64>,
+    /// The thread was already panicking when it last switched into this
+    /// coroutine (written by the resumer at every switch in).
+    resumer_panicking: Cell<bool>,
+    /// It is suspended where a panic may be unwinding its stack (which
+    /// cannot be told when its resumer was panicking too).
+    maybe_mid_unwind: Cell<bool>,
+    /// It stopped for good while a panic was unwinding its stack: it must
+    /// never run again nor be freed.
+    abandoned: Cell<bool>,
 }
 
 /// The part a [`Coroutine`] sees (no closure type).
@@ -100,7 +119,7 @@ unsafe fn drop_inner<I, Y, R, F>(shared: *mut Shared<I, Y, R>) {
 /// Called by the C layer only, with the pointer `resume` passed, which
 /// points to a live `Inner<I, Y, R, F>` (the `Coroutine` is borrowed
 /// mutably by `resume` for the whole run).
-unsafe extern "C" fn coroutine_main<I, Y, R, F>(data: *mut c_void) -> *mut c_void
+unsafe extern "C" fn coroutine_main<I: 'static, Y, R, F>(data: *mut c_void) -> *mut c_void
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
@@ -114,7 +133,15 @@ where
             // No panic may cross into C: catch everything, hand it over.
             match panic::catch_unwind(AssertUnwindSafe(move || func(yielder, input))) {
                 Ok(value) => Outcome::Returned(value),
-                Err(payload) if payload.is::<ForcedUnwind>() => Outcome::Unwound,
+                // Only this coroutine's own forced unwind: a payload caught
+                // elsewhere and re-raised here is an ordinary panic.
+                Err(payload)
+                    if payload
+                        .downcast_ref::<ForcedUnwind>()
+                        .is_some_and(|f| f.0 == header.unwind_id.get()) =>
+                {
+                    Outcome::Unwound
+                }
                 Err(payload) => Outcome::Panicked(payload),
             }
         }
@@ -130,7 +157,19 @@ where
 ///
 /// It only exists behind a reference handed to the closure, cannot leave
 /// the closure (the reference's lifetime is the closure call) and is neither
-/// `Send` nor `Sync`.
+/// `Send` nor `Sync`. Nor can it reach another coroutine, whose closure and
+/// inputs are `'static`:
+///
+/// ```compile_fail
+/// use ucoro::{Coroutine, Yielder};
+///
+/// let mut outer = Coroutine::new(|outer_y: &Yielder<(), u32>, ()| {
+///     let mut inner = Coroutine::new(|_: &Yielder<(), ()>, y: &Yielder<(), u32>| {
+///         y.suspend(7); // the outer coroutine's yielder, inside the inner one
+///     });
+///     inner.resume(outer_y).map(|_| ())
+/// });
+/// ```
 ///
 /// ```
 /// use ucoro::{Coroutine, CoroutineResult};
@@ -151,7 +190,7 @@ pub struct Yielder<I, Y> {
     header: Header<I, Y>,
 }
 
-impl<I, Y> Yielder<I, Y> {
+impl<I: 'static, Y> Yielder<I, Y> {
     fn from_header(header: &Header<I, Y>) -> &Self {
         // SAFETY: `Yielder` is a `repr(transparent)` wrapper of `Header`.
         unsafe { &*(header as *const Header<I, Y>).cast::<Self>() }
@@ -160,11 +199,23 @@ impl<I, Y> Yielder<I, Y> {
     /// Suspends the coroutine, handing `value` to whoever called
     /// [`Coroutine::resume`]; returns the input of the next `resume`.
     ///
+    /// # While a panic unwinds the coroutine
+    /// A destructor that runs while a panic unwinds the coroutine's stack
+    /// (its own panic, or the unwind that dropping it starts) cannot really
+    /// suspend: nothing could resume it to finish the unwind without an
+    /// input, and leaving would carry the panic away. If the input type is
+    /// `()` (every [`Generator`](crate::Generator)), `suspend` drops `value`
+    /// and returns at once, and the unwind goes on. Otherwise the coroutine
+    /// stops there for good: `value` is dropped, its remaining destructors do
+    /// not run and its stack is leaked (see [`Coroutine`]); `resume` then
+    /// panics (or, called while its thread is itself unwinding, returns
+    /// [`Error::Abandoned`]), and dropping it does nothing more.
+    ///
     /// # Panics
     /// If called from another coroutine than the one this `Yielder` belongs
-    /// to (possible only by passing it into a nested coroutine). When the
-    /// `Coroutine` is dropped while suspended, this call unwinds the stack
-    /// (with a private payload) so that destructors run.
+    /// to (not possible in safe code). When the `Coroutine` is dropped while
+    /// suspended, this call unwinds the stack (with a private payload) so
+    /// that destructors run.
     ///
     /// ```
     /// use ucoro::Generator;
@@ -183,10 +234,17 @@ impl<I, Y> Yielder<I, Y> {
     // rare cases live in cold functions below.
     #[inline(always)]
     pub fn suspend(&self, value: Y) -> I {
-        let header = &self.header;
-        if header.unwinding.get() {
-            self.suspend_while_unwinding();
+        if thread::panicking() {
+            return self.suspend_while_panicking(value);
         }
+        self.switch_out(value)
+    }
+
+    /// The suspend itself: hand `value` over, switch to the resumer, take
+    /// the input it brings.
+    #[inline(always)]
+    fn switch_out(&self, value: Y) -> I {
+        let header = &self.header;
         header.outbox.set(Some(value));
         if !self.yield_to_caller() {
             self.refused();
@@ -197,16 +255,56 @@ impl<I, Y> Yielder<I, Y> {
         }
     }
 
-    /// User code caught the forced unwind and tried to go on. Give control
-    /// back to the dropper, which will never resume us: the coroutine cannot
-    /// be kept alive this way.
+    /// `suspend` while this thread is panicking: find out whose panic it is.
     #[cold]
     #[inline(never)]
-    fn suspend_while_unwinding(&self) -> ! {
-        if self.yield_to_caller() {
-            unreachable!("ucoro: a coroutine was resumed after it was dropped");
+    fn suspend_while_panicking(&self, value: Y) -> I {
+        let header = &self.header;
+        // SAFETY: coroutine_self only reads this thread's state.
+        if unsafe { sys::coroutine_self() } != header.co {
+            drop(value);
+            panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
         }
-        panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
+        if !header.resumer_panicking.get() {
+            // The resumer was not panicking, so the panic is unwinding this
+            // very stack and we are in one of its destructors.
+            drop(value);
+            if let Some(unit) = unwind::unit_input::<I>() {
+                return unit;
+            }
+            header.abandoned.set(true);
+            self.leave_for_good();
+        }
+        if header.unwind_id.get() != 0 {
+            // The forced unwind was caught (or is in flight: with the
+            // dropper panicking too, this cannot be told) and the closure
+            // went on to suspend: it stops here.
+            drop(value);
+            self.leave_for_good();
+        }
+        // The resumer is panicking: a panic of our own may or may not be
+        // unwinding this stack too. Suspend as usual, and let `Drop` know
+        // that it must not start an unwind here (inside a destructor that
+        // would abort the process).
+        header.maybe_mid_unwind.set(true);
+        unwind::count_maybe_mid_unwind(true);
+        let input = self.switch_out(value);
+        header.maybe_mid_unwind.set(false);
+        unwind::count_maybe_mid_unwind(false);
+        input
+    }
+
+    /// Gives control back to the resumer for good: the owner never resumes
+    /// or frees this coroutine again (it checks `abandoned` or finds no
+    /// outcome after a forced unwind).
+    #[cold]
+    #[inline(never)]
+    fn leave_for_good(&self) -> ! {
+        self.yield_to_caller();
+        // Resumed after all (only possible by going around the safe API),
+        // or refused (not the running coroutine, checked before): nothing
+        // sound is left to do.
+        std::process::abort()
     }
 
     /// The C layer refused: this is not the running coroutine. The value
@@ -224,8 +322,7 @@ impl<I, Y> Yielder<I, Y> {
     fn resumed_to_unwind(&self, message: Option<Message<I>>) -> ! {
         match message {
             Some(Message::Unwind) => {
-                self.header.unwinding.set(true);
-                panic::resume_unwind(Box::new(ForcedUnwind))
+                panic::resume_unwind(Box::new(ForcedUnwind(self.header.unwind_id.get())))
             }
             _ => unreachable!("ucoro: coroutine resumed without an input"),
         }
@@ -256,6 +353,91 @@ impl<I, Y> Yielder<I, Y> {
 /// (giving [`CoroutineResult::Return`]). A panic in the closure unwinds the
 /// coroutine's stack and resumes in the caller of `resume`. Dropping a
 /// coroutine that is suspended unwinds its stack so that destructors run.
+///
+/// # Why the closure, the input and the yield type are `'static`
+/// A coroutine can be leaked while suspended (`std::mem::forget`, an `Rc`
+/// cycle): its frames then stay alive forever without running again, and
+/// everything they borrow must stay alive as long. That is what makes the
+/// bounds necessary and enough:
+///
+/// - what the frames can reach comes from the closure (`F: 'static`), from
+///   the inputs (`I: 'static`), from values the coroutine makes itself, or
+///   from statics;
+/// - a yielded value goes out, but it may be a shared handle (an
+///   `Rc<RefCell<Option<&'a T>>>`) through which the resumer hands a borrow
+///   back in, so the yield type is `'static` too. The return value only
+///   leaves when the frames are gone, so it may borrow;
+/// - what the coroutine makes itself lives in its frames or in allocations
+///   they own. A leaked stack is never freed or reused (a drop that cannot
+///   finish leaks it too, see below), so pointers into it stay valid, pinned
+///   data included, and a scoped thread it started can go on using them.
+///
+/// So a suspended stack only ever points to data that lives at least as
+/// long as the stack itself. Borrowed inputs are refused at compile time,
+/// such as one a scoped thread goes on reading after the coroutine was
+/// forgotten and the data freed:
+///
+/// ```compile_fail
+/// use std::time::Duration;
+/// use ucoro::Coroutine;
+///
+/// let data = String::from("borrowed by a scoped thread");
+/// let mut co: Coroutine<&String, (), ()> = Coroutine::new(|y, s: &String| {
+///     std::thread::scope(|sc| {
+///         sc.spawn(move || {
+///             std::thread::sleep(Duration::from_millis(100));
+///             println!("{s:?}")
+///         });
+///         y.suspend(());
+///     });
+/// });
+/// co.resume(&data).unwrap();
+/// std::mem::forget(co);
+/// drop(data);
+/// ```
+///
+/// and so are yielded handles that could carry a borrow back in:
+///
+/// ```compile_fail
+/// use std::cell::RefCell;
+/// use std::rc::Rc;
+///
+/// fn lend<'a>(data: &'a String) {
+///     type Slot<'a> = Rc<RefCell<Option<&'a String>>>;
+///     let mut co = ucoro::Coroutine::new(|y, ()| {
+///         let slot: Slot<'a> = Rc::new(RefCell::new(None));
+///         y.suspend(slot.clone());
+///         // ... `slot` now holds a borrow of `data` ...
+///     });
+///     if let Ok(ucoro::CoroutineResult::Yield(slot)) = co.resume(()) {
+///         *slot.borrow_mut() = Some(data);
+///     }
+/// }
+/// ```
+///
+/// One hole remains that no stackful coroutine library for Rust closes (a
+/// thread's exit frees its thread-locals even when a leaked coroutine of
+/// that thread is suspended inside a thread-local's `with` closure): do not
+/// leak a coroutine that is suspended inside `LocalKey::with` while a
+/// scoped thread it started still borrows that thread-local.
+///
+/// # Dropping
+/// A suspended coroutine is unwound: a private panic goes through its
+/// frames so that their destructors run, and the stack is freed. If that
+/// cannot finish — user code catches the unwind and suspends again, or a
+/// destructor suspends while it runs and the input type is not `()` — the
+/// coroutine is leaked there, once: its frames never run again and its
+/// stack is never freed. The thread's panic state
+/// (`std::thread::panicking()`) is left as it was before the drop. If the
+/// closure panics while it is unwound, that panic resumes in the dropper
+/// (unless the dropper is itself unwinding: then it is dropped). A
+/// destructor whose panic escapes while the stack unwinds aborts the
+/// process, as it does in any Rust unwind.
+///
+/// Built with `panic = "abort"`, a suspended coroutine that is dropped is
+/// leaked instead: its frames never run again, their destructors do not
+/// run, and its stack (the address space and the pages it touched) stays
+/// allocated for the life of the process.
 ///
 /// # Not `Send`
 /// A suspended coroutine's stack may hold anything its closure touched:
@@ -288,12 +470,14 @@ pub struct Coroutine<I, Y, R> {
     shared: NonNull<Shared<I, Y, R>>,
     started: bool,
     finished: bool,
+    /// Its stack must never be freed (see "Dropping" above).
+    leaked: bool,
     /// Owns the `Inner` block (for drop check) and keeps the type `!Send`
     /// and `!Sync` (see above).
     _owns: PhantomData<(Shared<I, Y, R>, *mut ())>,
 }
 
-impl<I, Y, R> Coroutine<I, Y, R> {
+impl<I: 'static, Y: 'static, R> Coroutine<I, Y, R> {
     /// Creates a coroutine with the default stack size (16 MiB of address
     /// space; only the pages it touches cost memory). The closure does not
     /// run until the first [`resume`](Self::resume), whose input is its
@@ -324,6 +508,11 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {
+        let requested = if stack_size == 0 {
+            0 // the C default
+        } else {
+            stack_size.max(MIN_STACK_SIZE)
+        };
         // Room for Inner, aligned beyond the 16 bytes C guarantees if the
         // closure's state needs it.
         let align = align_of::<Inner<I, Y, R, F>>();
@@ -333,17 +522,30 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // at `block`, valid until ucoro_destroy.
         let co = unsafe {
             sys::ucoro_create(
-                stack_size,
+                requested,
                 Some(coroutine_main::<I, Y, R, F>),
                 extra,
                 &mut block,
             )
         };
         let Some(co) = NonNull::new(co) else {
-            return Err(Error::StackAllocation {
-                size: stack_size,
-                source: io::Error::last_os_error(),
-            });
+            let source = io::Error::last_os_error();
+            // SAFETY: a pure computation on a number: the size that was
+            // tried (0 if `requested` cannot be rounded).
+            let size = match unsafe { sys::ucoro_stack_size_for(requested) } {
+                0 => stack_size,
+                size => size,
+            };
+            if source.raw_os_error() == Some(libc::E2BIG) {
+                // What ucoro_create puts at the top: the C struct and our
+                // block, each rounded up to 16 bytes.
+                let round16 = |n: usize| n.saturating_add(15) & !15;
+                return Err(Error::ClosureTooLarge {
+                    needed: round16(size_of::<sys::coroutine>()).saturating_add(round16(extra)),
+                    stack_size: size,
+                });
+            }
+            return Err(Error::StackAllocation { size, source });
         };
         let inner = block
             .wrapping_add(block.align_offset(align))
@@ -357,7 +559,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
                         co: co.as_ptr(),
                         inbox: Cell::new(None),
                         outbox: Cell::new(None),
-                        unwinding: Cell::new(false),
+                        unwind_id: Cell::new(0),
+                        resumer_panicking: Cell::new(false),
+                        maybe_mid_unwind: Cell::new(false),
+                        abandoned: Cell::new(false),
                     },
                     outcome: Cell::new(None),
                     drop_inner: drop_inner::<I, Y, R, F>,
@@ -371,16 +576,35 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             shared: unsafe { NonNull::new_unchecked(inner.cast::<Shared<I, Y, R>>()) },
             started: false,
             finished: false,
+            leaked: false,
             _owns: PhantomData,
         })
     }
+}
 
+impl<I, Y, R> Coroutine<I, Y, R> {
     /// The shared block, with a lifetime not tied to `self` so that the
     /// flags in `self` stay writable while it is in use.
     fn shared<'a>(&self) -> &'a Shared<I, Y, R> {
         // SAFETY: the block lives until `drop` frees it, after its last use
         // there; only shared references to it are ever made.
         unsafe { &*self.shared.as_ptr() }
+    }
+
+    /// Switches into the coroutine with `message` in its inbox, noting
+    /// whether this thread is panicking (the coroutine reads that to tell
+    /// whose panic it sees).
+    #[inline(always)]
+    fn enter(&mut self, message: Message<I>) {
+        let header = &self.shared().header;
+        header.resumer_panicking.set(thread::panicking());
+        header.inbox.set(Some(message));
+        // SAFETY: `co` was made by ucoro_create and not destroyed; `&mut
+        // self` means it is not running nor waiting on the chain (it only
+        // runs inside resume or drop). The argument is our block, which
+        // `coroutine_main` expects.
+        unsafe { sys::coroutine_yieldto(self.co.as_ptr(), self.shared.as_ptr().cast()) };
+        self.started = true;
     }
 
     /// Runs the coroutine until it suspends or returns, passing `input`: to
@@ -390,10 +614,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// # Errors
     /// [`Error::Finished`] if the coroutine has already returned or
     /// panicked; the input is dropped and nothing else happens.
+    /// [`Error::Abandoned`] if it stopped for good while this thread was
+    /// itself unwinding (see [`Yielder::suspend`]).
     ///
     /// # Panics
     /// Resumes the panic if the closure panics (the coroutine is then
-    /// finished).
+    /// finished). Panics if the coroutine stopped for good because it
+    /// suspended while a panic unwound its stack (see [`Yielder::suspend`]).
     ///
     /// ```
     /// use ucoro::{Coroutine, CoroutineResult, Error};
@@ -410,27 +637,31 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         if self.finished {
             return Err(Error::Finished);
         }
-        let raw = self.co.as_ptr();
-        let shared = self.shared();
-        shared.header.inbox.set(Some(Message::Resume(input)));
-        // SAFETY: `raw` was made by ucoro_create and not destroyed;
-        // `&mut self` means it is not running nor waiting on the chain (it
-        // only runs inside resume or drop). The argument is our block, which
-        // `coroutine_main` expects.
-        unsafe { sys::coroutine_yieldto(raw, self.shared.as_ptr().cast()) };
-        self.started = true;
-        match shared.header.outbox.take() {
+        self.enter(Message::Resume(input));
+        match self.shared().header.outbox.take() {
             Some(value) => Ok(CoroutineResult::Yield(value)),
             None => self.ended(),
         }
     }
 
     /// After a resume that brought no value: the closure returned or
-    /// panicked, or the C layer refused the switch.
+    /// panicked, it stopped for good, or the C layer refused the switch.
     #[cold]
     #[inline(never)]
     fn ended(&mut self) -> Result<CoroutineResult<Y, R>, Error> {
         let shared = self.shared();
+        if shared.header.abandoned.get() {
+            self.finished = true;
+            self.leaked = true;
+            if shared.header.resumer_panicking.get() {
+                return Err(Error::Abandoned);
+            }
+            unwind::absorb_stuck_panics();
+            panic!(
+                "ucoro: the coroutine suspended while a panic was unwinding its stack; \
+                 it was abandoned there and its stack is leaked"
+            );
+        }
         match shared.outcome.take() {
             Some(Outcome::Returned(value)) => {
                 self.finished = true;
@@ -460,8 +691,8 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         self.started
     }
 
-    /// Whether the closure has returned or panicked; `resume` then fails
-    /// with [`Error::Finished`].
+    /// Whether the closure has returned or panicked (or the coroutine was
+    /// abandoned); `resume` then fails with [`Error::Finished`].
     ///
     /// ```
     /// let mut co = ucoro::Coroutine::new(|_: &ucoro::Yielder<(), ()>, ()| 1);
@@ -474,8 +705,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     }
 
     /// The size of the coroutine's stack in bytes, as the C library
-    /// reserved it (the requested size rounded up to at least 16 KiB, whole
-    /// pages and its size class: at most a quarter more; see
+    /// reserved it: the requested size rounded up to at least 64 KiB, the
+    /// safe API's minimum (room for a panic that prints a full backtrace),
+    /// then to what the C library hands out: whole pages and the size class
+    /// (at most a quarter more; see
     /// [`sys::ucoro_stack_size_for`](crate::sys::ucoro_stack_size_for)).
     ///
     /// ```
@@ -492,9 +725,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     }
 
     /// How many bytes of the stack have been touched so far, counted from
-    /// its top: use it to size stacks. 0 once the coroutine has finished
-    /// (its stack is gone). A stack reused from the pool may count pages an
-    /// earlier coroutine touched.
+    /// its top: use it to size stacks. The stack stays until the coroutine
+    /// is dropped, so after it finished this is how deep its whole run went.
+    /// A stack reused from the pool may count pages an earlier coroutine
+    /// touched, so this is an upper bound.
     ///
     /// ```
     /// use ucoro::{Builder, Yielder};
@@ -509,31 +743,49 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// co.resume(())?;
     /// assert!(co.stack_used() >= 200 * 1024);
     /// assert!(co.stack_used() <= co.stack_size());
+    /// co.resume(())?;
+    /// assert!(co.is_finished() && co.stack_used() >= 200 * 1024);
     /// # Ok::<(), ucoro::Error>(())
     /// ```
     pub fn stack_used(&self) -> usize {
-        // SAFETY: the struct is initialised (or its stack released, which
-        // ucoro_stack_used reports as 0) and not running.
+        // SAFETY: the struct is initialised (made by ucoro_create, whose
+        // stack lives until ucoro_destroy) and not running.
         unsafe { sys::ucoro_stack_used(self.co.as_ptr()) }
     }
 }
 
 impl<I, Y, R> Drop for Coroutine<I, Y, R> {
     fn drop(&mut self) {
-        let raw = self.co.as_ptr();
+        if self.leaked {
+            return;
+        }
         let mut deferred_panic = None;
         if self.started && !self.finished {
-            let shared = self.shared();
-            shared.header.inbox.set(Some(Message::Unwind));
-            // SAFETY: as in resume: initialised, suspended, not on the chain.
-            unsafe { sys::coroutine_yieldto(raw, self.shared.as_ptr().cast()) };
-            match shared.outcome.take() {
+            let header = &self.shared().header;
+            if cfg!(panic = "abort") {
+                // No unwinding: the frames stay as they are, for good.
+                return;
+            }
+            if header.maybe_mid_unwind.get() {
+                // A panic may be unwinding its stack (a destructor of it
+                // suspended): starting another would abort the process.
+                unwind::count_maybe_mid_unwind(false);
+                return;
+            }
+            header.unwind_id.set(unwind::next_unwind_id());
+            self.enter(Message::Unwind);
+            match self.shared().outcome.take() {
                 Some(Outcome::Panicked(payload)) => deferred_panic = Some(payload),
                 Some(Outcome::Returned(_)) | Some(Outcome::Unwound) => {}
                 None => {
-                    // It suspended again while unwinding (user code caught
-                    // the unwind): its stack still holds live frames that
-                    // must never run, so leak it rather than free it.
+                    // It suspended again (user code caught the unwind) or
+                    // stopped for good inside a destructor: its stack
+                    // still holds live frames that must never run, and
+                    // memory they may point into: leak it.
+                    drop(header.outbox.take());
+                    if header.abandoned.get() && !header.resumer_panicking.get() {
+                        unwind::absorb_stuck_panics();
+                    }
                     return;
                 }
             }
@@ -546,12 +798,12 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
         let drop_inner = self.shared().drop_inner;
         unsafe {
             drop_inner(self.shared.as_ptr());
-            sys::ucoro_destroy(raw);
+            sys::ucoro_destroy(self.co.as_ptr());
         }
         if let Some(payload) = deferred_panic {
             // A destructor panicked during the unwind: report it, unless we
             // are already unwinding (a second panic would abort).
-            if !std::thread::panicking() {
+            if !thread::panicking() {
                 panic::resume_unwind(payload);
             }
         }
@@ -595,17 +847,19 @@ impl Builder {
         Builder::default()
     }
 
-    /// Sets the stack size in bytes; 0 means the default. The C library
-    /// rounds it up to at least 16 KiB, to whole pages and to its size class
-    /// (at most a quarter more; [`Coroutine::stack_size`] tells the result);
-    /// a size too large to allocate makes [`build`](Self::build) fail.
+    /// Sets the stack size in bytes; 0 means the default. It is rounded up
+    /// to at least 64 KiB (room for a panic that prints a full backtrace)
+    /// and to what the C library hands out (`ucoro_stack_size_for`: whole
+    /// pages, then its size class, at most a quarter more;
+    /// [`Coroutine::stack_size`] tells the result); a size too large to
+    /// allocate makes [`build`](Self::build) fail.
     ///
     /// ```
     /// let co = ucoro::Builder::new()
     ///     .stack_size(1)
     ///     .build(|_: &ucoro::Yielder<(), ()>, ()| ())
     ///     .unwrap();
-    /// assert_eq!(co.stack_size(), 16 * 1024);
+    /// assert_eq!(co.stack_size(), 64 * 1024);
     /// ```
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
@@ -615,7 +869,10 @@ impl Builder {
     /// Creates the coroutine.
     ///
     /// # Errors
-    /// [`Error::StackAllocation`] when the stack cannot be allocated.
+    /// [`Error::StackAllocation`] when the stack cannot be allocated (it
+    /// names the size that was rounded up to, or the one asked for if that
+    /// cannot be rounded), [`Error::ClosureTooLarge`] when the closure's
+    /// state would take more than half of the stack.
     ///
     /// ```
     /// use ucoro::{Builder, Error};
@@ -626,7 +883,7 @@ impl Builder {
     ///     .unwrap_err();
     /// assert!(matches!(err, Error::StackAllocation { .. }));
     /// ```
-    pub fn build<I, Y, R, F>(self, func: F) -> Result<Coroutine<I, Y, R>, Error>
+    pub fn build<I: 'static, Y: 'static, R, F>(self, func: F) -> Result<Coroutine<I, Y, R>, Error>
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
     {

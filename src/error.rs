@@ -14,15 +14,31 @@ use std::io;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
-    /// The system refused the memory for a stack of the requested size, or
-    /// the size is too large to round up to whole pages.
+    /// The system refused the memory for the stack (`ENOMEM`), or the size
+    /// is too large to round up to whole pages (`EINVAL`).
     #[error("cannot allocate a coroutine stack of {size} bytes: {source}")]
     StackAllocation {
-        /// The stack size that was asked for.
+        /// The stack size that was tried: the requested size rounded up as
+        /// the library would use it, or the requested size itself when it
+        /// cannot be rounded (`EINVAL`).
         size: usize,
         /// The system's reason (`ENOMEM`, or `EINVAL` for an absurd size).
         #[source]
         source: io::Error,
+    },
+    /// The closure and the values in transit, which live at the top of the
+    /// coroutine's stack, would take more than half of it: give it a larger
+    /// stack ([`Builder::stack_size`](crate::Builder::stack_size)), or box
+    /// what the closure captures.
+    #[error(
+        "the closure and its values ({needed} bytes) do not fit in a coroutine stack of \
+         {stack_size} bytes (they may take at most half of it)"
+    )]
+    ClosureTooLarge {
+        /// The bytes they need at the top of the stack.
+        needed: usize,
+        /// The size of the stack they were to share.
+        stack_size: usize,
     },
     /// `resume` was called on a coroutine that has already returned or
     /// panicked.
@@ -33,4 +49,10 @@ pub enum Error {
     /// guards against a coroutine whose state was changed through `sys`.
     #[error("the coroutine is already running")]
     Running,
+    /// The coroutine suspended while a panic was unwinding its stack and
+    /// its input type is not `()`, so it could not go on: it was abandoned
+    /// there (its stack is leaked). `resume` returns this only when called
+    /// while its own thread is unwinding; otherwise it panics.
+    #[error("the coroutine suspended while a panic unwound its stack and was abandoned")]
+    Abandoned,
 }

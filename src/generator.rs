@@ -28,7 +28,7 @@ pub struct Generator<Y, R = ()> {
     returned: Option<R>,
 }
 
-impl<Y, R> Generator<Y, R> {
+impl<Y: 'static, R> Generator<Y, R> {
     /// Creates a generator with the default stack size.
     ///
     /// # Panics

@@ -76,6 +76,14 @@
 //! corrupting memory, and the fault is reported as
 //! `ucoro: stack overflow in coroutine 0x… (stack N bytes)`.
 //!
+//! The guard catches an overflow only if the code touches it: a frame
+//! larger than 64 KiB can step over it unless the compiler probes each page
+//! of large frames. Rust does that by default on x86_64 and aarch64 (stack
+//! probes), except under `-Zsanitizer=address`, which turns them off; C code
+//! that runs on coroutine stacks needs `-fstack-clash-protection` (GCC ≥ 8,
+//! Clang ≥ 11; on by default in some distributions' compilers, not in
+//! upstream GCC). Without probes, keep frames well under 64 KiB.
+//!
 //! ## What a coroutine costs
 //!
 //! - **Address space:** its stack, rounded up to a size class (whole pages,
@@ -118,7 +126,15 @@
 //! resumed in the caller of [`Coroutine::resume`]. Dropping a suspended
 //! coroutine unwinds its stack so destructors run; user code that catches
 //! that unwind and suspends again does not keep the coroutine alive (it is
-//! leaked instead, which is safe). [`Coroutine`] is not `Send`: see its docs.
+//! leaked instead, which is safe), and the thread's panic state
+//! (`std::thread::panicking()`) is left as it was, whatever the closure's
+//! destructors do. The closure, the input type and the yield type are
+//! `'static`, so a stack that is leaked while suspended never points to
+//! anything that could be freed before it; the proof, and the one thing no
+//! stackful coroutine library for Rust can rule out (thread-locals of an
+//! exiting thread), are in [`Coroutine`]'s docs. [`Coroutine`] is not
+//! `Send`: see its docs too. With `panic = "abort"`, a dropped suspended
+//! coroutine is leaked instead of unwound.
 #![warn(missing_docs)]
 
 #[cfg(feature = "bench-modes")]
@@ -129,6 +145,7 @@ mod coroutine;
 mod error;
 mod generator;
 pub mod sys;
+mod unwind;
 
 pub use coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
 pub use error::Error;

@@ -7,8 +7,8 @@
 //!
 //! Needs `make`, a C and a C++ compiler (`$CC`/`cc`, `$CXX`/`c++`),
 //! `pkg-config`, binutils (`nm`, `readelf`), `stdbuf` (coreutils) and GLib's
-//! development files (`libglib2.0-dev`). A missing tool fails the test with a
-//! message; nothing is skipped.
+//! development files (`libglib2.0-dev`: the install includes the ucoro-glib
+//! module). A missing tool fails the test with a message; nothing is skipped.
 //!
 //! Everything is written under `$TMPDIR/ucoro-c-dropin-<pid>`, kept after the
 //! run for inspection and removed by the next run.
@@ -50,18 +50,23 @@ const API_FUNCTIONS: &[&str] = &[
     "cc_release",
 ];
 
-/// What `make install` puts under the prefix (symbolic links included).
+/// What `make install` puts under the prefix (symbolic links included):
+/// libucoro and the GLib module, libucoro-glib.
 fn installed_files() -> Vec<String> {
     let mut files = vec![
         "include/continuation.h".to_string(),
         "include/coroutine.h".to_string(),
+        "include/ucoro_glib.h".to_string(),
         "include/ucoro_version.h".to_string(),
-        "lib/libucoro.a".to_string(),
-        "lib/libucoro.so".to_string(),
-        format!("lib/libucoro.so.{VERSION_MAJOR}"),
-        format!("lib/libucoro.so.{VERSION}"),
         "lib/pkgconfig/ucoro.pc".to_string(),
+        "lib/pkgconfig/ucoro-glib.pc".to_string(),
     ];
+    for lib in ["libucoro", "libucoro-glib"] {
+        files.push(format!("lib/{lib}.a"));
+        files.push(format!("lib/{lib}.so"));
+        files.push(format!("lib/{lib}.so.{VERSION_MAJOR}"));
+        files.push(format!("lib/{lib}.so.{VERSION}"));
+    }
     files.sort();
     files
 }
@@ -107,7 +112,8 @@ fn installed() -> &'static Install {
 }
 
 /// `make -C csrc install` into a fresh prefix, building out of the source
-/// tree (BUILDDIR) so that the test leaves csrc/ untouched.
+/// tree (BUILDDIR) so that the test leaves csrc/ untouched. WITH_GLIB=yes:
+/// the GLib module is part of what is tested, so a missing GLib fails.
 fn install() -> Result<Install, String> {
     let tmp = env::temp_dir();
     remove_stale_work_dirs(&tmp);
@@ -119,6 +125,7 @@ fn install() -> Result<Install, String> {
     let prefix = work.join("prefix");
     output(make(&Path::new(ROOT).join("csrc")).args([
         "install".into(),
+        "WITH_GLIB=yes".into(),
         assign("PREFIX", &prefix),
         assign("BUILDDIR", &work.join("build")),
     ]))?;
@@ -293,10 +300,41 @@ enum Link {
     Static,
 }
 
+/// The pkg-config module a C program takes ucoro from.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Module {
+    /// `ucoro`: libucoro alone.
+    Ucoro,
+    /// `ucoro-glib`: misuse as GLib criticals, through libucoro-glib.
+    UcoroGlib,
+}
+
+impl Module {
+    fn name(self) -> &'static str {
+        match self {
+            Module::Ucoro => "ucoro",
+            Module::UcoroGlib => "ucoro-glib",
+        }
+    }
+}
+
 /// Compiles source (C, or C++ for .cpp) against the installed ucoro, plus
 /// the pkg-config packages pkgs, and checks that the binary depends on the
 /// shared library by its soname, or not at all when linked statically.
 fn build(source: &Path, flags: &[&str], pkgs: &[&str], link: Link, tag: &str) -> PathBuf {
+    build_with(Module::Ucoro, source, flags, pkgs, link, tag)
+}
+
+/// build, taking ucoro from module. ucoro-glib is linked shared with
+/// --as-needed (Meson's default), which must keep libucoro-glib.
+fn build_with(
+    module: Module,
+    source: &Path,
+    flags: &[&str],
+    pkgs: &[&str],
+    link: Link,
+    tag: &str,
+) -> PathBuf {
     let inst = installed();
     let is_cxx = source.extension().is_some_and(|e| e == "cpp");
     let compiler = if is_cxx {
@@ -309,7 +347,7 @@ fn build(source: &Path, flags: &[&str], pkgs: &[&str], link: Link, tag: &str) ->
     fs::create_dir_all(&bin_dir).unwrap();
     let binary = bin_dir.join(format!("{stem}-{tag}-{link:?}").to_lowercase());
 
-    let mut cflags_args = vec!["--cflags", "ucoro"];
+    let mut cflags_args = vec!["--cflags", module.name()];
     cflags_args.extend_from_slice(pkgs);
     let mut cmd = Command::new(compiler);
     cmd.args(flags)
@@ -319,7 +357,10 @@ fn build(source: &Path, flags: &[&str], pkgs: &[&str], link: Link, tag: &str) ->
         .arg(&binary);
     match link {
         Link::Shared => {
-            cmd.args(inst.pkg_config(&["--libs", "ucoro"]));
+            if module == Module::UcoroGlib {
+                cmd.arg("-Wl,--as-needed");
+            }
+            cmd.args(inst.pkg_config(&["--libs", module.name()]));
             let mut rpath = OsString::from("-Wl,-rpath,");
             rpath.push(inst.libdir());
             cmd.arg(rpath);
@@ -327,14 +368,11 @@ fn build(source: &Path, flags: &[&str], pkgs: &[&str], link: Link, tag: &str) ->
         Link::Static => {
             // Libs.private comes in with --static; -l:libucoro.a makes the
             // linker take the archive although the .so sits next to it.
-            let libs = inst.pkg_config(&["--static", "--libs", "ucoro"]);
+            let libs = inst.pkg_config(&["--static", "--libs", module.name()]);
             assert!(libs.iter().any(|l| l == "-lucoro"), "{libs:?}");
-            cmd.args(libs.into_iter().map(|l| {
-                if l == "-lucoro" {
-                    "-l:libucoro.a".to_string()
-                } else {
-                    l
-                }
+            cmd.args(libs.into_iter().map(|l| match l.as_str() {
+                "-lucoro" | "-lucoro-glib" => format!("-l:lib{}.a", &l[2..]),
+                _ => l,
             }));
         }
     }
@@ -349,12 +387,13 @@ fn build(source: &Path, flags: &[&str], pkgs: &[&str], link: Link, tag: &str) ->
         .into_iter()
         .filter(|e| e.starts_with("NEEDED libucoro"))
         .collect();
+    let soname = format!("NEEDED lib{}.so.{VERSION_MAJOR}", module.name());
     match link {
-        Link::Shared => assert_eq!(
-            needs_ucoro,
-            [format!("NEEDED libucoro.so.{VERSION_MAJOR}")],
-            "{} should load libucoro by its soname",
-            binary.display()
+        Link::Shared => assert!(
+            needs_ucoro.contains(&soname),
+            "{} should load lib{}, by its soname: {needs_ucoro:?}",
+            binary.display(),
+            module.name()
         ),
         Link::Static => assert!(
             needs_ucoro.is_empty(),
@@ -379,6 +418,18 @@ fn library_path() -> OsString {
 /// Builds and runs one program of tests/c, which must exit 0 and end with
 /// "<n> passed, 0 failed". Returns its output.
 fn c_suite(file: &str, std: &str, link: Link, pkgs: &[&str], extra: &[&str]) -> String {
+    c_suite_with(Module::Ucoro, file, std, link, pkgs, extra)
+}
+
+/// c_suite, with ucoro taken from module.
+fn c_suite_with(
+    module: Module,
+    file: &str,
+    std: &str,
+    link: Link,
+    pkgs: &[&str],
+    extra: &[&str],
+) -> String {
     let source = Path::new(ROOT).join("tests/c").join(file);
     let std_flag = format!("-std={std}");
     let mut flags = vec![
@@ -389,7 +440,7 @@ fn c_suite(file: &str, std: &str, link: Link, pkgs: &[&str], extra: &[&str]) -> 
         "-pedantic",
     ];
     flags.extend_from_slice(extra);
-    let binary = build(&source, &flags, pkgs, link, std);
+    let binary = build_with(module, &source, &flags, pkgs, link, std);
     let (status, stdout, stderr) = run_program(
         Command::new(&binary).env("LD_LIBRARY_PATH", library_path()),
         &binary,
@@ -590,6 +641,33 @@ fn glib_forwarder_turns_diagnostics_into_criticals_static() {
     c_suite("glib_forward.c", "c11", Link::Static, &["glib-2.0"], &[]);
 }
 
+// No handler code in the program: the ucoro-glib module alone.
+#[test]
+fn glib_module_reports_criticals_in_the_callers_domain_shared_as_needed() {
+    require_glib();
+    c_suite_with(
+        Module::UcoroGlib,
+        "glib_module.c",
+        "c11",
+        Link::Shared,
+        &[],
+        &[],
+    );
+}
+
+#[test]
+fn glib_module_reports_criticals_in_the_callers_domain_static() {
+    require_glib();
+    c_suite_with(
+        Module::UcoroGlib,
+        "glib_module.c",
+        "c11",
+        Link::Static,
+        &[],
+        &[],
+    );
+}
+
 // ---- the canonical caller (SPEC §1) -------------------------------------------
 
 /// Builds examples/c/seed_test.c as its header comment says (-DWITH_UCONTEXT,
@@ -762,6 +840,7 @@ fn install_honours_destdir_and_uninstall_leaves_only_directories() {
     let vars = [
         assign("DESTDIR", &stage),
         "PREFIX=/opt/ucoro".into(),
+        "WITH_GLIB=yes".into(),
         assign("BUILDDIR", &build_dir),
     ];
     let csrc = Path::new(ROOT).join("csrc");
@@ -775,6 +854,18 @@ fn install_honours_destdir_and_uninstall_leaves_only_directories() {
     assert_eq!(files_below(&stage), Vec::<String>::new());
 }
 
+/// csrc/VERSION carries the version where Cargo.toml is not (the release
+/// tarball, Meson's project()); it must follow the crate.
+#[test]
+fn csrc_version_file_holds_the_crate_version() {
+    let file = fs::read_to_string(Path::new(ROOT).join("csrc/VERSION")).unwrap();
+    assert_eq!(
+        file.trim_end(),
+        VERSION,
+        "csrc/VERSION must hold the Cargo.toml version"
+    );
+}
+
 #[test]
 fn csrc_alone_builds_given_a_version_and_compiles_the_sources_mk_list() {
     let work = &installed().work;
@@ -782,7 +873,8 @@ fn csrc_alone_builds_given_a_version_and_compiles_the_sources_mk_list() {
     copy_tree(&Path::new(ROOT).join("csrc"), &copy, "build");
     let build_dir = work.join("csrc-alone/build");
 
-    // Without ../Cargo.toml the version must be given.
+    // Without ../Cargo.toml and csrc/VERSION the version must be given.
+    fs::remove_file(copy.join("VERSION")).unwrap();
     let refused = make(&copy)
         .arg(assign("BUILDDIR", &build_dir))
         .output()
@@ -805,7 +897,11 @@ fn csrc_alone_builds_given_a_version_and_compiles_the_sources_mk_list() {
     );
     fs::write(copy.join("sources.mk"), list).unwrap();
 
-    run_ok(make(&copy).args([assign("BUILDDIR", &build_dir), "VERSION=9.8.7".into()]));
+    run_ok(make(&copy).args([
+        assign("BUILDDIR", &build_dir),
+        "VERSION=9.8.7".into(),
+        "WITH_GLIB=no".into(),
+    ]));
     let so = build_dir.join("libucoro.so.9.8.7");
     assert!(dynamic_entries(&so).contains(&"SONAME libucoro.so.9".to_string()));
     assert!(symbol_names(&nm(&["-D", "--defined-only"], &so))

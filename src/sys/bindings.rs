@@ -19,7 +19,7 @@ pub struct continuation {
         ::std::option::Option<unsafe extern "C" fn(cc: *mut continuation) -> ::std::os::raw::c_int>,
     #[doc = " read-only: 1 once entry has returned."]
     pub exited: ::std::os::raw::c_int,
-    #[doc = " private: entry has been entered (here rather than below: beside\n exited it fills what would be padding, so the struct stays as small\n as it was before stack_record)."]
+    #[doc = " private: entry has been entered (here rather than below: beside\n exited it fills what would be padding)."]
     pub started: ::std::os::raw::c_int,
     #[doc = " in/out: where control goes when entry returns. cc_swap sets it to the\n continuation that switched in most recently; an owner that knows\n better (the coroutine layer: the caller) may overwrite it from inside\n entry before entry returns."]
     pub return_to: *mut continuation,
@@ -29,6 +29,8 @@ pub struct continuation {
     pub magic: ::std::os::raw::c_ulong,
     #[doc = " top bytes of the stack kept for the owner, not frames"]
     pub reserved: usize,
+    #[doc = " a stackless (adopted) context: the thread it is"]
+    pub thread: *const ::std::os::raw::c_void,
     #[doc = " what stack is freed through"]
     pub stack_record: *mut ucoro_stack_record,
     #[doc = " bounds of the stack this context runs on"]
@@ -39,7 +41,7 @@ pub struct continuation {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of continuation"][::std::mem::size_of::<continuation>() - 104usize];
+    ["Size of continuation"][::std::mem::size_of::<continuation>() - 112usize];
     ["Alignment of continuation"][::std::mem::align_of::<continuation>() - 8usize];
     ["Offset of field: continuation::stack"][::std::mem::offset_of!(continuation, stack) - 0usize];
     ["Offset of field: continuation::stack_size"]
@@ -57,14 +59,16 @@ const _: () = {
     ["Offset of field: continuation::magic"][::std::mem::offset_of!(continuation, magic) - 56usize];
     ["Offset of field: continuation::reserved"]
         [::std::mem::offset_of!(continuation, reserved) - 64usize];
+    ["Offset of field: continuation::thread"]
+        [::std::mem::offset_of!(continuation, thread) - 72usize];
     ["Offset of field: continuation::stack_record"]
-        [::std::mem::offset_of!(continuation, stack_record) - 72usize];
+        [::std::mem::offset_of!(continuation, stack_record) - 80usize];
     ["Offset of field: continuation::tool_stack"]
-        [::std::mem::offset_of!(continuation, tool_stack) - 80usize];
+        [::std::mem::offset_of!(continuation, tool_stack) - 88usize];
     ["Offset of field: continuation::tool_stack_size"]
-        [::std::mem::offset_of!(continuation, tool_stack_size) - 88usize];
+        [::std::mem::offset_of!(continuation, tool_stack_size) - 96usize];
     ["Offset of field: continuation::tool_fiber"]
-        [::std::mem::offset_of!(continuation, tool_fiber) - 96usize];
+        [::std::mem::offset_of!(continuation, tool_fiber) - 104usize];
 };
 extern "C" {
     #[doc = " Prepares cc: allocates a stack of cc->stack_size bytes (0: the default)\n with a guard region below it and writes the size used back. Every private\n field is reset, so never-zeroed memory is valid input. entry does not run\n yet.\n Returns 0, or -1 with errno: EINVAL (cc or cc->entry NULL, or a size that\n overflows when rounded up), ENOMEM (the system refused the memory). On\n failure cc is left in a state that cc_swap rejects."]
@@ -75,7 +79,7 @@ extern "C" {
     pub fn cc_release(cc: *mut continuation) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " Saves the running context into from and switches to to. from may be a\n never-initialised struct: it is then made a valid target that represents\n the current context (this is how a thread's main context is captured).\n Returns in from when something switches back: 0 normally, 1 when it was\n the exit of to (entry returned) that brought control back; then to's stack\n may be released. Returns -1 with errno EINVAL, without switching, when to\n is NULL, was never set up (by cc_init or as a from), has exited, or is from."]
+    #[doc = " Saves the running context into from and switches to to. from may be a\n never-initialised struct: it is then made a valid target that represents\n the current context (this is how a thread's main context is captured).\n Returns in from when something switches back: 0 normally, 1 when it was\n the exit of to (entry returned) that brought control back; then to's stack\n may be released. Returns -1 with errno EINVAL, without switching, when to\n is NULL, was never set up (by cc_init or as a from), has exited, is from,\n is running (on any thread), or is another thread's own context (a from\n that was captured on that thread: only that thread may resume it)."]
     pub fn cc_swap(from: *mut continuation, to: *mut continuation) -> ::std::os::raw::c_int;
 }
 #[repr(C)]
@@ -102,7 +106,7 @@ pub struct coroutine {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 160usize];
+    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 168usize];
     ["Alignment of coroutine"][::std::mem::align_of::<coroutine>() - 8usize];
     ["Offset of field: coroutine::stack_size"]
         [::std::mem::offset_of!(coroutine, stack_size) - 0usize];
@@ -123,7 +127,7 @@ extern "C" {
     pub fn coroutine_release(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " Makes a coroutine whose struct lives at the top of its own stack, with\n `extra` more bytes there for the caller (*extra_out, 16-byte aligned), so\n a coroutine costs no allocation besides its stack (language bindings keep\n their per-coroutine state there). Like coroutine_init otherwise; the\n frames get the stack minus those bytes. Its stack outlives the entry's\n return (co and the extra bytes stay valid) until ucoro_destroy(co).\n Returns NULL with errno: EINVAL (entry NULL, extra without extra_out, or\n co and extra would take more than half of the stack), ENOMEM."]
+    #[doc = " Makes a coroutine whose struct lives at the top of its own stack, with\n `extra` more bytes there for the caller (*extra_out, 16-byte aligned), so\n a coroutine costs no allocation besides its stack (language bindings keep\n their per-coroutine state there). Like coroutine_init otherwise; the\n frames get the stack minus those bytes. Its stack outlives the entry's\n return (co and the extra bytes stay valid) until ucoro_destroy(co).\n Returns NULL with errno: EINVAL (entry NULL, extra without extra_out, a\n stack size that overflows when rounded up), E2BIG (co and extra would take\n more than half of the stack of ucoro_stack_size_for(stack_size) bytes),\n ENOMEM."]
     pub fn ucoro_create(
         stack_size: usize,
         entry: ::std::option::Option<

@@ -354,10 +354,36 @@ pub fn child(test: &str, scenario: impl FnOnce()) -> Option<Output> {
         scenario();
         return None;
     }
-    let out = child_command(test, test)
-        .output()
+    Some(output_within_deadline(&mut child_command(test, test)))
+}
+
+/// How long a child test process may take before it counts as hung (a
+/// regression in switching often hangs rather than fails).
+const CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Runs `cmd` and collects its output like `Command::output`, but kills it
+/// and fails the test if it is still running after [`CHILD_DEADLINE`].
+pub fn output_within_deadline(cmd: &mut Command) -> Output {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("run the child test process");
-    Some(out)
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(CHILD_DEADLINE) {
+        Ok(out) => out.expect("wait for the child test process"),
+        Err(_) => {
+            // SAFETY: plain system call on the child's pid (not reaped yet:
+            // its waiter is still blocked).
+            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
+            panic!("the child test process hung: killed after {CHILD_DEADLINE:?}");
+        }
+    }
 }
 
 pub fn describe(out: &Output) -> String {

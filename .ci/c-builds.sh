@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# The C library's two builds and its release tarball agree (issue 12):
+# - csrc/VERSION equals the crate version (Cargo.toml);
+# - `make install` and `meson install` lay out the same prefix: the same
+#   files and links, sonames, exported symbols (nm -D --defined-only), the
+#   static archives' global symbols, headers byte for byte, and .pc files
+#   equal but for the prefix path;
+# - `make -C csrc dist` gives a tarball that holds csrc's tracked files and
+#   the licenses, builds on its own with make and with meson (to the same
+#   layout again), and the C suite (tests/c/spec_api.c, and the GLib
+#   module's tests/c/glib_module.c) passes against each install, linked
+#   shared (with --as-needed) and static.
+# Used by .ci/run; runnable alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=lib.sh
+. .ci/lib.sh
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+version=$(ucoro_crate_version)
+[ "$(cat csrc/VERSION)" = "$version" ] ||
+    fail "csrc/VERSION says $(cat csrc/VERSION) but Cargo.toml says $version"
+
+# What a prefix holds, one line per fact, with the prefix written PREFIX.
+describe_prefix() {
+    local prefix=$1 file path
+    (cd "$prefix" && find . ! -type d | sort) | while read -r file; do
+        path=$prefix/$file
+        if [ -L "$path" ]; then
+            echo "$file -> $(readlink "$path")"
+            continue
+        fi
+        echo "$file"
+        case $file in
+            *.so.*)
+                readelf -d "$path" | sed -n 's/.*(SONAME).*\[\(.*\)\]/  soname \1/p'
+                nm -D --defined-only "$path" | awk 'NF == 3 { print "  exports " $3 }' | sort ;;
+            *.a) nm -g --defined-only "$path" | awk 'NF == 3 { print "  defines " $3 }' | sort ;;
+            *.pc) sed -e "s|$prefix|PREFIX|g" -e 's/^/  /' "$path" ;;
+            *) echo "  sha256 $(sha256sum <"$path" | cut -d' ' -f1)" ;;
+        esac
+    done
+}
+
+# same_prefix A B WHAT: A and B describe alike, or the difference is shown.
+same_prefix() {
+    describe_prefix "$1" >"$work/a.txt"
+    describe_prefix "$2" >"$work/b.txt"
+    if ! diff -u "$work/a.txt" "$work/b.txt"; then
+        fail "$3 differ (- $1, + $2)"
+    fi
+    echo "ok: $3 agree ($(grep -c ' exports ' "$work/a.txt") exported symbols)"
+}
+
+echo "== make and meson, from csrc/"
+ucoro_make_install csrc "$work/make-build" "$work/make"
+ucoro_meson_install csrc "$work/meson-build" "$work/meson"
+same_prefix "$work/make" "$work/meson" "make install and meson install"
+grep -q 'ucoro-glib.pc' "$work/a.txt" || fail "no ucoro-glib.pc installed"
+
+echo "== the release tarball"
+make -s -C csrc dist BUILDDIR="$work/dist"
+tarball=$work/dist/ucoro-$version.tar.gz
+cp "$tarball" "$work/first.tar.gz"
+make -s -C csrc dist BUILDDIR="$work/dist"
+cmp -s "$tarball" "$work/first.tar.gz" || fail "make dist is not reproducible"
+mkdir "$work/unpacked"
+tar -xzf "$tarball" -C "$work/unpacked"
+src=$work/unpacked/ucoro-$version
+expected=$( (git ls-files csrc | sed 's|^csrc/||'; printf '%s\n' LICENSE-APACHE LICENSE-MIT) | sort)
+actual=$(cd "$src" && find . -type f | sed 's|^\./||' | sort)
+[ "$expected" = "$actual" ] || { diff <(echo "$expected") <(echo "$actual"); fail "tarball contents"; }
+echo "ok: $(basename "$tarball") holds csrc's $(echo "$actual" | wc -l) tracked files and the licenses"
+
+ucoro_make_install "$src" "$work/tar-make-build" "$work/tar-make"
+ucoro_meson_install "$src" "$work/tar-meson-build" "$work/tar-meson"
+same_prefix "$work/make" "$work/tar-make" "the repository's and the tarball's make install"
+same_prefix "$work/make" "$work/tar-meson" "the repository's make install and the tarball's meson install"
+
+echo "== the C suite against the tarball's builds"
+for build in tar-make tar-meson; do
+    for link in shared static; do
+        ucoro_run_c_test "$work/$build" tests/c/spec_api.c ucoro "$link" \
+            "$work/spec_api-$build-$link" -pthread
+        ucoro_run_c_test "$work/$build" tests/c/glib_module.c ucoro-glib "$link" \
+            "$work/glib_module-$build-$link"
+    done
+done
