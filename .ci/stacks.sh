@@ -19,7 +19,8 @@ srcs=$(ucoro_sources)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-fail() { echo "FAILED: $1"; [ -f "${2:-}" ] && tail -n 30 "$2"; exit 1; }
+# fail (from lib.sh) after showing the end of a log.
+fail_with_log() { tail -n 30 "$2" >&2; fail "$1"; }
 
 for cc in i686-linux-gnu-gcc arm-linux-gnueabihf-gcc; do
     "$cc" -std=c11 -Wall -Wextra -Werror -O2 -Icsrc -c csrc/stack.c -o "$out/stack-$cc.o" ||
@@ -42,8 +43,8 @@ expect() {
     local name=$1 status=$2 pattern=$3; shift 3
     local log="$out/$name.log" rc=0
     "$@" >"$log" 2>&1 || rc=$?
-    [ "$rc" = "$status" ] || fail "$name: exit status $rc, expected $status" "$log"
-    grep -qE "$pattern" "$log" || fail "$name: no match for '$pattern'" "$log"
+    [ "$rc" = "$status" ] || fail_with_log "$name: exit status $rc, expected $status" "$log"
+    grep -qE "$pattern" "$log" || fail_with_log "$name: no match for '$pattern'" "$log"
     echo "ok: $name"
 }
 vg="valgrind -q --error-exitcode=99"
@@ -54,6 +55,8 @@ expect valgrind-dead-read 99 'Invalid read' $vg "$out/plain" dead-read
 expect valgrind-slab-read 99 'Invalid read' $vg "$out/plain" slab-read
 expect asan-clean 0 ' 0 failed' "$out/asan" clean
 expect asan-dead-read 1 'AddressSanitizer: use-after-poison' "$out/asan" dead-read
-if grep -q Sanitizer "$out/asan-clean.log"; then fail "asan-clean: a sanitizer report" "$out/asan-clean.log"; fi
+if grep -q Sanitizer "$out/asan-clean.log"; then
+    fail_with_log "asan-clean: a sanitizer report" "$out/asan-clean.log"
+fi
 
 cargo test --release --test stack_limits
