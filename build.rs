@@ -165,8 +165,14 @@ fn library_identifiers(csrc: &Path) -> std::collections::BTreeSet<String> {
             let path = entry.expect("read csrc entry").path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
             if path.is_dir() {
-                if path.file_name().is_some_and(|n| n != "build") {
-                    dirs.push(path); // csrc/build: the Makefile's output
+                // csrc/build: the Makefile's output; csrc/glib: the GLib
+                // module, not part of the crate, whose header defines API
+                // names as macros (which would keep them from being renamed).
+                if path
+                    .file_name()
+                    .is_some_and(|n| n != "build" && n != "glib")
+                {
+                    dirs.push(path);
                 }
             } else if matches!(ext, "c" | "h" | "S" | "s") {
                 files.push(path);

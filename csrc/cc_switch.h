@@ -46,7 +46,7 @@ UCORO_HIDDEN void *ucoro__cc_first(struct continuation *from, struct continuatio
 
 /* Sets cc up on a stack already allocated by ucoro__stack_alloc, whose top
  * `reserved` bytes belong to the owner (frames start below them). */
-UCORO_HIDDEN void ucoro__cc_init_on(struct continuation *cc, char *stack, size_t size,
+UCORO_HIDDEN void ucoro__cc_init_on(struct continuation *cc, struct ucoro_stack_record *stack,
                                     size_t reserved);
 
 /* Makes cc a valid switch target that stands for the running context (a

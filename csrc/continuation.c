@@ -49,8 +49,7 @@ static const void *this_thread_token(void)
 
 int cc_init(struct continuation *cc)
 {
-    size_t size;
-    char *stack;
+    struct ucoro_stack_record *stack;
 
     if (!cc) {
         ucoro__diagnose("cc_init", "cc != NULL");
@@ -65,20 +64,24 @@ int cc_init(struct continuation *cc)
         errno = EINVAL;
         return -1;
     }
-    size = cc->stack_size;
-    if (ucoro__stack_alloc(&size, &stack) != 0)
+    stack = ucoro__stack_alloc(cc->stack_size);
+    if (!stack)
         return -1;
-    ucoro__cc_init_on(cc, stack, size, 0);
+    ucoro__cc_init_on(cc, stack, 0);
+    /* A raw continuation is its stack's owner; the coroutine layer names
+     * its struct coroutine instead. */
+    ucoro__stack_set_owner(stack, cc);
     return 0;
 }
 
-/* Every private field, for a continuation on [stack, stack + size) (or
- * none: a thread's own context, already started). */
-static void set_up(struct continuation *cc, char *stack, size_t size, size_t reserved,
+/* Every private field, for a continuation on stack (or none: a thread's
+ * own context, already started). */
+static void set_up(struct continuation *cc, struct ucoro_stack_record *stack, size_t reserved,
                    int started)
 {
-    cc->stack = stack;
-    cc->stack_size = size;
+    cc->stack = stack ? stack->base : NULL;
+    cc->stack_size = stack ? stack->size : 0;
+    cc->stack_record = stack;
     cc->reserved = reserved;
     cc->exited = 0;
     cc->return_to = NULL;
@@ -89,16 +92,17 @@ static void set_up(struct continuation *cc, char *stack, size_t size, size_t res
     cc->magic = live_magic(cc);
 }
 
-void ucoro__cc_init_on(struct continuation *cc, char *stack, size_t size, size_t reserved)
+void ucoro__cc_init_on(struct continuation *cc, struct ucoro_stack_record *stack,
+                       size_t reserved)
 {
     ucoro__overflow_install();
-    set_up(cc, stack, size, reserved, 0);
+    set_up(cc, stack, reserved, 0);
 }
 
 int cc_release(struct continuation *cc)
 {
+    struct ucoro_stack_record *record;
     char *stack;
-    size_t size;
     void *fiber;
     int ret;
 
@@ -108,7 +112,7 @@ int cc_release(struct continuation *cc)
      * callback that frees the struct itself (and returns >= 0) is not
      * followed by any access to it. */
     stack = cc->stack;
-    size = cc->stack_size;
+    record = cc->stack_record;
     fiber = cc->tool_fiber;
     cc->stack = NULL;
     cc->magic = 0; /* no longer a switch target: nothing to start or resume */
@@ -122,7 +126,7 @@ int cc_release(struct continuation *cc)
         }
     }
     ucoro__tool_fiber_destroyed(fiber);
-    ucoro__stack_free(stack, size);
+    ucoro__stack_free(record);
     return 0;
 }
 
@@ -188,7 +192,7 @@ void ucoro__cc_adopt(struct continuation *cc)
 {
     cc->entry = NULL;
     cc->release = NULL;
-    set_up(cc, NULL, 0, 0, 1);
+    set_up(cc, NULL, 0, 1);
     /* A thread that runs coroutines needs an alternate signal stack for
      * the overflow report; this is the first thing each such thread does. */
     ucoro__overflow_arm_thread();

@@ -17,12 +17,15 @@
 extern "C" {
 #endif
 
+struct ucoro_stack_record; /* the stack layer's record of a stack (internal) */
+
 struct continuation {
     /* out: lowest usable address of the stack cc_init allocated (the guard
      * region lies directly below it); NULL when there is no stack. */
     char *stack;
     /* in: requested stack size in bytes, 0 for the default (16 MiB);
-     * out: the size cc_init actually reserved (rounded up to whole pages). */
+     * out: the size cc_init actually reserved (ucoro_stack_size_for: whole
+     * pages, then its size class). */
     size_t stack_size;
     /* in: runs on the new stack at the first cc_swap into this continuation. */
     void (*entry)(struct continuation *cc);
@@ -32,6 +35,9 @@ struct continuation {
 
     /* read-only: 1 once entry has returned. */
     int exited;
+    /* private: entry has been entered (here rather than below: beside
+     * exited it fills what would be padding). */
+    int started;
 
     /* in/out: where control goes when entry returns. cc_swap sets it to the
      * continuation that switched in most recently; an owner that knows
@@ -42,9 +48,9 @@ struct continuation {
     /* private: owned by continuation.c */
     void *ctx;            /* saved machine state while switched out */
     unsigned long magic;  /* tells an initialised continuation from garbage */
-    int started;          /* entry has been entered */
     size_t reserved;      /* top bytes of the stack kept for the owner, not frames */
     const void *thread;   /* a stackless (adopted) context: the thread it is */
+    struct ucoro_stack_record *stack_record; /* what stack is freed through */
     /* private: used only in builds for AddressSanitizer / ThreadSanitizer */
     const void *tool_stack; /* bounds of the stack this context runs on */
     size_t tool_stack_size;

@@ -50,7 +50,9 @@ struct coroutine {
  * a coroutine that has not exited leaks its stack: release it first). entry
  * does not run yet.
  * Returns 0, or -1 with errno: EINVAL (co or co->entry NULL, or a stack size
- * that overflows when rounded up), ENOMEM (the system refused the memory),
+ * that overflows when rounded up), ENOMEM (the system refused the address
+ * space for this one stack even after the library gave back what it had
+ * cached: where one mmap of the stack would fail too),
  * EBUSY (co is running, on any thread, or waiting in coroutine_yieldto, or
  * is the calling thread's main coroutine; co is left untouched). On other
  * failures coroutine_yieldto rejects co.
@@ -162,9 +164,13 @@ void ucoro_set_diagnostic_handler(ucoro_diagnostic_fn fn, void *user_data);
 
 /*
  * The stack size in bytes that coroutine_init and ucoro_create use when
- * asked for stack_size (0: the default): rounded up to whole pages and to
- * the library's minimum. Returns 0 when that rounding overflows (init then
- * fails with EINVAL). The size a successful init writes back is this one.
+ * asked for stack_size (0: the default): rounded up to the library's
+ * minimum (16 KiB), to whole pages, then to its size class, one of four per
+ * power of two (2^k, 1.25, 1.5 or 1.75 x 2^k: at most a quarter more), so
+ * that however many distinct sizes a program asks for, the library keeps a
+ * bounded number of kinds of stack. Powers of two and the default 16 MiB
+ * are classes. Returns 0 when that rounding overflows (init then fails with
+ * EINVAL). The size a successful init writes back is this one.
  */
 size_t ucoro_stack_size_for(size_t stack_size);
 

@@ -197,6 +197,7 @@ int coroutine_init(struct coroutine *co)
     co->cc.stack_size = co->stack_size;
     if (cc_init(&co->cc) != 0)
         return -1;
+    ucoro__stack_set_owner(co->cc.stack_record, co); /* the overflow report names co */
     co->stack_size = co->cc.stack_size;
     co->magic = magic_of(co, UCORO_MAGIC_COROUTINE);
     return 0;
@@ -215,9 +216,8 @@ static int keep_embedded_stack(struct coroutine *co)
 struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t extra,
                                void **extra_out)
 {
-    size_t size = stack_size;
     size_t need;
-    char *stack;
+    struct ucoro_stack_record *stack;
     struct coroutine *co;
 
     if (!entry || (extra && !extra_out)) {
@@ -230,20 +230,22 @@ struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t
         return NULL;
     }
     need = ROUND16(sizeof(*co)) + ROUND16(extra);
-    if (ucoro__stack_alloc(&size, &stack) != 0)
+    stack = ucoro__stack_alloc(stack_size);
+    if (!stack)
         return NULL;
-    if (need > size / 2) {
+    if (need > stack->size / 2) {
         /* Keep at least half of the stack for frames. */
-        ucoro__stack_free(stack, size);
+        ucoro__stack_free(stack);
         errno = E2BIG;
         return NULL;
     }
-    co = (struct coroutine *)(void *)(stack + size - need);
-    co->stack_size = size;
+    co = (struct coroutine *)(void *)(stack->base + stack->size - need);
+    co->stack_size = stack->size;
     co->entry = entry;
     co->release = keep_embedded_stack;
     reset_private(co);
-    ucoro__cc_init_on(&co->cc, stack, size, need);
+    ucoro__cc_init_on(&co->cc, stack, need);
+    ucoro__stack_set_owner(stack, co);
     co->magic = magic_of(co, UCORO_MAGIC_COROUTINE);
     if (extra_out)
         *extra_out = (char *)co + ROUND16(sizeof(*co));

@@ -11,6 +11,9 @@
  *     ucoro: stack overflow in coroutine 0x... (stack N bytes)
  *
  * with async-signal-safe calls, and the process then dies of the signal.
+ * What it names comes from the stack's own record (its owner, which the
+ * coroutine layer sets to the struct coroutine): this file knows stacks
+ * and signals, not coroutines.
  * Every other fault goes to the handler that was installed before ours.
  * A program that installs its own handler afterwards owns fault reporting
  * from then on. ucoro_set_overflow_reporting(0) or the environment variable
@@ -28,7 +31,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "coroutine.h"
+#include "coroutine.h" /* ucoro_set_overflow_reporting */
 #include "ucoro_internal.h"
 
 #define ALT_STACK_SIZE ((size_t)64 << 10)
@@ -95,14 +98,15 @@ static void chain(int sig, siginfo_t *info, void *uctx)
 static void on_fault(int sig, siginfo_t *info, void *uctx)
 {
     size_t size;
+    const void *owner;
 
-    if (ucoro__stack_guard_hit(info->si_addr, &size)) {
+    if (ucoro__stack_guard_hit(info->si_addr, &size, &owner)) {
         char msg[128];
         size_t len = 0;
         ssize_t ignored;
 
         put_str(msg, &len, "ucoro: stack overflow in coroutine ");
-        put_hex(msg, &len, (uintptr_t)coroutine_self());
+        put_hex(msg, &len, (uintptr_t)owner);
         put_str(msg, &len, " (stack ");
         put_dec(msg, &len, size);
         put_str(msg, &len, " bytes)\n");

@@ -1,10 +1,24 @@
 /*
- * Where coroutine stacks come from.
+ * Where coroutine stacks come from, and where they go back to.
  *
- * Stacks are carved from large slabs: one MAP_NORESERVE mapping holds many
- * stacks of one size, each with a guard region directly below it, so an
- * overflow faults instead of corrupting a neighbour. Pages are committed
- * only when touched, so a 16 MiB stack costs what it uses.
+ * Size classes. A request is rounded up to whole pages and then to one of
+ * four classes per power of two (2^k, 1.25, 1.5 and 1.75 x 2^k), so a
+ * program can make at most CLASS_COUNT kinds of slab (200 on 64-bit, 72 on
+ * 32-bit) whatever sizes it asks for; ucoro_stack_size_for says which class
+ * a request gets, and init writes that size back.
+ *
+ * Slabs. Stacks of one class are carved from slabs: one MAP_NORESERVE
+ * mapping holding several strides of guard + stack, so an overflow faults
+ * in the guard instead of corrupting a neighbour, and pages are committed
+ * only when touched. A class's first slab holds SLAB_FIRST_STACKS stacks
+ * and each next one twice as many as the one before, up to SLAB_MAX_BYTES
+ * (or SLAB_MAX_STACKS, or one stack if that is larger). When a mapping is
+ * refused (RLIMIT_AS, RLIMIT_DATA, strict overcommit, a full address
+ * space), the cached memory is given back (this thread's pool, empty slabs,
+ * the unused tails of all slabs) and the mapping is retried, then retried at
+ * half the size down to one guard + one stack: ucoro then succeeds wherever
+ * one mmap per stack would (unless other threads' pools, or freed stacks in
+ * slabs still in use, hold the room).
  *
  * Guards are made with madvise(MADV_GUARD_INSTALL) where the kernel has it
  * (Linux >= 6.13): such a guard is not a memory mapping of its own, so a
@@ -13,24 +27,40 @@
  * fall back to mprotect(PROT_NONE), which splits the slab into two VMAs per
  * stack: there, about 32,000 stacks can exist at once. Detected at run time.
  *
- * Freed stacks are reused, never unmapped:
- * - each thread keeps a small pool of freed stacks (POOL_SIZE), so the
- *   create -> run -> exit -> release cycle makes no system call in the
- *   steady state. The most recent stack keeps its pages; the others give
- *   back everything below their top WATERMARK bytes (MADV_DONTNEED), so idle
- *   capacity does not pin memory. A stack freed on another thread than the
- *   one that made it simply joins the freeing thread's pool;
- * - beyond that, freed stacks give back all their pages and go to a
- *   process-wide free list of their size (under a lock);
- * - a thread's pool moves to that list when the thread exits.
+ * Giving back:
+ * - each thread keeps a small pool of freed stacks (POOL_SIZE, at most
+ *   POOL_BYTES in all), so create -> run -> exit -> release makes no system
+ *   call in the steady state. The most recent stack keeps its pages; the
+ *   others give back everything below their top WATERMARK bytes
+ *   (MADV_DONTNEED). A stack freed on another thread than the one that made
+ *   it joins the freeing thread's pool; a thread's pool goes back to the
+ *   slabs when the thread exits;
+ * - beyond that, a freed stack gives back all its pages and returns to its
+ *   slab. A slab none of whose stacks is in use is empty; beyond
+ *   EMPTY_SLABS_KEPT empty slabs (process-wide) it is unmapped, which also
+ *   frees its page tables (MADV_DONTNEED frees pages, not page tables).
  *
- * Every slab is recorded in an append-only table that a signal handler may
- * read, to tell a fault in a guard region (a stack overflow) from any other.
+ * Cost, per stack in use: its size + GUARD_SIZE of address space, and the
+ * same in commit charge under strict overcommit (vm.overcommit_memory=2
+ * ignores MAP_NORESERVE). Slack beyond that: per class in use, the strides
+ * of its newest slab not carved yet (< SLAB_MAX_BYTES); up to
+ * EMPTY_SLABS_KEPT empty slabs; the stacks in thread pools; freed stacks
+ * in slabs that still have a stack in use; and the slab records (groups
+ * of 16, 32, ... up to 1024 slabs, 12 KiB each, never unmapped). When a
+ * mapping is refused, the calling thread's pool, the empty slabs and the
+ * tails are given back.
+ *
+ * Records. Every stack has a record (ucoro_internal.h) with its range and
+ * owner. Slab descriptors and records live in slab groups, mappings that
+ * are never unmapped, listed in ucoro__stack_registry: a debugger can walk
+ * them without running code, and a signal handler can read them without a
+ * lock (see slab_guard_hit for how it stays safe while slabs come and go).
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -47,52 +77,115 @@
 /* Below every stack: 64 KiB of address space, no memory. Large enough that
  * a function with a big frame cannot step over it unnoticed. */
 #define GUARD_SIZE ((size_t)64 << 10)
-/* A slab holds this much address space (or one stack, if larger). */
-#define SLAB_TARGET ((size_t)1 << 30)
-#define SLAB_MAX_STACKS 4096
-/* Freed stacks a thread keeps for reuse without a system call. */
+
+/* Size classes: 2^CLASS_STEP_BITS per power of two, from the minimum
+ * stack size (2^MIN_SHIFT) up to half the address space. */
+#define CLASS_STEP_BITS 2
+#define MIN_SHIFT 14
+#define SIZE_BITS (sizeof(size_t) * CHAR_BIT)
+#define CLASS_COUNT ((SIZE_BITS - MIN_SHIFT) << CLASS_STEP_BITS)
+_Static_assert(UCORO_MIN_STACK_SIZE == (size_t)1 << MIN_SHIFT, "MIN_SHIFT");
+
+/* Slab growth: a class's first slab holds a few stacks, each next one
+ * twice as many, up to a cap in bytes (the bound on the slack that strict
+ * overcommit charges per class) and in stacks (the size of a slab's block
+ * of records). On 32-bit (3 GiB of address space) a cap of 64 MiB still
+ * holds three default 16 MiB stacks. */
+#define SLAB_FIRST_STACKS 4u
+#define SLAB_MAX_STACKS 256u
+#define SLAB_MAX_BYTES (sizeof(void *) >= 8 ? (size_t)1 << 30 : (size_t)64 << 20)
+/* Empty slabs kept mapped process-wide, for the next burst (a slab larger
+ * than SLAB_MAX_BYTES, one huge stack, is never kept). */
+#define EMPTY_SLABS_KEPT 2u
+
+/* Slab descriptors come in groups: the first of FIRST_GROUP_SLABS, each next
+ * one twice as large up to MAX_GROUP_SLABS (so a burst leaves few groups
+ * behind, and a program with a few coroutines maps a small one); at most
+ * MAX_GROUPS groups, about 65,000 slabs (as many default-size stacks as fit
+ * the 128 TiB x86_64 address space). */
+#define FIRST_GROUP_SLABS 16u
+#define GROWING_GROUPS 6u /* 16 << 6 == MAX_GROUP_SLABS */
+#define MAX_GROUP_SLABS 1024u
+#define MAX_GROUPS 70u
+
+/* Freed stacks a thread keeps for reuse without a system call, and how many
+ * bytes of address space they may hold in all (a larger stack is never
+ * pooled): eight default stacks, two on 32-bit. */
 #define POOL_SIZE 8
+#define POOL_BYTES ((sizeof(void *) >= 8 ? POOL_SIZE : 2) * UCORO_DEFAULT_STACK_SIZE)
 /* A pooled stack keeps its top pages resident: the frames a new coroutine
  * touches first. */
 #define WATERMARK ((size_t)16 << 10)
-/* How many slabs the process may have (each >= 1 GiB of address space,
- * or one huge stack): the x86_64 user address space is 128 TiB. */
-#define MAX_SLABS 65536
 
-/* All slabs of one stack size. */
-struct size_class {
-    struct size_class *next;
-    size_t size;
-    char **free; /* freed stacks, pages given back (kept outside the stacks,
-                    so memory tools see no write into a dead stack) */
-    size_t free_count, free_capacity;
-    char *carve; /* next unused stride in the newest slab */
-    char *carve_end;
-};
+/* Values of a record's next_free besides the index of the next free one. */
+#define NO_RECORD UINT32_MAX        /* end of a slab's free list */
+#define IN_USE (UINT32_MAX - 1)     /* handed out */
+#define NO_SLOT UINT32_MAX
 
 struct slab {
-    char *base;
-    size_t bytes;
-    size_t stride; /* guard + stack */
-    size_t size;   /* usable stack size */
+    /* Read without a lock by slab_guard_hit: written under global_lock
+     * only, between slab_change_begin and slab_change_end. */
+    unsigned sequence; /* a seqlock: odd while the fields below change */
+    char *base;        /* NULL: this slot holds no slab */
+    size_t bytes;      /* mapped: count strides */
+    size_t stride;     /* GUARD_SIZE + size */
+    size_t size;       /* usable size of each stack */
+    struct ucoro_stack_record *records; /* SLAB_MAX_STACKS; fixed for the slot */
+
+    /* Under global_lock. */
+    struct slab *room_prev, *room_next; /* the class's slabs with room */
+    uint32_t index;                     /* of this slot, for records */
+    uint32_t class_index;
+    uint32_t count;     /* strides mapped */
+    uint32_t carved;    /* strides from the bottom with a guard and a record */
+    uint32_t in_use;    /* stacks handed out (thread pools included) */
+    uint32_t free_head; /* carved stacks given back, pages given back too */
+    uint32_t next_free_slot;
+    unsigned char has_room_listed;
+    unsigned char counted_empty;
 };
 
-static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct size_class *classes; /* under global_lock */
+/*
+ * The entry point for debuggers and core-file readers (layout version 1):
+ * group g < group_count is an array of group_slabs[g] slab descriptors (one
+ * mapping: the descriptors, then each slot's records on pages of their own,
+ * so that an unmapped slab's records give back their memory); a slab with
+ * a non-NULL base has `records`, of which those with a non-NULL owner are
+ * stacks in use. Groups are only ever appended. File-static, so it adds no
+ * global symbol (and none of AddressSanitizer's): a debugger finds it by
+ * name in the symbol table or the debug info.
+ */
+struct ucoro__stack_registry {
+    unsigned layout_version;
+    unsigned group_count; /* published with release ordering */
+    size_t guard_size;
+    struct slab *groups[MAX_GROUPS];
+    uint32_t group_slabs[MAX_GROUPS];
+};
+static struct ucoro__stack_registry ucoro__stack_registry = {1, 0, GUARD_SIZE, {0}, {0}};
 
-/* Append-only: an entry is written completely before slab_count is raised
- * (release), and never changed again, so a signal handler may read
- * slab_count (acquire) entries without a lock. */
-static struct slab slabs[MAX_SLABS];
-static size_t slab_count;
+struct size_class {
+    struct slab *room;   /* slabs with a free or an uncarved stride */
+    uint32_t next_count; /* strides of the class's next slab; 0: the first */
+    uint32_t slabs;
+};
+
+/* Non-zero when a memory tool watches the stacks (AddressSanitizer built
+ * in, or Valgrind seen when a slab was mapped): only then are hand-outs
+ * and give-backs announced, so the hot path pays one load otherwise. */
+static int tools_watch_stacks = UCORO_STACK_TOOL_BUILT_IN;
+
+static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
+/* All under global_lock. */
+static struct size_class classes[CLASS_COUNT];
+static uint32_t free_slot_head = NO_SLOT;
+static unsigned empty_slabs;
 
 struct pool {
     unsigned count;
     int registered; /* the exit destructor knows this thread's pool */
-    struct {
-        char *base;
-        size_t size;
-    } entry[POOL_SIZE];
+    size_t bytes;
+    struct ucoro_stack_record *entry[POOL_SIZE];
 };
 
 static __thread UCORO_TLS struct pool thread_pool;
@@ -113,9 +206,53 @@ static size_t page_size(void)
     return ps;
 }
 
+static size_t round_up(size_t n, size_t multiple_pow2)
+{
+    return (n + multiple_pow2 - 1) & ~(multiple_pow2 - 1);
+}
+
+static unsigned floor_log2(size_t n)
+{
+    return (unsigned)(sizeof(unsigned long long) * CHAR_BIT - 1) -
+           (unsigned)__builtin_clzll((unsigned long long)n);
+}
+
+/* ---- size classes -------------------------------------------------------- */
+
+size_t ucoro_stack_size_for(size_t stack_size)
+{
+    size_t ps = page_size();
+    size_t want = stack_size ? stack_size : UCORO_DEFAULT_STACK_SIZE;
+
+    if (want < UCORO_MIN_STACK_SIZE)
+        want = UCORO_MIN_STACK_SIZE;
+    /* Rounding up and adding the guard must not wrap. */
+    if (want > SIZE_MAX / 2 - GUARD_SIZE - ps)
+        return 0;
+    want = round_up(want, ps);
+    /* To a multiple of a quarter of its power of two. When that quarter is
+     * smaller than a page, want (whole pages) is one already; otherwise the
+     * result is whole pages too. */
+    return round_up(want, (size_t)1 << (floor_log2(want) - CLASS_STEP_BITS));
+}
+
+/* The class of a size that ucoro_stack_size_for returned: 2^k + j * 2^(k-2)
+ * is class (k - MIN_SHIFT) * 4 + j. */
+static uint32_t class_of(size_t size)
+{
+    unsigned k = floor_log2(size);
+
+    return ((k - MIN_SHIFT) << CLASS_STEP_BITS) |
+           (uint32_t)((size >> (k - CLASS_STEP_BITS)) & ((1u << CLASS_STEP_BITS) - 1));
+}
+
+/* ---- guards and pages ---------------------------------------------------- */
+
 /* 0: not probed yet, 1: MADV_GUARD_INSTALL works, -1: use mprotect. */
 static int guard_install_works;
 
+/* Makes [addr, addr + len) fault on any access. Returns 0, or -1 with errno
+ * from madvise or mprotect (ENOMEM: for mprotect, vm.max_map_count). */
 static int install_guard(char *addr, size_t len)
 {
     int state = __atomic_load_n(&guard_install_works, __ATOMIC_RELAXED);
@@ -134,115 +271,374 @@ static int install_guard(char *addr, size_t len)
     return mprotect(addr, len, PROT_NONE);
 }
 
-/* Gives back the pages of [base, base + len); the guard stays. */
+/* Gives back the pages of [base, base + len); a guard stays. */
 static void give_back(char *base, size_t len)
 {
     if (len)
         madvise(base, len, MADV_DONTNEED);
 }
 
-static struct size_class *find_class(size_t size)
-{
-    struct size_class *c;
+/* ---- the slab table ------------------------------------------------------ */
 
-    for (c = classes; c; c = c->next)
-        if (c->size == size)
-            return c;
-    c = calloc(1, sizeof(*c));
-    if (!c)
-        return NULL;
-    c->size = size;
-    c->next = classes;
-    classes = c;
-    return c;
+/* Slabs in group g, and the index of its first slab. */
+static uint32_t slabs_in_group(unsigned g)
+{
+    return g < GROWING_GROUPS ? FIRST_GROUP_SLABS << g : MAX_GROUP_SLABS;
 }
 
-/* Maps a new slab for class c. Called with global_lock held. */
-static int new_slab(struct size_class *c)
+static uint32_t first_slab_of_group(unsigned g)
 {
-    size_t stride = GUARD_SIZE + c->size;
-    size_t n = SLAB_TARGET / stride;
-    size_t count = __atomic_load_n(&slab_count, __ATOMIC_RELAXED);
-    struct slab *s;
-    char *map;
+    if (g <= GROWING_GROUPS)
+        return FIRST_GROUP_SLABS * ((1u << g) - 1);
+    return FIRST_GROUP_SLABS * ((1u << GROWING_GROUPS) - 1) + (g - GROWING_GROUPS) * MAX_GROUP_SLABS;
+}
 
-    if (n < 1)
-        n = 1;
-    if (n > SLAB_MAX_STACKS)
-        n = SLAB_MAX_STACKS;
-    if (count == MAX_SLABS)
+static struct slab *slab_at(uint32_t index)
+{
+    uint32_t growing = first_slab_of_group(GROWING_GROUPS);
+    unsigned g = index < growing ? floor_log2(index / FIRST_GROUP_SLABS + 1)
+                                 : GROWING_GROUPS + (index - growing) / MAX_GROUP_SLABS;
+
+    return &ucoro__stack_registry.groups[g][index - first_slab_of_group(g)];
+}
+
+/* Bytes of one slot's records, on whole pages. */
+static size_t records_bytes(void)
+{
+    return round_up(SLAB_MAX_STACKS * sizeof(struct ucoro_stack_record), page_size());
+}
+
+/* Maps one more group of slab slots and adds them to the free slots.
+ * Returns 0, or -1 (errno ENOMEM) when the table is full or mmap fails. */
+static int add_group(void)
+{
+    struct ucoro__stack_registry *reg = &ucoro__stack_registry;
+    unsigned g = reg->group_count;
+    uint32_t n = slabs_in_group(g);
+    size_t head = round_up(n * sizeof(struct slab), page_size());
+    size_t per_slot = records_bytes();
+    struct slab *group;
+    char *map;
+    uint32_t i;
+
+    if (g == MAX_GROUPS) {
+        errno = ENOMEM;
         return -1;
-    map = mmap(NULL, n * stride, PROT_READ | PROT_WRITE,
-               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    }
+    map = mmap(NULL, head + n * per_slot, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+               -1, 0);
     if (map == MAP_FAILED)
         return -1;
-    s = &slabs[count];
-    s->base = map;
-    s->bytes = n * stride;
-    s->stride = stride;
-    s->size = c->size;
-    __atomic_store_n(&slab_count, count + 1, __ATOMIC_RELEASE);
-    c->carve = map;
-    c->carve_end = map + n * stride;
+    group = (struct slab *)(void *)map;
+    for (i = n; i-- > 0;) {
+        struct slab *s = &group[i];
+
+        s->records = (struct ucoro_stack_record *)(void *)(map + head + i * per_slot);
+        s->index = first_slab_of_group(g) + i;
+        s->next_free_slot = free_slot_head;
+        free_slot_head = s->index;
+    }
+    reg->groups[g] = group;
+    reg->group_slabs[g] = n;
+    /* Readers that see the new count see the group's contents. */
+    __atomic_store_n(&reg->group_count, g + 1, __ATOMIC_RELEASE);
     return 0;
 }
 
-/* A stack from the process-wide free list or a slab. */
-static char *global_alloc(size_t size)
+/*
+ * The writer's half of the seqlock that slab_guard_hit reads under, without
+ * fences (ThreadSanitizer does not model them): the sequence turns odd,
+ * every field is stored with release order (so a reader that loads a new
+ * value, with acquire order, then sees the odd sequence), and the sequence
+ * turns even with release order (a reader that sees it sees the fields).
+ */
+static void slab_change_begin(struct slab *s)
 {
-    struct size_class *c;
-    char *base = NULL;
-
-    pthread_mutex_lock(&global_lock);
-    c = find_class(size);
-    if (!c)
-        goto out;
-    if (c->free_count) {
-        base = c->free[--c->free_count];
-        goto out;
-    }
-    if (c->carve == c->carve_end && new_slab(c) != 0)
-        goto out;
-    if (install_guard(c->carve, GUARD_SIZE) != 0)
-        goto out; /* the stride stays unused: retried by the next call */
-    base = c->carve + GUARD_SIZE;
-    c->carve += GUARD_SIZE + size;
-    ucoro__tool_stack_carved(base, size);
-out:
-    pthread_mutex_unlock(&global_lock);
-    return base;
+    __atomic_store_n(&s->sequence, s->sequence + 1, __ATOMIC_RELAXED);
 }
 
-static void global_free(char *base, size_t size)
+#define SLAB_STORE(s, field, value) __atomic_store_n(&(s)->field, (value), __ATOMIC_RELEASE)
+
+static void slab_change_end(struct slab *s)
 {
-    struct size_class *c;
+    __atomic_store_n(&s->sequence, s->sequence + 1, __ATOMIC_RELEASE);
+}
 
-    give_back(base, size);
-    pthread_mutex_lock(&global_lock);
-    c = find_class(size); /* exists: the stack came from it */
-    if (c && c->free_count == c->free_capacity) {
-        size_t capacity = c->free_capacity ? 2 * c->free_capacity : 64;
-        char **grown = realloc(c->free, capacity * sizeof(*grown));
+static void slab_publish(struct slab *s, char *base, size_t bytes)
+{
+    slab_change_begin(s);
+    SLAB_STORE(s, base, base);
+    SLAB_STORE(s, bytes, bytes);
+    slab_change_end(s);
+}
 
-        if (grown) {
-            c->free = grown;
-            c->free_capacity = capacity;
+static void room_add(struct slab *s)
+{
+    struct size_class *c = &classes[s->class_index];
+
+    if (s->has_room_listed)
+        return;
+    s->room_prev = NULL;
+    s->room_next = c->room;
+    if (c->room)
+        c->room->room_prev = s;
+    c->room = s;
+    s->has_room_listed = 1;
+}
+
+static void room_remove(struct slab *s)
+{
+    if (!s->has_room_listed)
+        return;
+    if (s->room_prev)
+        s->room_prev->room_next = s->room_next;
+    else
+        classes[s->class_index].room = s->room_next;
+    if (s->room_next)
+        s->room_next->room_prev = s->room_prev;
+    s->has_room_listed = 0;
+}
+
+/* Maps a slab of count strides for the class of size and lists it as
+ * having room. Returns it, or NULL (errno from mmap, or ENOMEM). */
+static struct slab *map_slab(uint32_t class_index, size_t size, uint32_t count)
+{
+    size_t stride = GUARD_SIZE + size;
+    struct slab *s;
+    char *map;
+
+    if (free_slot_head == NO_SLOT && add_group() != 0)
+        return NULL;
+    map = mmap(NULL, count * stride, PROT_READ | PROT_WRITE,
+               MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (map == MAP_FAILED)
+        return NULL;
+    s = slab_at(free_slot_head);
+    free_slot_head = s->next_free_slot;
+    s->class_index = class_index;
+    s->count = count;
+    s->carved = 0;
+    s->in_use = 0;
+    s->free_head = NO_RECORD;
+    s->counted_empty = 0;
+    slab_change_begin(s);
+    SLAB_STORE(s, stride, stride);
+    SLAB_STORE(s, size, size);
+    SLAB_STORE(s, base, map);
+    SLAB_STORE(s, bytes, count * stride);
+    slab_change_end(s);
+    if (ucoro__tool_slab_mapped(map, count * stride))
+        __atomic_store_n(&tools_watch_stacks, 1, __ATOMIC_RELAXED);
+    classes[class_index].slabs++;
+    room_add(s);
+    return s;
+}
+
+/* Unmaps a slab with no stack in use; its slot can take another slab. */
+static void unmap_slab(struct slab *s)
+{
+    struct size_class *c = &classes[s->class_index];
+    char *base = s->base;
+    size_t bytes = s->bytes;
+
+    room_remove(s);
+    if (s->counted_empty)
+        empty_slabs--;
+    s->counted_empty = 0;
+    /* Out of the table before the range goes: a fault there from now on is
+     * not ours. */
+    slab_publish(s, NULL, 0);
+    munmap(base, bytes);
+    /* The records stay mapped (a signal handler may still be reading
+     * them); reading them now gives zeros. */
+    madvise(s->records, records_bytes(), MADV_DONTNEED);
+    if (--c->slabs == 0)
+        c->next_count = 0; /* start small again */
+    s->next_free_slot = free_slot_head;
+    free_slot_head = s->index;
+}
+
+/* Unmaps the strides above the highest stack in use (the whole slab if
+ * none is); used when a mapping was refused. */
+static void trim_slab(struct slab *s)
+{
+    uint32_t keep = s->carved;
+    uint32_t *link;
+
+    while (keep > 0 && s->records[keep - 1].next_free != IN_USE)
+        keep--;
+    if (keep == 0) {
+        unmap_slab(s);
+        return;
+    }
+    if (keep == s->count)
+        return;
+    for (link = &s->free_head; *link != NO_RECORD;) {
+        if (*link >= keep)
+            *link = s->records[*link].next_free;
+        else
+            link = &s->records[*link].next_free;
+    }
+    slab_publish(s, s->base, keep * s->stride);
+    munmap(s->base + keep * s->stride, (s->count - keep) * s->stride);
+    s->count = keep;
+    s->carved = keep;
+    if (s->free_head == NO_RECORD)
+        room_remove(s);
+}
+
+/* Takes a stack from a slab with room. Returns its record, or NULL with
+ * errno when the guard of a new stride cannot be installed. */
+static struct ucoro_stack_record *slab_take(struct slab *s)
+{
+    struct ucoro_stack_record *r;
+
+    if (s->free_head != NO_RECORD) {
+        r = &s->records[s->free_head];
+        s->free_head = r->next_free;
+    } else {
+        char *stride_base = s->base + s->carved * s->stride;
+
+        if (install_guard(stride_base, GUARD_SIZE) != 0)
+            return NULL;
+        r = &s->records[s->carved++];
+        r->base = stride_base + GUARD_SIZE;
+        r->size = s->size;
+        r->slab = s->index;
+    }
+    r->next_free = IN_USE;
+    if (s->in_use++ == 0 && s->counted_empty) {
+        s->counted_empty = 0;
+        empty_slabs--;
+    }
+    if (s->free_head == NO_RECORD && s->carved == s->count)
+        room_remove(s);
+    return r;
+}
+
+/* Returns a stack (pages given back already) to its slab; an empty slab
+ * beyond the watermark is unmapped. */
+static void slab_put(struct ucoro_stack_record *r)
+{
+    struct slab *s = slab_at(r->slab);
+
+    r->next_free = s->free_head;
+    s->free_head = (uint32_t)(r - s->records);
+    room_add(s);
+    if (--s->in_use == 0) {
+        if (empty_slabs >= EMPTY_SLABS_KEPT || s->bytes > SLAB_MAX_BYTES) {
+            unmap_slab(s);
+        } else {
+            empty_slabs++;
+            s->counted_empty = 1;
         }
     }
-    /* Out of memory for the list: the stack's address space stays unused
-     * (its pages were given back above). */
-    if (c && c->free_count < c->free_capacity)
-        c->free[c->free_count++] = base;
+}
+
+/* ---- giving back under pressure ----------------------------------------- */
+
+/* A mapping was refused: gives back what is cached (this thread's pool,
+ * empty slabs, the unused tails of slabs). Called with global_lock held. */
+static void give_back_cached(void)
+{
+    struct pool *p = &thread_pool;
+    uint32_t slabs = first_slab_of_group(ucoro__stack_registry.group_count);
+    uint32_t i;
+
+    while (p->count) {
+        struct ucoro_stack_record *r = p->entry[--p->count];
+
+        p->bytes -= r->size;
+        give_back(r->base, r->size);
+        slab_put(r);
+    }
+    for (i = 0; i < slabs; i++) {
+        struct slab *s = slab_at(i);
+
+        if (s->base)
+            trim_slab(s);
+    }
+}
+
+/* Maps one more slab for the class of size: the next one in the class's
+ * geometric growth, or smaller ones if the system refuses. Returns 0, or
+ * -1 with errno when not even one stride can be had. Called with
+ * global_lock held; may give back cached memory. */
+static int grow_class(uint32_t class_index, size_t size, int *gave_back)
+{
+    struct size_class *c = &classes[class_index];
+    size_t stride = GUARD_SIZE + size;
+    uint32_t cap = SLAB_MAX_STACKS;
+    uint32_t count;
+
+    if (SLAB_MAX_BYTES / stride < cap)
+        cap = SLAB_MAX_BYTES / stride ? (uint32_t)(SLAB_MAX_BYTES / stride) : 1;
+    count = c->next_count ? c->next_count : SLAB_FIRST_STACKS;
+    if (count > cap)
+        count = cap;
+    for (;;) {
+        if (map_slab(class_index, size, count)) {
+            c->next_count = count < cap / 2 ? 2 * count : cap;
+            return 0;
+        }
+        if (!*gave_back) {
+            /* Retry at the same size once the cache is back; the caller
+             * looks for room again first. */
+            *gave_back = 1;
+            give_back_cached();
+            return 0;
+        }
+        if (count == 1) {
+            errno = ENOMEM;
+            return -1;
+        }
+        count /= 2;
+    }
+}
+
+/* A stack of size (a class size) from the slabs. Returns its record, or
+ * NULL when not even a slab of one stack can be mapped or its guard cannot
+ * be installed (the caller reports ENOMEM). */
+static struct ucoro_stack_record *global_alloc(size_t size)
+{
+    uint32_t class_index = class_of(size);
+    struct ucoro_stack_record *r = NULL;
+    int gave_back = 0;
+
+    pthread_mutex_lock(&global_lock);
+    for (;;) {
+        struct slab *s = classes[class_index].room;
+
+        if (s) {
+            r = slab_take(s);
+            break;
+        }
+        if (grow_class(class_index, size, &gave_back) != 0)
+            break;
+    }
+    pthread_mutex_unlock(&global_lock);
+    return r;
+}
+
+static void global_free(struct ucoro_stack_record *r)
+{
+    give_back(r->base, r->size);
+    pthread_mutex_lock(&global_lock);
+    slab_put(r);
     pthread_mutex_unlock(&global_lock);
 }
+
+/* ---- the per-thread pool ------------------------------------------------- */
 
 static void pool_drain(void *arg)
 {
     struct pool *p = arg;
 
     while (p->count) {
-        p->count--;
-        global_free(p->entry[p->count].base, p->entry[p->count].size);
+        struct ucoro_stack_record *r = p->entry[--p->count];
+
+        p->bytes -= r->size;
+        global_free(r);
     }
 }
 
@@ -253,61 +649,56 @@ static void make_pool_key(void)
         pool_key = (pthread_key_t)-1;
 }
 
-size_t ucoro_stack_size_for(size_t stack_size)
+static struct ucoro_stack_record *hand_out(struct ucoro_stack_record *r)
 {
-    size_t ps = page_size();
-    size_t want = stack_size ? stack_size : UCORO_DEFAULT_STACK_SIZE;
-
-    if (want < UCORO_MIN_STACK_SIZE)
-        want = UCORO_MIN_STACK_SIZE;
-    /* Rounding up and adding the guard must not wrap. */
-    if (want > SIZE_MAX / 2 - GUARD_SIZE - ps)
-        return 0;
-    return (want + ps - 1) & ~(ps - 1);
+    if (__builtin_expect(__atomic_load_n(&tools_watch_stacks, __ATOMIC_RELAXED), 0))
+        ucoro__tool_stack_taken(r);
+    return r;
 }
 
-int ucoro__stack_alloc(size_t *size, char **base)
+struct ucoro_stack_record *ucoro__stack_alloc(size_t size)
 {
     struct pool *p = &thread_pool;
-    size_t want = *size ? *size : UCORO_DEFAULT_STACK_SIZE;
+    size_t want = size ? size : UCORO_DEFAULT_STACK_SIZE;
+    struct ucoro_stack_record *r;
     unsigned i;
 
-    /* Fast path: the newest pooled stack has exactly the size asked for
-     * (the steady state of create/run/release with one stack size). */
-    if (p->count && p->entry[p->count - 1].size == want) {
-        *base = p->entry[--p->count].base;
-        *size = want;
-        return 0;
+    /* Fast path: the newest pooled stack has the size asked for (the
+     * steady state of create/run/release with one stack size). */
+    if (p->count && p->entry[p->count - 1]->size == want) {
+        r = p->entry[--p->count];
+        p->bytes -= want;
+        return hand_out(r);
     }
     want = ucoro_stack_size_for(want);
     if (!want) {
         errno = EINVAL;
-        return -1;
+        return NULL;
     }
-
     for (i = p->count; i-- > 0;) {
-        if (p->entry[i].size == want) {
-            *base = p->entry[i].base;
+        if (p->entry[i]->size == want) {
+            r = p->entry[i];
             p->entry[i] = p->entry[--p->count];
-            *size = want;
-            return 0;
+            p->bytes -= want;
+            return hand_out(r);
         }
     }
-    *base = global_alloc(want);
-    if (!*base) {
+    r = global_alloc(want);
+    if (!r) {
         errno = ENOMEM;
-        return -1;
+        return NULL;
     }
-    *size = want;
-    return 0;
+    return hand_out(r);
 }
 
-void ucoro__stack_free(char *base, size_t size)
+void ucoro__stack_free(struct ucoro_stack_record *r)
 {
     struct pool *p = &thread_pool;
 
-    ucoro__tool_stack_freed(base, size);
-    if (p->count < POOL_SIZE) {
+    ucoro__stack_set_owner(r, NULL);
+    if (__builtin_expect(__atomic_load_n(&tools_watch_stacks, __ATOMIC_RELAXED), 0))
+        ucoro__tool_stack_given_back(r);
+    if (p->count < POOL_SIZE && p->bytes + r->size <= POOL_BYTES) {
         if (!p->registered) {
             pthread_once(&pool_key_once, make_pool_key);
             if (pool_key != (pthread_key_t)-1)
@@ -316,32 +707,75 @@ void ucoro__stack_free(char *base, size_t size)
         }
         /* The first pooled stack keeps its pages: create/run/release in a
          * loop reuses it with no system call. */
-        if (p->count > 0 && size > WATERMARK)
-            give_back(base, size - WATERMARK);
-        p->entry[p->count].base = base;
-        p->entry[p->count].size = size;
-        p->count++;
+        if (p->count > 0 && r->size > WATERMARK)
+            give_back(r->base, r->size - WATERMARK);
+        p->entry[p->count++] = r;
+        p->bytes += r->size;
         return;
     }
-    global_free(base, size);
+    global_free(r);
 }
 
-int ucoro__stack_guard_hit(const void *addr, size_t *stack_size)
+/* ---- for the signal handler ---------------------------------------------- */
+
+/*
+ * Whether addr is in a guard of slab s, read without a lock: 1 (a guard
+ * below a stack in use; *size and *owner set), -1 (in s, not such a guard),
+ * 0 (not in s, or s kept changing). Safe while other threads map, trim and
+ * unmap slabs: the descriptor is read under its seqlock, and a read that
+ * overlapped a change is thrown away; every address read is in a group,
+ * which is never unmapped (an unmapped slab's records read as zeros), and
+ * the record index is bounded, so even a torn read cannot fault.
+ */
+static int slab_guard_hit(const struct slab *s, uintptr_t a, size_t *size, const void **owner)
 {
-    size_t n = __atomic_load_n(&slab_count, __ATOMIC_ACQUIRE);
-    uintptr_t a = (uintptr_t)addr;
-    size_t i;
+    int tries;
 
-    for (i = 0; i < n; i++) {
-        const struct slab *s = &slabs[i];
-        uintptr_t b = (uintptr_t)s->base;
+    for (tries = 0; tries < 8; tries++) {
+        unsigned seq = __atomic_load_n(&s->sequence, __ATOMIC_ACQUIRE);
+        uintptr_t base = (uintptr_t)__atomic_load_n(&s->base, __ATOMIC_ACQUIRE);
+        size_t bytes = __atomic_load_n(&s->bytes, __ATOMIC_ACQUIRE);
+        size_t stride = __atomic_load_n(&s->stride, __ATOMIC_ACQUIRE);
+        size_t stack_size = __atomic_load_n(&s->size, __ATOMIC_ACQUIRE);
+        const void *who = NULL;
+        int verdict = 0;
 
-        if (a >= b && a - b < s->bytes) {
-            if ((a - b) % s->stride < GUARD_SIZE) {
-                *stack_size = s->size;
-                return 1;
+        if (seq & 1)
+            continue;
+        if (base && a >= base && a - base < bytes && stride) {
+            size_t index = (a - base) / stride;
+
+            verdict = -1;
+            if ((a - base) % stride < GUARD_SIZE && index < SLAB_MAX_STACKS) {
+                who = __atomic_load_n(&s->records[index].owner, __ATOMIC_ACQUIRE);
+                if (who)
+                    verdict = 1;
             }
-            return 0;
+        }
+        if (__atomic_load_n(&s->sequence, __ATOMIC_RELAXED) != seq)
+            continue;
+        if (verdict > 0) {
+            *size = stack_size;
+            *owner = who;
+        }
+        return verdict;
+    }
+    return 0;
+}
+
+int ucoro__stack_guard_hit(const void *addr, size_t *stack_size, const void **owner)
+{
+    const struct ucoro__stack_registry *reg = &ucoro__stack_registry;
+    unsigned groups = __atomic_load_n(&reg->group_count, __ATOMIC_ACQUIRE);
+    unsigned g, i;
+
+    for (g = 0; g < groups; g++) {
+        for (i = 0; i < reg->group_slabs[g]; i++) {
+            int verdict = slab_guard_hit(&reg->groups[g][i], (uintptr_t)addr,
+                                         stack_size, owner);
+
+            if (verdict)
+                return verdict > 0;
         }
     }
     return 0;
@@ -352,7 +786,6 @@ size_t ucoro__stack_touched(char *base, size_t size)
     size_t ps = page_size();
     size_t pages = size / ps;
     unsigned char vec[256];
-    size_t lowest = pages; /* index of the lowest resident page */
     size_t first;
 
     /* mincore in chunks, from the bottom: the first resident page found is
@@ -363,12 +796,9 @@ size_t ucoro__stack_touched(char *base, size_t size)
 
         if (mincore(base + first * ps, n * ps, vec) != 0)
             return 0;
-        for (i = 0; i < n; i++) {
-            if (vec[i] & 1) {
-                lowest = first + i;
-                return (pages - lowest) * ps;
-            }
-        }
+        for (i = 0; i < n; i++)
+            if (vec[i] & 1)
+                return (pages - first - i) * ps;
     }
     return 0;
 }

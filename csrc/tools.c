@@ -45,13 +45,57 @@ void ucoro__tool_context_created(struct continuation *cc)
 #endif
 }
 
-void ucoro__tool_stack_carved(char *base, size_t size)
+int ucoro__tool_slab_mapped(char *base, size_t bytes)
 {
 #ifdef UCORO_VALGRIND
-    /* Stacks are reused, never unmapped: registered once, for good. */
-    (void)VALGRIND_STACK_REGISTER(base, base + size);
-#else
-    (void)base;
-    (void)size;
+    if (RUNNING_ON_VALGRIND) {
+#ifdef UCORO_MEMCHECK
+        /* Memcheck takes a fresh mapping as defined: none of it is, until
+         * a stack in it is handed out. */
+        (void)VALGRIND_MAKE_MEM_NOACCESS(base, bytes);
 #endif
+        return 1;
+    }
+#endif
+    (void)base;
+    (void)bytes;
+    return 0;
+}
+
+void ucoro__tool_stack_taken(struct ucoro_stack_record *stack)
+{
+#ifdef UCORO_VALGRIND
+    if (RUNNING_ON_VALGRIND) {
+        stack->tool_id = VALGRIND_STACK_REGISTER(stack->base, stack->base + stack->size);
+#ifdef UCORO_MEMCHECK
+        (void)VALGRIND_MAKE_MEM_UNDEFINED(stack->base, stack->size);
+#endif
+    }
+#endif
+#ifdef UCORO_ASAN
+    __asan_unpoison_memory_region(stack->base, stack->size);
+#endif
+    (void)stack;
+}
+
+void ucoro__tool_stack_given_back(struct ucoro_stack_record *stack)
+{
+#ifdef UCORO_VALGRIND
+    if (RUNNING_ON_VALGRIND) {
+        VALGRIND_STACK_DEREGISTER(stack->tool_id);
+#ifdef UCORO_MEMCHECK
+        (void)VALGRIND_MAKE_MEM_NOACCESS(stack->base, stack->size);
+#endif
+    }
+#endif
+#ifdef UCORO_ASAN
+    {
+        /* Only the touched part: poisoning all of a 16 MiB stack would
+         * write (and keep resident) 2 MiB of shadow per free stack. */
+        size_t touched = ucoro__stack_touched(stack->base, stack->size);
+
+        __asan_poison_memory_region(stack->base + stack->size - touched, touched);
+    }
+#endif
+    (void)stack;
 }

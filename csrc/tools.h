@@ -2,14 +2,19 @@
  * Telling memory tools about stack switches: internal to the continuation
  * layer (and used by its inline switch in cc_switch.h).
  *
- * - Valgrind: every stack is registered once, when it is carved (stacks are
- *   reused, never unmapped), if <valgrind/valgrind.h> is available at build
- *   time; the client request costs a few instructions outside Valgrind.
+ * - Valgrind: slabs are NOACCESS to Memcheck when mapped; a stack is
+ *   registered and made UNDEFINED when it is handed out, deregistered and
+ *   made NOACCESS again when it is given back, so Valgrind sees the stacks
+ *   in use, never whole slabs. Only if <valgrind/valgrind.h> is available
+ *   at build time, and only when the process runs under Valgrind (checked
+ *   when a slab is mapped): otherwise the hot path pays one load.
  * - AddressSanitizer and ThreadSanitizer: when the library is built with
  *   -fsanitize=address or -fsanitize=thread, every switch is announced with
  *   the fiber interface (__sanitizer_start/finish_switch_fiber,
  *   __tsan_switch_to_fiber). Those builds switch without the tail call (the
- *   resumed side must run the "finish" half), so they are slower.
+ *   resumed side must run the "finish" half), so they are slower. Under
+ *   AddressSanitizer a stack is unpoisoned when handed out and its touched
+ *   part poisoned when given back.
  *
  * Everything here compiles to nothing in a plain build.
  *
@@ -99,18 +104,32 @@ static inline void ucoro__tool_arrive(void *fake)
 #endif
 }
 
-/* A stack goes back to the pool: AddressSanitizer may still hold redzones
- * of frames abandoned on it (a coroutine released while suspended), which
- * the next coroutine on this stack must not trip over. */
-static inline void ucoro__tool_stack_freed(char *base, size_t size)
-{
 #ifdef UCORO_ASAN
-    __asan_unpoison_memory_region(base, size);
-#else
-    (void)base;
-    (void)size;
+void __asan_poison_memory_region(void const volatile *addr, size_t size);
 #endif
-}
+
+/* 1 when a memory tool that watches stacks is built in (AddressSanitizer);
+ * Valgrind is found at run time, by ucoro__tool_slab_mapped. */
+#ifdef UCORO_ASAN
+#define UCORO_STACK_TOOL_BUILT_IN 1
+#else
+#define UCORO_STACK_TOOL_BUILT_IN 0
+#endif
+
+/* A slab of bytes at base was mapped (no stack in it is in use yet).
+ * Returns non-zero if the process runs under Valgrind: then hand-outs and
+ * give-backs must be announced too. */
+UCORO_HIDDEN int ucoro__tool_slab_mapped(char *base, size_t bytes);
+
+/* A stack is handed out: the tools see it as a stack in use, its contents
+ * undefined. Clears what AddressSanitizer may still hold from frames
+ * abandoned on it (a coroutine released while suspended). Only called
+ * when a tool watches (the stack layer keeps track). */
+UCORO_HIDDEN void ucoro__tool_stack_taken(struct ucoro_stack_record *stack);
+
+/* A stack is given back: no longer a stack to the tools, and any access to
+ * it is an error until it is handed out again. As above. */
+UCORO_HIDDEN void ucoro__tool_stack_given_back(struct ucoro_stack_record *stack);
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)
@@ -146,7 +165,4 @@ static inline void ucoro__tool_fiber_destroyed(void *fiber)
     (void)fiber;
 #endif
 }
-/* A stack was carved: tell Valgrind it is a stack. */
-UCORO_HIDDEN void ucoro__tool_stack_carved(char *base, size_t size);
-
 #endif /* UCORO_TOOLS_H */

@@ -29,7 +29,8 @@
 
 /* Stack sizes: the default is the originals' 16 MiB (address space only:
  * pages are committed when touched); smaller requests are rounded up to the
- * minimum so that a 1-byte stack is still usable. */
+ * minimum so that a 1-byte stack is still usable (and every request to its
+ * size class: see ucoro_stack_size_for in stack.c). */
 #define UCORO_DEFAULT_STACK_SIZE ((size_t)16 << 20)
 #define UCORO_MIN_STACK_SIZE ((size_t)16 << 10)
 
@@ -50,22 +51,57 @@ static inline unsigned long ucoro__magic(const void *owner, unsigned long kind)
 UCORO_HIDDEN void ucoro__diagnose(const char *function, const char *condition);
 
 /*
- * Reserves a stack of *size bytes (0: the default) with a guard region
- * directly below it; writes the rounded size back and the lowest usable
- * address to *base. Returns 0, or -1 with errno EINVAL (size overflows when
- * rounded) or ENOMEM.
+ * The stack layer (stack.c): where stacks come from.
+ *
+ * Each stack handed out is named by its record, which stays at one address
+ * for as long as the stack exists (records are never freed: see stack.c).
+ * The records are what a debugger or a core-file reader walks to list the
+ * live stacks without running code: ucoro__stack_registry (stack.c) leads
+ * to every slab and its records; a record whose owner is not NULL is a
+ * stack in use, [base, base + size) with the guard region right below base.
  */
-UCORO_HIDDEN int ucoro__stack_alloc(size_t *size, char **base);
+struct ucoro_stack_record {
+    char *base;        /* lowest usable address; the guard lies below it */
+    size_t size;       /* usable bytes: a size class (ucoro_stack_size_for) */
+    /* Who runs on the stack, as the layer above names it (the coroutine
+     * layer: its struct coroutine; a raw continuation: itself); NULL while
+     * the stack is free. The overflow report prints it. Read by a signal
+     * handler: written with ucoro__stack_set_owner only. */
+    const void *owner;
+    /* private to stack.c */
+    uint32_t slab;      /* index of the slab that holds the stack */
+    uint32_t next_free; /* the slab's list of free stacks */
+    unsigned tool_id;   /* Valgrind's id for the stack while it is in use */
+};
 
-/* Gives back a stack from ucoro__stack_alloc (to a pool: it is reused). */
-UCORO_HIDDEN void ucoro__stack_free(char *base, size_t size);
+/*
+ * Hands out a stack of ucoro_stack_size_for(size) bytes (size 0: the
+ * default) with a guard region directly below it; its owner is NULL until
+ * set. Returns its record, or NULL with errno EINVAL (size overflows when
+ * rounded) or ENOMEM (the system refused the address space, or the table
+ * of slabs is full).
+ */
+UCORO_HIDDEN struct ucoro_stack_record *ucoro__stack_alloc(size_t size);
 
-/* Async-signal-safe: 1 if addr lies in the guard region below some stack
- * (and *stack_size is set to that stack's size), else 0. */
-UCORO_HIDDEN int ucoro__stack_guard_hit(const void *addr, size_t *stack_size);
+/* Gives a stack from ucoro__stack_alloc back (to a pool: it is reused, or
+ * to the system). Cannot fail. */
+UCORO_HIDDEN void ucoro__stack_free(struct ucoro_stack_record *stack);
+
+/* Names who runs on the stack (see struct ucoro_stack_record). */
+static inline void ucoro__stack_set_owner(struct ucoro_stack_record *stack, const void *owner)
+{
+    __atomic_store_n(&stack->owner, owner, __ATOMIC_RELAXED);
+}
+
+/* Async-signal-safe: 1 if addr lies in the guard region below a stack in
+ * use (then *stack_size is that stack's size and *owner its owner), else 0.
+ * Never faults, whatever other threads do to their stacks meanwhile. */
+UCORO_HIDDEN int ucoro__stack_guard_hit(const void *addr, size_t *stack_size,
+                                        const void **owner);
 
 /* How many bytes below the top of [base, base + size) are resident: the
- * depth of the deepest page ever touched (and not given back). */
+ * depth of the deepest page ever touched (and not given back). 0 if the
+ * kernel cannot tell (mincore failed). */
 UCORO_HIDDEN size_t ucoro__stack_touched(char *base, size_t size);
 
 /* Installs the overflow-reporting signal handlers (once per process, unless

@@ -3,8 +3,9 @@
 //! Creates N coroutines (default 1,000,000, default 16 MiB stack size), runs
 //! each to its first suspend, and reports how many exist at once, their
 //! resident memory and page-table memory per coroutine, and the time per
-//! create and per first run; then resumes each to completion and reports
-//! the totals.
+//! create and per first run; then resumes each to completion, frees it, and
+//! reports what of that memory is still held once all have finished (what
+//! a burst followed by quiet leaves behind).
 //!
 //! ```text
 //! cargo run --release --example million                 # 1,000,000 with ucoro
@@ -78,7 +79,9 @@ trait Subject {
     fn make(&mut self, i: u64) -> Result<(), String>;
     /// Runs item i, made before, to its first suspend.
     fn start(&mut self, i: usize);
-    /// Runs every item to its end and frees it; the sum of their results.
+    /// Runs every item to its end and frees it, and the memory that held
+    /// the items (so that what is left after is the subject's); the sum of
+    /// their results.
     fn finish(&mut self) -> u64;
 }
 
@@ -109,7 +112,7 @@ impl Subject for UcoroSafe {
                 CoroutineResult::Yield(()) => unreachable!(),
             })
             .sum();
-        self.0.clear();
+        self.0 = Vec::new();
         sum
     }
 }
@@ -164,7 +167,7 @@ impl Subject for UcoroC {
                 assert_eq!(sys::coroutine_release(co), 0);
             }
         }
-        self.0.clear();
+        self.0 = Vec::new();
         sum
     }
 }
@@ -199,7 +202,7 @@ impl Subject for Corosensei {
                 corosensei::CoroutineResult::Yield(()) => unreachable!(),
             })
             .sum();
-        self.0.clear();
+        self.0 = Vec::new();
         sum
     }
 }
@@ -250,7 +253,7 @@ impl Subject for MmapPerStack {
             // SAFETY: a mapping of STACK bytes made in make, unmapped once.
             unsafe { libc::munmap(p, STACK) };
         }
-        self.0.clear();
+        self.0 = Vec::new();
         n * (n + 1) / 2
     }
 }
@@ -327,6 +330,10 @@ struct Report {
     start_ns: f64,
     resident: u64,
     page_tables: u64,
+    /// Of `resident` and `page_tables`, what is still held once every
+    /// coroutine has finished and been freed (in all, not per coroutine).
+    resident_left: u64,
+    page_tables_left: u64,
     resume_ns: f64,
     stopped_by: Option<String>,
 }
@@ -379,13 +386,19 @@ impl Report {
             "resume to completion:   {:.0} ns per coroutine",
             self.per(self.resume_ns)
         );
+        println!(
+            "left after all finish:  {:.2} MiB resident, {:.2} MiB page tables (in all)",
+            self.resident_left as f64 / (1 << 20) as f64,
+            self.page_tables_left as f64 / (1 << 20) as f64
+        );
     }
 
     fn json(&self) -> String {
         format!(
             "{{\"library\":\"{}\",\"requested\":{},\"created\":{},\"make_ns\":{:.1},\
              \"start_ns\":{:.1},\"create_ns\":{:.1},\"resident_per\":{:.1},\
-             \"page_tables_per\":{:.1},\"resume_ns\":{:.1},\"stopped_by\":{}}}",
+             \"page_tables_per\":{:.1},\"resume_ns\":{:.1},\"resident_left\":{},\
+             \"page_tables_left\":{},\"stopped_by\":{}}}",
             self.library,
             self.requested,
             self.created,
@@ -395,6 +408,8 @@ impl Report {
             self.per(self.resident as f64),
             self.per(self.page_tables as f64),
             self.per(self.resume_ns),
+            self.resident_left,
+            self.page_tables_left,
             match &self.stopped_by {
                 Some(s) => format!("\"{}\"", s.replace('"', "'")),
                 None => "null".into(),
@@ -446,9 +461,15 @@ fn measure(subjects: &mut [Box<dyn Subject>], n: usize) -> Vec<Report> {
         }
     }
     for (subject, report) in subjects.iter_mut().zip(&mut reports) {
+        let (rss0, pte0) = memory();
         let t = Instant::now();
         let sum = black_box(subject.finish());
         report.resume_ns = t.elapsed().as_nanos() as f64;
+        // What finishing gave back, from what this subject grew by (other
+        // subjects of the run still hold theirs).
+        let (rss1, pte1) = memory();
+        report.resident_left = report.resident.saturating_sub(rss0.saturating_sub(rss1));
+        report.page_tables_left = report.page_tables.saturating_sub(pte0.saturating_sub(pte1));
         let created = report.created as u64;
         assert_eq!(
             sum,

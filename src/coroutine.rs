@@ -705,9 +705,11 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     }
 
     /// The size of the coroutine's stack in bytes, as the C library
-    /// reserved it: the requested size rounded up to whole pages and to at
-    /// least 64 KiB, the safe API's minimum (room for a panic that prints a
-    /// full backtrace).
+    /// reserved it: the requested size rounded up to at least 64 KiB, the
+    /// safe API's minimum (room for a panic that prints a full backtrace),
+    /// then to what the C library hands out: whole pages and the size class
+    /// (at most a quarter more; see
+    /// [`sys::ucoro_stack_size_for`](crate::sys::ucoro_stack_size_for)).
     ///
     /// ```
     /// let co = ucoro::Builder::new()
@@ -848,8 +850,9 @@ impl Builder {
     /// Sets the stack size in bytes; 0 means the default. It is rounded up
     /// to at least 64 KiB (room for a panic that prints a full backtrace)
     /// and to what the C library hands out (`ucoro_stack_size_for`: whole
-    /// pages); a size too large to allocate makes [`build`](Self::build)
-    /// fail.
+    /// pages, then its size class, at most a quarter more;
+    /// [`Coroutine::stack_size`] tells the result); a size too large to
+    /// allocate makes [`build`](Self::build) fail.
     ///
     /// ```
     /// let co = ucoro::Builder::new()

@@ -84,6 +84,42 @@
 //! Clang ≥ 11; on by default in some distributions' compilers, not in
 //! upstream GCC). Without probes, keep frames well under 64 KiB.
 //!
+//! ## What a coroutine costs
+//!
+//! - **Address space:** its stack, rounded up to a size class (whole pages,
+//!   then at most a quarter more: four classes per power of two; the
+//!   default 16 MiB is one), plus the 64 KiB guard.
+//! - **Memory:** only the pages it touches, and their page tables: about
+//!   4 KiB + 4 KiB for a suspended coroutine that used one page.
+//! - **Commit charge** under strict overcommit (`vm.overcommit_memory=2`,
+//!   which ignores `MAP_NORESERVE`): the same as its address space, stack
+//!   plus guard, as one mmap per stack would be charged.
+//! - **Slack** the library holds beyond the stacks in use (address space,
+//!   and commit charge under strict overcommit): per size class in use, the
+//!   untouched tail of its newest slab (stacks come from slabs that start
+//!   at four stacks and double up to 1 GiB, 64 MiB on 32-bit); at most two
+//!   empty slabs; each thread's pool of up to eight freed stacks (128 MiB in
+//!   all, two stacks on 32-bit); and freed stacks in slabs where another
+//!   stack is still in use.
+//!
+//! When the system refuses a mapping (`RLIMIT_AS`, `RLIMIT_DATA`, strict
+//! overcommit, a full address space), the library gives back the calling
+//! thread's pool, the empty slabs and the slab tails, and retries with
+//! smaller slabs down to one stack: creating a coroutine fails only where
+//! one mmap of its stack would fail too (other threads' pools and freed
+//! stacks amid live ones aside). Memory goes back when coroutines end: a
+//! freed stack gives back its pages, and an emptied slab is unmapped,
+//! which also frees its page tables.
+//!
+//! ```
+//! // 100,000 bytes: 25 pages, in the class of 1.75 x 64 KiB.
+//! let co = ucoro::Builder::new()
+//!     .stack_size(100_000)
+//!     .build(|_: &ucoro::Yielder<(), ()>, ()| ())
+//!     .unwrap();
+//! assert!((100_000..=128 << 10).contains(&co.stack_size()));
+//! ```
+//!
 //! ## Safety model
 //!
 //! A panic inside a coroutine is caught before it reaches the C frames and

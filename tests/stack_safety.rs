@@ -979,8 +979,8 @@ fn hundred_thousand_suspended_coroutines_with_guards() {
 /// How deep the deep coroutine touches its stack.
 const DEEP: usize = 100 << 10;
 /// A stack size no other in-process test uses (so no pooled stack with
-/// someone else's pages turns up).
-const USED_STACK: usize = (1 << 20) + (12 << 10);
+/// someone else's pages turns up), and a size class: init keeps it as is.
+const USED_STACK: usize = (1 << 20) + (256 << 10);
 
 /// Touches DEEP bytes of stack, then suspends.
 ///

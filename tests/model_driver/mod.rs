@@ -335,7 +335,8 @@ pub struct Model {
 }
 
 /// Init's outcome for a requested stack size: the size written back, or
-/// errno.
+/// errno. The size is the request's class (`ucoro_stack_size_for`): whole
+/// pages, then a multiple of a quarter of its power of two.
 pub fn init_result(requested: usize, page_size: usize) -> Result<usize, i32> {
     let want = if requested == 0 {
         DEFAULT_STACK
@@ -348,7 +349,8 @@ pub fn init_result(requested: usize, page_size: usize) -> Result<usize, i32> {
     if want >= HUGE_STACK {
         return Err(libc::ENOMEM); // no address space is that large
     }
-    Ok(want.div_ceil(page_size) * page_size)
+    let pages = want.div_ceil(page_size) * page_size;
+    Ok(pages.next_multiple_of(1 << (pages.ilog2() - 2)))
 }
 
 impl StackSel {
