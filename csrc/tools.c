@@ -50,8 +50,8 @@ void ucoro__tool_stack_carved(char *base, size_t size)
 #ifdef UCORO_VALGRIND
     /* Stacks are reused, never unmapped: registered once, for good. */
     (void)VALGRIND_STACK_REGISTER(base, base + size);
-#else
+#endif
+    /* Unused where Valgrind does not support the target (see tools.h). */
     (void)base;
     (void)size;
-#endif
 }
