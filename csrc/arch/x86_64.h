@@ -17,8 +17,14 @@
  * coroutine_yield/coroutine_yieldto "returns" straight into user code with
  * no ret at all.
  *
+ * Every function carries DWARF CFI, so debuggers and unwinders can walk
+ * through a switch at any instruction: after the stack pointer moves, the
+ * frame described is the resumed context's, which has the same layout.
+ * The two stubs that begin a stack mark themselves the outermost frame.
+ *
  * Included through cc_switch.h; continuation.c defines
- * UCORO_ARCH_IMPLEMENTATION to emit the assembly once.
+ * UCORO_ARCH_IMPLEMENTATION to emit the assembly once. In the portable
+ * modes only the entry stub (ucoro__enter_stack) is used.
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
@@ -30,6 +36,14 @@
 
 #include "../ucoro_internal.h"
 
+/* Moves onto a new stack (sp = top, 16-byte aligned) and calls
+ * ucoro__cc_entry(cc) there: how the portable modes enter a stack without
+ * makecontext. Never returns. */
+UCORO_HIDDEN __attribute__((noreturn)) void ucoro__enter_stack(void *cc, void *top);
+#define UCORO_ARCH_ENTER_STACK 1
+
+#ifdef UCORO_SWITCH_ASM_WANTED
+#define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "x86_64 assembly"
 
 /*
@@ -83,16 +97,50 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     return sp;
 }
 
+#endif /* UCORO_SWITCH_ASM_WANTED */
+
 #ifdef UCORO_ARCH_IMPLEMENTATION
 /* clang-format off */
+#ifndef UCORO_SWITCH_ASM
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".globl ucoro__enter_stack\n"
+    ".hidden ucoro__enter_stack\n"
+    ".type ucoro__enter_stack,@function\n"
+"ucoro__enter_stack:\n"            /* rdi = cc, rsi = top */
+    ".cfi_startproc\n"
+    ".cfi_undefined rip\n"         /* the outermost frame: unwinders stop */
+    "movq %rsi, %rsp\n"
+    "xorl %ebp, %ebp\n"            /* and frame-pointer walkers too */
+    "callq ucoro__cc_entry\n"      /* rsp is 16-byte aligned: never returns */
+    "ud2\n"
+    ".cfi_endproc\n"
+    ".size ucoro__enter_stack, .-ucoro__enter_stack\n");
+#else
+
+/* Where a saved context keeps each register, as CFI: sp -> r15 ... rbp,
+ * return address (the CFA is just above it). */
+#define UCORO_X86_CFI_SAVED      \
+    ".cfi_def_cfa_offset 56\n"   \
+    ".cfi_offset r15, -56\n"     \
+    ".cfi_offset r14, -48\n"     \
+    ".cfi_offset r13, -40\n"     \
+    ".cfi_offset r12, -32\n"     \
+    ".cfi_offset rbx, -24\n"     \
+    ".cfi_offset rbp, -16\n"
 /* Loads a saved context's registers: sp -> r15 ... rbp, return address. */
-#define UCORO_X86_RESTORE \
-    "popq %r15\n"          \
-    "popq %r14\n"          \
-    "popq %r13\n"          \
-    "popq %r12\n"          \
-    "popq %rbx\n"          \
-    "popq %rbp\n"
+#define UCORO_X86_RESTORE                             \
+    "popq %r15\n" ".cfi_restore r15\n"                \
+    "popq %r14\n" ".cfi_restore r14\n"                \
+    "popq %r13\n" ".cfi_restore r13\n"                \
+    "popq %r12\n" ".cfi_restore r12\n"                \
+    "popq %rbx\n" ".cfi_restore rbx\n"                \
+    "popq %rbp\n" ".cfi_restore rbp\n"                \
+    ".cfi_def_cfa_offset 8\n"                         \
+    "popq %rcx\n"              /* the return address */ \
+    ".cfi_def_cfa_offset 0\n"                         \
+    ".cfi_register rip, rcx\n"
 /* The switch, emitted under two names (see ucoro__switch_back). */
 #define UCORO_X86_SWITCH(name)                                                 \
     ".p2align 4\n"                                                            \
@@ -107,11 +155,11 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     "pushq %r13\n"                                                            \
     "pushq %r14\n"                                                            \
     "pushq %r15\n"                                                            \
+    UCORO_X86_CFI_SAVED                                                       \
     "movq %rsp, (%rdi)\n"    /* our context is complete */                    \
-    "movq %rsi, %rsp\n"      /* now on the other stack */                     \
-    UCORO_X86_RESTORE                                                         \
+    "movq %rsi, %rsp\n"      /* now on the other stack, same layout */        \
     "movq %rdx, %rax\n"      /* what the resumed call returns */              \
-    "popq %rcx\n"                                                             \
+    UCORO_X86_RESTORE                                                         \
     "jmpq *%rcx\n"                                                            \
     ".cfi_endproc\n"                                                          \
     ".size " name ", .-" name "\n"
@@ -127,12 +175,14 @@ __asm__(
 "ucoro__switch_exit:\n"            /* rdi = to, rsi = hook, rdx = arg */
     ".cfi_startproc\n"
     "movq %rdi, %rsp\n"            /* the old stack is abandoned */
+    UCORO_X86_CFI_SAVED
     "subq $8, %rsp\n"              /* saved sp is 8 mod 16: align the call */
+    ".cfi_adjust_cfa_offset 8\n"
     "movq %rdx, %rdi\n"
     "callq *%rsi\n"                /* hook(arg), below to's saved registers */
     "addq $8, %rsp\n"
-    UCORO_X86_RESTORE
-    "popq %rcx\n"                  /* rax: hook's result */
+    ".cfi_adjust_cfa_offset -8\n"
+    UCORO_X86_RESTORE              /* rax: hook's result */
     "jmpq *%rcx\n"
     ".cfi_endproc\n"
     ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
@@ -151,7 +201,9 @@ __asm__(
     ".size ucoro__start_stub, .-ucoro__start_stub\n");
 #undef UCORO_X86_SWITCH
 #undef UCORO_X86_RESTORE
+#undef UCORO_X86_CFI_SAVED
+#endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */
-#endif
+#endif /* UCORO_ARCH_IMPLEMENTATION */
 
 #endif /* UCORO_ARCH_X86_64_H */
