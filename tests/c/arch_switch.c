@@ -48,9 +48,9 @@
  */
 typedef int vec4 __attribute__((vector_size(16)));
 
-#define INT_VALUES 12
-#define FLOAT_VALUES 10
-#define VECTOR_VALUES 6
+#define INT_VALUES 20 /* ppc64 has 18 callee-saved of each */
+#define FLOAT_VALUES 20
+#define VECTOR_VALUES 12
 
 static volatile long int_seed[2][INT_VALUES];
 static volatile double float_seed[2][FLOAT_VALUES];
@@ -97,9 +97,11 @@ static void switch_side(int side)
  * (its exit path); side 1 (the holder) ROUNDS times. 1 if every value held. */
 __attribute__((noinline)) static int hold_values_across_switches(int side, int switches)
 {
-#define INTS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
-#define FLOATS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9)
-#define VECTORS(X) X(0) X(1) X(2) X(3) X(4) X(5)
+#define TWELVE(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7) X(8) X(9) X(10) X(11)
+#define TWENTY(X) TWELVE(X) X(12) X(13) X(14) X(15) X(16) X(17) X(18) X(19)
+#define INTS(X) TWENTY(X)
+#define FLOATS(X) TWENTY(X)
+#define VECTORS(X) TWELVE(X)
 #define LOAD_INT(k) long i##k = int_seed[side][k];
 #define LOAD_FLOAT(k) double f##k = float_seed[side][k];
 #define LOAD_VECTOR(k) vec4 v##k = VECTOR_OF(side, k);
