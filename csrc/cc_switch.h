@@ -41,6 +41,8 @@ UCORO_HIDDEN __attribute__((noreturn, used, externally_visible)) void ucoro__cc_
 #include "arch/aarch64.h"
 #elif defined(__i386__)
 #include "arch/i386.h"
+#elif defined(__arm__)
+#include "arch/arm.h"
 #elif defined(__s390x__)
 #include "arch/s390x.h"
 #elif defined(__riscv) && __riscv_xlen == 64 && defined(__riscv_float_abi_double)

@@ -199,32 +199,37 @@ static void new_stacks_and_the_exit_hook_are_aligned_for_the_abi(void)
  * links csrc itself); weak, since each build has only some of them. */
 extern void ucoro__start_stub(void) __attribute__((weak));
 extern void ucoro__enter_stack(void *cc, void *top) __attribute__((weak));
+extern void ucoro__cc_entry(void *cc) __attribute__((weak));
+
+#ifdef __ARM_EABI_UNWINDER__
+/* Arm EHABI reports no frame for a .cantunwind function (the stubs): the
+ * walk stops there with _URC_FAILURE, after the stub's callee. */
+#define WALK_END _URC_FAILURE
+#define OUTERMOST_REPORTED(stub) ((void)(stub), (uintptr_t)ucoro__cc_entry)
+#else
+/* DWARF: the stub's CFI says its return address is undefined, the walk
+ * ends there (libgcc then reports one more frame, with ip 0). */
+#define WALK_END _URC_END_OF_STACK
+#define OUTERMOST_REPORTED(stub) ((uintptr_t)(stub))
+#endif
+
+/* Function starts without Arm's Thumb bit. */
+#define CODE_ADDRESS(p) ((uintptr_t)(p) & ~(uintptr_t)1)
 
 struct walk {
     int frames;
-    uintptr_t last_ip; /* of the outermost frame */
+    uintptr_t outermost; /* start of the outermost function reported */
 };
 
 static _Unwind_Reason_Code note_frame(struct _Unwind_Context *context, void *arg)
 {
     struct walk *walk = arg;
 
-    uintptr_t ip = _Unwind_GetIP(context);
-
     walk->frames++;
-    /* libgcc's DWARF unwinder reports one last frame with ip 0 after the
-     * one whose return address is undefined. */
-    if (ip)
-        walk->last_ip = ip;
-    return walk->frames < 64 ? _URC_NO_REASON : _URC_NORMAL_STOP;
-}
-
-/* Whether ip lies in the first bytes of stub (its call's return address). */
-static int ip_in_stub(uintptr_t ip, uintptr_t stub)
-{
-    uintptr_t start = stub & ~(uintptr_t)1; /* Arm's Thumb bit */
-
-    return stub && ip > start && ip <= start + 64;
+    if (_Unwind_GetIP(context))
+        walk->outermost = CODE_ADDRESS(_Unwind_GetRegionStart(context));
+    /* Any reason but _URC_NO_REASON stops the walk (too deep: a loop). */
+    return walk->frames < 64 ? _URC_NO_REASON : _URC_END_OF_STACK;
 }
 
 static struct walk walk_in_coroutine;
@@ -246,13 +251,17 @@ static void *backtrace_twice(void *arg)
 
 static void check_walk_ends_at_a_stub(void)
 {
-    CHECK(walk_result == _URC_END_OF_STACK);
+    uintptr_t outermost = walk_in_coroutine.outermost;
+
+    CHECK(walk_result == WALK_END);
     CHECK(walk_in_coroutine.frames >= 3 && walk_in_coroutine.frames < 64);
-    /* Where the library has a stub, the walk ends in it, not in the
-     * zeroed words above a stack's first frame. */
+    /* Where the library has a stub, the walk ends in it, not in whatever
+     * lies above a stack's first frame. */
     if (ucoro__start_stub || ucoro__enter_stack)
-        CHECK(ip_in_stub(walk_in_coroutine.last_ip, (uintptr_t)ucoro__start_stub) ||
-              ip_in_stub(walk_in_coroutine.last_ip, (uintptr_t)ucoro__enter_stack));
+        CHECK((ucoro__start_stub &&
+               outermost == CODE_ADDRESS(OUTERMOST_REPORTED(ucoro__start_stub))) ||
+              (ucoro__enter_stack &&
+               outermost == CODE_ADDRESS(OUTERMOST_REPORTED(ucoro__enter_stack))));
 }
 
 /* Takes the two backtraces in co and checks them. */
