@@ -43,6 +43,8 @@ UCORO_HIDDEN __attribute__((noreturn, used, externally_visible)) void ucoro__cc_
 #include "arch/i386.h"
 #elif defined(__arm__)
 #include "arch/arm.h"
+#elif defined(__powerpc64__) && defined(_CALL_ELF) && _CALL_ELF == 2
+#include "arch/ppc64.h"
 #elif defined(__s390x__)
 #include "arch/s390x.h"
 #elif defined(__riscv) && __riscv_xlen == 64 && defined(__riscv_float_abi_double)
