@@ -37,8 +37,8 @@ use common::{
     arg, assert_child_aborted, assert_child_passed, child, clear_errno, count_runs, current,
     describe, diagnostics, errno, filled_co, garbage_co, in_child_expecting, in_own_process,
     init_with, is_main, num, page_size, return_7, tracked, val, vm_size_kib, with_errno, Co, Entry,
-    Owned, SendPtr, DEFAULT_STACK, MIN_STACK, YIELDTO_CALLER, YIELDTO_EXITED, YIELDTO_NULL,
-    YIELDTO_UNINIT, YIELD_TO_NO_ONE,
+    Owned, SendPtr, DEFAULT_STACK, MIN_STACK, UNMAPPABLE, YIELDTO_CALLER, YIELDTO_EXITED,
+    YIELDTO_NULL, YIELDTO_UNINIT, YIELD_TO_NO_ONE,
 };
 
 // ---------------------------------------------------------------------------
@@ -264,7 +264,7 @@ fn init_fails_with_enomem_when_memory_is_refused() {
     // Rounds up without overflow, but no address space is that large.
     let co = garbage_co();
     // SAFETY: co is a fresh malloc'd struct of the right size.
-    let (rc, err) = unsafe { init_with(co, Some(return_7), 1 << 60) };
+    let (rc, err) = unsafe { init_with(co, Some(return_7), UNMAPPABLE) };
     assert_eq!(rc, -1, "a 1 EiB stack cannot be mapped");
     assert_eq!(err, libc::ENOMEM);
     // SAFETY: co is ours and was never successfully initialised.
@@ -1256,7 +1256,7 @@ fn yieldto_after_failed_init_rejected() {
         };
         let co = garbage_co();
         try_after_failed_init(co, Some(count_runs), usize::MAX, libc::EINVAL);
-        try_after_failed_init(co, Some(count_runs), 1 << 60, libc::ENOMEM);
+        try_after_failed_init(co, Some(count_runs), UNMAPPABLE, libc::ENOMEM);
         try_after_failed_init(co, None, 0, libc::EINVAL);
         // SAFETY: co is ours (never successfully initialised).
         unsafe { libc::free(co.cast()) };
