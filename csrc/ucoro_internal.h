@@ -18,6 +18,11 @@
 #define UCORO_HIDDEN
 #endif
 
+/* An identifier as assembly must spell it, after any renaming done with
+ * macros (the benchmarks build renamed copies of the library). */
+#define UCORO_ASM_SYMBOL(name) UCORO_ASM_STRING(name)
+#define UCORO_ASM_STRING(name) #name
+
 /* Thread-local state uses the initial-exec model: one instruction away
  * from the thread pointer in the static and the shared library alike (a
  * dlopen()ed libucoro takes its few hundred bytes from glibc's static TLS

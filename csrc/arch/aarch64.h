@@ -75,18 +75,18 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
 __asm__(
     ".text\n"
     ".p2align 4\n"
-    ".globl ucoro__enter_stack\n"
-    ".hidden ucoro__enter_stack\n"
-    ".type ucoro__enter_stack,%function\n"
-"ucoro__enter_stack:\n"            /* x0 = cc, x1 = top */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__enter_stack) ",%function\n"
+UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* x0 = cc, x1 = top */
     ".cfi_startproc\n"
     ".cfi_undefined x30\n"         /* the outermost frame: unwinders stop */
     "mov sp, x1\n"
     "mov x29, #0\n"                /* and frame-pointer walkers too */
-    "bl ucoro__cc_entry\n"         /* never returns */
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "brk #0\n"
     ".cfi_endproc\n"
-    ".size ucoro__enter_stack, .-ucoro__enter_stack\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
 /* Where a saved context keeps each register, as CFI (the CFA is the
  * saved sp + 160). */
@@ -168,14 +168,14 @@ __asm__(
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_A64_SWITCH("ucoro__switch")
-    UCORO_A64_SWITCH("ucoro__switch_back")
+    UCORO_A64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_A64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
     ".p2align 4\n"
-    ".globl ucoro__switch_exit\n"
-    ".hidden ucoro__switch_exit\n"
-    ".type ucoro__switch_exit,%function\n"
-"ucoro__switch_exit:\n"            /* x0 = to, x1 = hook, x2 = arg */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__switch_exit) ",%function\n"
+UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* x0 = to, x1 = hook, x2 = arg */
     ".cfi_startproc\n"
     "mov sp, x0\n"                 /* the old stack is abandoned */
     UCORO_A64_CFI_SAVED
@@ -184,20 +184,20 @@ __asm__(
     UCORO_A64_RESTORE              /* x0: hook's result */
     "ret\n"
     ".cfi_endproc\n"
-    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
     ".p2align 4\n"
-    ".globl ucoro__start_stub\n"
-    ".hidden ucoro__start_stub\n"
-    ".type ucoro__start_stub,%function\n"
-"ucoro__start_stub:\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",%function\n"
+UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_undefined x30\n"         /* the outermost frame: unwinders stop */
     "mov x0, x19\n"
-    "bl ucoro__cc_entry\n"         /* never returns */
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "brk #0\n"
     ".cfi_endproc\n"
-    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
 #undef UCORO_A64_SWITCH
 #undef UCORO_A64_SAVE
 #undef UCORO_A64_RESTORE

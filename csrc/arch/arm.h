@@ -107,15 +107,15 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
 __asm__(
     ".text\n"
     ".syntax unified\n"
-    UCORO_ARM_BEGIN("ucoro__enter_stack") /* r0 = cc, r1 = top */
+    UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__enter_stack)) /* r0 = cc, r1 = top */
     ".cantunwind\n"                /* the outermost frame: unwinders stop */
     ".cfi_undefined lr\n"
     "mov sp, r1\n"
     "mov r7, #0\n"                 /* and frame-pointer walkers too */
     "mov r11, #0\n"
-    "bl ucoro__cc_entry\n"         /* never returns */
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "bkpt #0\n"
-    UCORO_ARM_END("ucoro__enter_stack")
+    UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__enter_stack))
     UCORO_ARM_ISA);
 #else
 /* Where a saved context keeps each register, as CFI (the CFA is the saved
@@ -163,10 +163,10 @@ __asm__(
 __asm__(
     ".text\n"
     ".syntax unified\n"
-    UCORO_ARM_SWITCH("ucoro__switch")
-    UCORO_ARM_SWITCH("ucoro__switch_back")
+    UCORO_ARM_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_ARM_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
-    UCORO_ARM_BEGIN("ucoro__switch_exit") /* r0 = to, r1 = hook, r2 = arg */
+    UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__switch_exit)) /* r0 = to, r1 = hook, r2 = arg */
     ".save {r3-r11, lr}\n"         /* what to's saved context holds */
     ".vsave {d8-d15}\n"
     "mov sp, r0\n"                 /* the old stack is abandoned */
@@ -175,15 +175,15 @@ __asm__(
     "blx r1\n"                     /* hook(arg), below to's saved registers */
     UCORO_ARM_RESTORE              /* r0: hook's result */
     "bx ip\n"
-    UCORO_ARM_END("ucoro__switch_exit")
+    UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__switch_exit))
 
-    UCORO_ARM_BEGIN("ucoro__start_stub")
+    UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__start_stub))
     ".cantunwind\n"                /* the outermost frame: unwinders stop */
     ".cfi_undefined lr\n"
     "mov r0, r4\n"
-    "bl ucoro__cc_entry\n"         /* never returns */
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "bkpt #0\n"
-    UCORO_ARM_END("ucoro__start_stub")
+    UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__start_stub))
     UCORO_ARM_ISA);
 #undef UCORO_ARM_SWITCH
 #undef UCORO_ARM_RESTORE

@@ -78,10 +78,10 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
 __asm__(
     ".text\n"
     ".p2align 4\n"
-    ".globl ucoro__enter_stack\n"
-    ".hidden ucoro__enter_stack\n"
-    ".type ucoro__enter_stack,@function\n"
-"ucoro__enter_stack:\n"            /* 4(%esp) = cc, 8(%esp) = top */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__enter_stack) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* 4(%esp) = cc, 8(%esp) = top */
     ".cfi_startproc\n"
     ".cfi_undefined eip\n"         /* the outermost frame: unwinders stop */
     "movl 4(%esp), %eax\n"
@@ -89,10 +89,10 @@ __asm__(
     "xorl %ebp, %ebp\n"            /* and frame-pointer walkers too */
     "subl $12, %esp\n"             /* with the argument: 16 bytes, aligned */
     "pushl %eax\n"
-    "calll ucoro__cc_entry\n"      /* never returns */
+    "calll " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* never returns */
     "ud2\n"
     ".cfi_endproc\n"
-    ".size ucoro__enter_stack, .-ucoro__enter_stack\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
 /* Where a saved context keeps each register, as CFI: sp -> edi ... ebp,
  * return address (the CFA is just above it). */
@@ -134,14 +134,14 @@ __asm__(
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_I386_SWITCH("ucoro__switch")
-    UCORO_I386_SWITCH("ucoro__switch_back")
+    UCORO_I386_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_I386_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
     ".p2align 4\n"
-    ".globl ucoro__switch_exit\n"
-    ".hidden ucoro__switch_exit\n"
-    ".type ucoro__switch_exit,@function\n"
-"ucoro__switch_exit:\n"            /* eax = to, edx = hook, ecx = arg */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__switch_exit) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* eax = to, edx = hook, ecx = arg */
     ".cfi_startproc\n"
     "movl %eax, %esp\n"            /* the old stack is abandoned */
     UCORO_I386_CFI_SAVED
@@ -157,21 +157,21 @@ __asm__(
     UCORO_I386_RESTORE             /* eax: hook's result */
     "jmpl *%ecx\n"
     ".cfi_endproc\n"
-    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
     ".p2align 4\n"
-    ".globl ucoro__start_stub\n"
-    ".hidden ucoro__start_stub\n"
-    ".type ucoro__start_stub,@function\n"
-"ucoro__start_stub:\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_undefined eip\n"         /* the outermost frame: unwinders stop */
     "subl $12, %esp\n"
     "pushl %ebx\n"
-    "calll ucoro__cc_entry\n"      /* never returns */
+    "calll " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* never returns */
     "ud2\n"
     ".cfi_endproc\n"
-    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
 #undef UCORO_I386_SWITCH
 #undef UCORO_I386_RESTORE
 #undef UCORO_I386_CFI_SAVED

@@ -88,20 +88,20 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
 __asm__(
     ".text\n"
     ".p2align 4\n"
-    ".globl ucoro__enter_stack\n"
-    ".hidden ucoro__enter_stack\n"
-    ".type ucoro__enter_stack,@function\n"
-"ucoro__enter_stack:\n"            /* r3 = cc, r4 = top; r2 is this module's */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__enter_stack) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* r3 = cc, r4 = top; r2 is this module's */
     ".cfi_startproc\n"
     ".cfi_undefined lr\n"          /* the outermost frame: unwinders stop */
     "addi %r1, %r4, -32\n"
     "li %r0, 0\n"
     "std %r0, 0(%r1)\n"            /* back chain: none */
-    "bl ucoro__cc_entry\n"         /* never returns */
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "nop\n"
     "trap\n"
     ".cfi_endproc\n"
-    ".size ucoro__enter_stack, .-ucoro__enter_stack\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
 /* Where a saved context keeps each register, as CFI (the CFA is S + 528;
  * DWARF numbers f14 = 46, v20 = 97, cr2 = 70). */
@@ -218,14 +218,14 @@ __asm__(
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_PPC64_SWITCH("ucoro__switch")
-    UCORO_PPC64_SWITCH("ucoro__switch_back")
+    UCORO_PPC64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_PPC64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
     ".p2align 4\n"
-    ".globl ucoro__switch_exit\n"
-    ".hidden ucoro__switch_exit\n"
-    ".type ucoro__switch_exit,@function\n"
-"ucoro__switch_exit:\n"            /* r3 = to, r4 = hook, r5 = arg */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__switch_exit) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* r3 = to, r4 = hook, r5 = arg */
     ".cfi_startproc\n"
     "mr %r1, %r3\n"                /* the old stack is abandoned */
     UCORO_PPC64_CFI_SAVED
@@ -240,24 +240,24 @@ __asm__(
     UCORO_PPC64_RESTORE            /* r3: hook's result; r2 restored */
     "bctr\n"
     ".cfi_endproc\n"
-    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
     ".p2align 4\n"
-    ".globl ucoro__start_stub\n"
-    ".hidden ucoro__start_stub\n"
-    ".type ucoro__start_stub,@function\n"
-"ucoro__start_stub:\n"             /* entered by bctr with r12 = here */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"             /* entered by bctr with r12 = here */
     ".cfi_startproc\n"
     ".cfi_undefined lr\n"          /* the outermost frame: unwinders stop */
-    "addis %r2, %r12, (.TOC.-ucoro__start_stub)@ha\n"
-    "addi %r2, %r2, (.TOC.-ucoro__start_stub)@l\n"
-    ".localentry ucoro__start_stub, .-ucoro__start_stub\n"
+    "addis %r2, %r12, (.TOC.-" UCORO_ASM_SYMBOL(ucoro__start_stub) ")@ha\n"
+    "addi %r2, %r2, (.TOC.-" UCORO_ASM_SYMBOL(ucoro__start_stub) ")@l\n"
+    ".localentry " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
     "mr %r3, %r31\n"
-    "bl ucoro__cc_entry\n"         /* never returns */
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "nop\n"
     "trap\n"
     ".cfi_endproc\n"
-    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
 #undef UCORO_PPC64_SWITCH
 #undef UCORO_PPC64_SAVE
 #undef UCORO_PPC64_RESTORE

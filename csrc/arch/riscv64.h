@@ -76,18 +76,18 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
 __asm__(
     ".text\n"
     ".p2align 2\n"
-    ".globl ucoro__enter_stack\n"
-    ".hidden ucoro__enter_stack\n"
-    ".type ucoro__enter_stack,@function\n"
-"ucoro__enter_stack:\n"            /* a0 = cc, a1 = top */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__enter_stack) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* a0 = cc, a1 = top */
     ".cfi_startproc\n"
     ".cfi_undefined ra\n"          /* the outermost frame: unwinders stop */
     "mv sp, a1\n"
     "li s0, 0\n"                   /* and frame-pointer walkers too */
-    "call ucoro__cc_entry\n"       /* never returns */
+    "call " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"       /* never returns */
     "unimp\n"
     ".cfi_endproc\n"
-    ".size ucoro__enter_stack, .-ucoro__enter_stack\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
 /* Where a saved context keeps each register, as CFI (the CFA is the saved
  * sp + 208). */
@@ -159,14 +159,14 @@ __asm__(
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_RV_SWITCH("ucoro__switch")
-    UCORO_RV_SWITCH("ucoro__switch_back")
+    UCORO_RV_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_RV_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
     ".p2align 2\n"
-    ".globl ucoro__switch_exit\n"
-    ".hidden ucoro__switch_exit\n"
-    ".type ucoro__switch_exit,@function\n"
-"ucoro__switch_exit:\n"            /* a0 = to, a1 = hook, a2 = arg */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__switch_exit) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* a0 = to, a1 = hook, a2 = arg */
     ".cfi_startproc\n"
     "mv sp, a0\n"                  /* the old stack is abandoned */
     UCORO_RV_CFI_SAVED
@@ -175,20 +175,20 @@ __asm__(
     UCORO_RV_RESTORE               /* a0: hook's result */
     "jr t1\n"
     ".cfi_endproc\n"
-    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
     ".p2align 2\n"
-    ".globl ucoro__start_stub\n"
-    ".hidden ucoro__start_stub\n"
-    ".type ucoro__start_stub,@function\n"
-"ucoro__start_stub:\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_undefined ra\n"          /* the outermost frame: unwinders stop */
     "mv a0, s1\n"
-    "call ucoro__cc_entry\n"       /* never returns */
+    "call " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"       /* never returns */
     "unimp\n"
     ".cfi_endproc\n"
-    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
 #undef UCORO_RV_SWITCH
 #undef UCORO_RV_SAVE
 #undef UCORO_RV_RESTORE

@@ -84,19 +84,19 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
 __asm__(
     ".text\n"
     ".p2align 3\n"
-    ".globl ucoro__enter_stack\n"
-    ".hidden ucoro__enter_stack\n"
-    ".type ucoro__enter_stack,@function\n"
-"ucoro__enter_stack:\n"            /* r2 = cc, r3 = top */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__enter_stack) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* r2 = cc, r3 = top */
     ".cfi_startproc\n"
     ".cfi_undefined %r14\n"        /* the outermost frame: unwinders stop */
     "lay %r15, -160(%r3)\n"        /* the callee's register save area */
     "lghi %r0, 0\n"
     "stg %r0, 0(%r15)\n"           /* back chain: none */
-    "brasl %r14, ucoro__cc_entry\n" /* never returns */
+    "brasl %r14, " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n" /* never returns */
     ".word 0\n"                    /* an invalid opcode */
     ".cfi_endproc\n"
-    ".size ucoro__enter_stack, .-ucoro__enter_stack\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
 /* Where a saved context keeps each register, relative to the CFA (the
  * caller's sp + 160, so S + 224): r6-r15 in the caller's save area, then
@@ -156,14 +156,14 @@ __asm__(
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_S390X_SWITCH("ucoro__switch")
-    UCORO_S390X_SWITCH("ucoro__switch_back")
+    UCORO_S390X_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_S390X_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
     ".p2align 3\n"
-    ".globl ucoro__switch_exit\n"
-    ".hidden ucoro__switch_exit\n"
-    ".type ucoro__switch_exit,@function\n"
-"ucoro__switch_exit:\n"            /* r2 = to, r3 = hook, r4 = arg */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__switch_exit) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* r2 = to, r3 = hook, r4 = arg */
     ".cfi_startproc\n"
     "lgr %r15, %r2\n"              /* the old stack is abandoned */
     ".cfi_def_cfa_offset 224\n"
@@ -178,20 +178,20 @@ __asm__(
     UCORO_S390X_RESTORE("%r15")    /* r2: hook's result */
     "br %r1\n"
     ".cfi_endproc\n"
-    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
     ".p2align 3\n"
-    ".globl ucoro__start_stub\n"
-    ".hidden ucoro__start_stub\n"
-    ".type ucoro__start_stub,@function\n"
-"ucoro__start_stub:\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_undefined %r14\n"        /* the outermost frame: unwinders stop */
     "lgr %r2, %r6\n"
-    "brasl %r14, ucoro__cc_entry\n" /* never returns */
+    "brasl %r14, " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n" /* never returns */
     ".word 0\n"                    /* an invalid opcode */
     ".cfi_endproc\n"
-    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
 #undef UCORO_S390X_SWITCH
 #undef UCORO_S390X_RESTORE
 #undef UCORO_S390X_CFI_GPRS

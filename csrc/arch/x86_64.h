@@ -105,18 +105,18 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
 __asm__(
     ".text\n"
     ".p2align 4\n"
-    ".globl ucoro__enter_stack\n"
-    ".hidden ucoro__enter_stack\n"
-    ".type ucoro__enter_stack,@function\n"
-"ucoro__enter_stack:\n"            /* rdi = cc, rsi = top */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__enter_stack) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
     ".cfi_startproc\n"
     ".cfi_undefined rip\n"         /* the outermost frame: unwinders stop */
     "movq %rsi, %rsp\n"
     "xorl %ebp, %ebp\n"            /* and frame-pointer walkers too */
-    "callq ucoro__cc_entry\n"      /* rsp is 16-byte aligned: never returns */
+    "callq " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* rsp is 16-byte aligned: never returns */
     "ud2\n"
     ".cfi_endproc\n"
-    ".size ucoro__enter_stack, .-ucoro__enter_stack\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
 
 /* Where a saved context keeps each register, as CFI: sp -> r15 ... rbp,
@@ -165,14 +165,14 @@ __asm__(
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_X86_SWITCH("ucoro__switch")
-    UCORO_X86_SWITCH("ucoro__switch_back")
+    UCORO_X86_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_X86_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
     ".p2align 4\n"
-    ".globl ucoro__switch_exit\n"
-    ".hidden ucoro__switch_exit\n"
-    ".type ucoro__switch_exit,@function\n"
-"ucoro__switch_exit:\n"            /* rdi = to, rsi = hook, rdx = arg */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__switch_exit) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* rdi = to, rsi = hook, rdx = arg */
     ".cfi_startproc\n"
     "movq %rdi, %rsp\n"            /* the old stack is abandoned */
     UCORO_X86_CFI_SAVED
@@ -185,20 +185,20 @@ __asm__(
     UCORO_X86_RESTORE              /* rax: hook's result */
     "jmpq *%rcx\n"
     ".cfi_endproc\n"
-    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
     ".p2align 4\n"
-    ".globl ucoro__start_stub\n"
-    ".hidden ucoro__start_stub\n"
-    ".type ucoro__start_stub,@function\n"
-"ucoro__start_stub:\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_undefined rip\n"         /* the outermost frame: unwinders stop */
     "movq %rbx, %rdi\n"
-    "callq ucoro__cc_entry\n"      /* never returns */
+    "callq " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* never returns */
     "ud2\n"
     ".cfi_endproc\n"
-    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
 #undef UCORO_X86_SWITCH
 #undef UCORO_X86_RESTORE
 #undef UCORO_X86_CFI_SAVED
