@@ -34,24 +34,16 @@
 
 #include "../ucoro_internal.h"
 
-/* Same contract as in arch/x86_64.h (ordinary stack arguments); top is
- * 16-byte aligned, as the psABI wants the stack at every call. */
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__enter_stack(void *cc, void *top);
-#define UCORO_ARCH_ENTER_STACK 1
-
 #ifdef UCORO_SWITCH_ASM_WANTED
 #define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "i386 assembly"
 
-/* Same contract as in arch/x86_64.h, arguments in eax, edx, ecx. */
-#define UCORO_I386_SWITCH_CALL __attribute__((regparm(3)))
-UCORO_HIDDEN UCORO_I386_SWITCH_CALL void *ucoro__switch(void **save, void *to, void *value);
-UCORO_HIDDEN UCORO_I386_SWITCH_CALL void *ucoro__switch_back(void **save, void *to,
-                                                             void *value);
-UCORO_HIDDEN UCORO_I386_SWITCH_CALL __attribute__((noreturn)) void
-ucoro__switch_exit(void *to, void *(*hook)(void *), void *arg);
-UCORO_HIDDEN void ucoro__start_stub(void);
+/* The switch functions take their arguments in eax, edx, ecx. */
+#define UCORO_ARCH_SWITCH_CALL __attribute__((regparm(3)))
+#endif
+#include "interface.h"
 
+#ifdef UCORO_SWITCH_ASM
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
  * runs ucoro__start_stub with ebx = start_arg and esp = the aligned top.
@@ -70,7 +62,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[4] = (void *)ucoro__start_stub; /* "return address" */
     return sp;
 }
-#endif /* UCORO_SWITCH_ASM_WANTED */
+#endif /* UCORO_SWITCH_ASM */
 
 #ifdef UCORO_ARCH_IMPLEMENTATION
 /* clang-format off */

@@ -21,7 +21,7 @@
  * exit hook) into the record first. struct continuation therefore does not
  * depend on the mode.
  *
- * Same interface as arch/x86_64.h; continuation.c defines
+ * Same interface as arch/interface.h; continuation.c defines
  * UCORO_ARCH_IMPLEMENTATION to emit the functions once.
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0

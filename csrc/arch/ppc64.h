@@ -42,22 +42,13 @@
 
 #include "../ucoro_internal.h"
 
-/* Same contract as in arch/x86_64.h; top is 16-byte aligned. The stub
- * leaves a minimal 32-byte frame below top for its callee's saves. */
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__enter_stack(void *cc, void *top);
-#define UCORO_ARCH_ENTER_STACK 1
-
 #ifdef UCORO_SWITCH_ASM_WANTED
 #define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "ppc64le assembly"
+#endif
+#include "interface.h"
 
-/* Same contract as in arch/x86_64.h. */
-UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
-UCORO_HIDDEN void *ucoro__switch_back(void **save, void *to, void *value);
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
-                                                              void *arg);
-UCORO_HIDDEN void ucoro__start_stub(void);
-
+#ifdef UCORO_SWITCH_ASM
 #define UCORO_PPC64_FRAME 528    /* the switch's frame */
 #define UCORO_PPC64_MIN_FRAME 32 /* back chain, CR, LR and TOC doublewords */
 
@@ -80,7 +71,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     stub_frame[2] = (void *)ucoro__start_stub; /* the LR save doubleword */
     return sp;
 }
-#endif /* UCORO_SWITCH_ASM_WANTED */
+#endif /* UCORO_SWITCH_ASM */
 
 #ifdef UCORO_ARCH_IMPLEMENTATION
 /* clang-format off */

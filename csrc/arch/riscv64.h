@@ -34,21 +34,13 @@
 
 #include "../ucoro_internal.h"
 
-/* Same contract as in arch/x86_64.h; top is 16-byte aligned. */
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__enter_stack(void *cc, void *top);
-#define UCORO_ARCH_ENTER_STACK 1
-
 #ifdef UCORO_SWITCH_ASM_WANTED
 #define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "riscv64 assembly"
+#endif
+#include "interface.h"
 
-/* Same contract as in arch/x86_64.h. */
-UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
-UCORO_HIDDEN void *ucoro__switch_back(void **save, void *to, void *value);
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
-                                                              void *arg);
-UCORO_HIDDEN void ucoro__start_stub(void);
-
+#ifdef UCORO_SWITCH_ASM
 #define UCORO_RISCV64_FRAME 208
 
 /*
@@ -68,7 +60,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[2] = start_arg;                 /* s1: the continuation */
     return sp;
 }
-#endif /* UCORO_SWITCH_ASM_WANTED */
+#endif /* UCORO_SWITCH_ASM */
 
 #ifdef UCORO_ARCH_IMPLEMENTATION
 /* clang-format off */

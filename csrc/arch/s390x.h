@@ -38,22 +38,13 @@
 
 #include "../ucoro_internal.h"
 
-/* Same contract as in arch/x86_64.h; top is 16-byte aligned (the ABI
- * needs 8). The stub leaves its callee's 160-byte save area below top. */
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__enter_stack(void *cc, void *top);
-#define UCORO_ARCH_ENTER_STACK 1
-
 #ifdef UCORO_SWITCH_ASM_WANTED
 #define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "s390x assembly"
+#endif
+#include "interface.h"
 
-/* Same contract as in arch/x86_64.h. */
-UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
-UCORO_HIDDEN void *ucoro__switch_back(void **save, void *to, void *value);
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
-                                                              void *arg);
-UCORO_HIDDEN void ucoro__start_stub(void);
-
+#ifdef UCORO_SWITCH_ASM
 #define UCORO_S390X_SAVE_AREA 160 /* what a caller leaves its callee */
 #define UCORO_S390X_FPRS 64       /* f8-f15, below it */
 
@@ -76,7 +67,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     frame[15] = frame;                    /* r15 (slot 120): the stub's sp */
     return sp;
 }
-#endif /* UCORO_SWITCH_ASM_WANTED */
+#endif /* UCORO_SWITCH_ASM */
 
 #ifdef UCORO_ARCH_IMPLEMENTATION
 /* clang-format off */

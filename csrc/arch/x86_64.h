@@ -36,44 +36,13 @@
 
 #include "../ucoro_internal.h"
 
-/* Moves onto a new stack (sp = top, 16-byte aligned) and calls
- * ucoro__cc_entry(cc) there: how the portable modes enter a stack without
- * makecontext. Never returns. */
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__enter_stack(void *cc, void *top);
-#define UCORO_ARCH_ENTER_STACK 1
-
 #ifdef UCORO_SWITCH_ASM_WANTED
 #define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "x86_64 assembly"
+#endif
+#include "interface.h"
 
-/*
- * Saves the running context (callee-saved registers and the return
- * address) into *save and resumes the context to, whose pending
- * ucoro__switch call returns value. Returns the value handed over when
- * something resumes the saved context.
- */
-UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
-
-/*
- * The same switch under a second name, used for the way back (yield to the
- * caller). Each copy's final indirect jmp then has one usual target (the
- * resumed coroutine's yield site, or the resumer's yieldto site), which the
- * branch predictor learns; one shared jmp alternating between the two is
- * predicted worse (about 0.5 ns per round trip here).
- */
-UCORO_HIDDEN void *ucoro__switch_back(void **save, void *to, void *value);
-
-/*
- * Abandons the running context, moves onto the context to, runs hook(arg)
- * there (so it may free the stack just left) and makes to's pending
- * ucoro__switch call return hook's result.
- */
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
-                                                              void *arg);
-
-/* First code on a new stack: calls ucoro__cc_entry(rbx) and never returns. */
-UCORO_HIDDEN void ucoro__start_stub(void);
-
+#ifdef UCORO_SWITCH_ASM
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
  * runs ucoro__start_stub with rbx = start_arg and a 16-byte aligned stack.
@@ -97,7 +66,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     return sp;
 }
 
-#endif /* UCORO_SWITCH_ASM_WANTED */
+#endif /* UCORO_SWITCH_ASM */
 
 #ifdef UCORO_ARCH_IMPLEMENTATION
 /* clang-format off */
