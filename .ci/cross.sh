@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Cross-builds the C test suite for every architecture the distributions
 # ship, in every switch mode that applies, and runs it under qemu-user
-# (x86_64 musl runs natively: musl-gcc). Programs are linked statically, so
+# (x86_64, glibc and musl-gcc, runs natively). Programs are linked statically, so
 # qemu needs no sysroot. Two jobs at a time (the CI machine has 2 cores).
 #
 #   .ci/cross.sh                 every target
@@ -17,6 +17,7 @@ cd "$(dirname "$0")/.."
 
 # name  compiler  runner (- : natively)  modes
 targets='
+x86_64      gcc                         -               default,setjmp,ucontext
 x86_64-musl musl-gcc                    -               default,setjmp
 i686        i686-linux-gnu-gcc          qemu-i386       default,setjmp,ucontext
 armhf       arm-linux-gnueabihf-gcc     qemu-arm        default,setjmp,ucontext

@@ -44,8 +44,9 @@ pub const MIN_STACK: usize = 16 << 10;
 pub const SMALL_STACK: usize = 64 << 10;
 
 /// A stack size that rounds up without overflow but that no address space
-/// has room for: 1 EiB where addresses have 64 bits, 3.75 GiB of a 32-bit
-/// target's 4 GiB.
+/// has room for: 1 EiB where addresses have 64 bits. 32-bit targets have no
+/// such size (the stack layer refuses 2 GiB and up with EINVAL): the tests
+/// using it are skipped there (.ci/cross-rust.sh), this only compiles.
 #[cfg(target_pointer_width = "64")]
 pub const UNMAPPABLE: usize = 1 << 60;
 #[cfg(not(target_pointer_width = "64"))]
@@ -337,9 +338,9 @@ impl<T> SendPtr<T> {
 
 pub const CHILD_ENV: &str = "UCORO_CHILD";
 
-/// Set by `.ci/cross-rust.sh` to the emulator that runs this binary
-/// (`qemu-s390x -L /usr/s390x-linux-gnu`): a child must be started through
-/// it too, as the host cannot execute the binary itself.
+/// Set by `.ci/cross-rust.sh` to the emulator command that runs this
+/// binary (`qemu-s390x -L /usr/s390x-linux-gnu ...`): a child must be
+/// started through it too, as the host cannot execute the binary itself.
 pub const RUNNER_ENV: &str = "UCORO_TEST_RUNNER";
 
 /// A command that re-runs this test binary for `test` alone (ignored tests

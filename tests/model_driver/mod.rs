@@ -57,7 +57,7 @@ pub const ABSURD_STACK: usize = usize::MAX;
 /// A stack size no system can map: init fails, ENOMEM.
 #[cfg(target_pointer_width = "64")]
 pub const HUGE_STACK: usize = 1 << 62;
-/// 3.75 GiB: more than a 32-bit address space has room for.
+/// 32-bit: refused with EINVAL, not ENOMEM (see common::UNMAPPABLE).
 #[cfg(not(target_pointer_width = "64"))]
 pub const HUGE_STACK: usize = usize::MAX / 16 * 15;
 /// The value that the `return`s appended to unwind the chain pass.
