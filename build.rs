@@ -81,6 +81,36 @@ fn main() {
 
     #[cfg(feature = "bindgen")]
     generate_bindings(&csrc);
+    #[cfg(not(feature = "bindgen"))]
+    if env::var("CARGO_CFG_TARGET_POINTER_WIDTH").as_deref() == Ok("32") {
+        bindings_without_layout_asserts(&root);
+    }
+}
+
+/// The committed bindings carry bindgen's layout assertions, computed on
+/// x86_64: right for every LP64 target, wrong for 32-bit ones. There the
+/// crate includes a copy without them (`OUT_DIR/bindings_ilp32.rs`); the
+/// declarations themselves use C types (`c_ulong`, `usize`, pointers) and
+/// are the same.
+#[cfg(not(feature = "bindgen"))]
+fn bindings_without_layout_asserts(root: &Path) {
+    let committed = root.join("src/sys/bindings.rs");
+    let text = fs::read_to_string(&committed).expect("read src/sys/bindings.rs");
+    let mut kept = String::new();
+    let mut in_asserts = false;
+    for line in text.lines() {
+        if line.starts_with("#[allow(clippy::unnecessary_operation") {
+            in_asserts = true; // the attribute, then `const _: () = { ... };`
+        }
+        if !in_asserts {
+            kept.push_str(line);
+            kept.push('\n');
+        } else if line == "};" {
+            in_asserts = false;
+        }
+    }
+    let out = PathBuf::from(env::var("OUT_DIR").unwrap()).join("bindings_ilp32.rs");
+    fs::write(out, kept).expect("write bindings_ilp32.rs");
 }
 
 #[cfg(feature = "bindgen")]

@@ -9,10 +9,13 @@
  * header is its interface to the layer above.
  *
  * Mode selection (one per build):
- * - x86_64 and aarch64 default: assembly (arch/x86_64.h, arch/aarch64.h).
+ * - default: assembly where csrc/arch/ has a switch for the target
+ *   (x86_64, aarch64, i386, armhf, ppc64le ELFv2, s390x, riscv64 lp64d).
  * - -DUCORO_SWITCH_SETJMP, or any other architecture: _setjmp/_longjmp
  *   (arch/portable.h).
  * - -DUCORO_SWITCH_UCONTEXT: swapcontext on every switch (strict mode).
+ * Each arch header also has an entry stub, with which the portable modes
+ * start a stack without makecontext (armel gets only the stub).
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
@@ -28,15 +31,26 @@
  * link-time optimisation must keep it, under this name. */
 UCORO_HIDDEN __attribute__((noreturn, used, externally_visible)) void ucoro__cc_entry(void *cc);
 
-#if !defined(UCORO_SWITCH_UCONTEXT) && !defined(UCORO_SWITCH_SETJMP) && \
-    defined(__x86_64__)
-#define UCORO_SWITCH_ASM 1
+#if !defined(UCORO_SWITCH_UCONTEXT) && !defined(UCORO_SWITCH_SETJMP)
+#define UCORO_SWITCH_ASM_WANTED 1 /* an arch header defines UCORO_SWITCH_ASM */
+#endif
+
+#if defined(__x86_64__)
 #include "arch/x86_64.h"
-#elif !defined(UCORO_SWITCH_UCONTEXT) && !defined(UCORO_SWITCH_SETJMP) && \
-    defined(__aarch64__)
-#define UCORO_SWITCH_ASM 1
+#elif defined(__aarch64__)
 #include "arch/aarch64.h"
-#else
+#elif defined(__i386__)
+#include "arch/i386.h"
+#elif defined(__arm__)
+#include "arch/arm.h"
+#elif defined(__powerpc64__) && defined(_CALL_ELF) && _CALL_ELF == 2
+#include "arch/ppc64.h"
+#elif defined(__s390x__)
+#include "arch/s390x.h"
+#elif defined(__riscv) && __riscv_xlen == 64 && defined(__riscv_float_abi_double)
+#include "arch/riscv64.h"
+#endif
+#ifndef UCORO_SWITCH_ASM
 #include "arch/portable.h"
 #endif
 

@@ -1,13 +1,14 @@
 /*
  * The continuation layer: owns stacks and switching.
  *
- * The switch itself comes from csrc/arch/: hand-written assembly on x86_64
- * (the default there), _setjmp/_longjmp elsewhere or with
+ * The switch itself comes from csrc/arch/ (chosen in cc_switch.h):
+ * hand-written assembly by default on x86_64, aarch64, i386, armhf,
+ * ppc64le, s390x and riscv64, _setjmp/_longjmp elsewhere or with
  * -DUCORO_SWITCH_SETJMP, swapcontext on every switch with
  * -DUCORO_SWITCH_UCONTEXT (strict mode: per-coroutine signal mask and
- * floating-point environment). Each provides ucoro_arch_switch/start/exit
- * over an opaque saved context, so this file and the coroutine layer do not
- * change with the mode.
+ * floating-point environment). Each provides ucoro__switch/switch_exit and
+ * a way onto a new stack over an opaque saved context, so this file and
+ * the coroutine layer do not change with the mode.
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */

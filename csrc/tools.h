@@ -145,10 +145,11 @@ static inline void ucoro__tool_assume_defined(void *p, size_t n)
 {
 #ifdef UCORO_MEMCHECK
     (void)VALGRIND_MAKE_MEM_DEFINED(p, n);
-#else
+#endif
+    /* Unused where Valgrind does not support the target: its client
+     * requests then expand to nothing. */
     (void)p;
     (void)n;
-#endif
 }
 
 /* A continuation got a stack (cc_init) or stands for a thread's own

@@ -8,6 +8,7 @@
 #ifndef UCORO_INTERNAL_H
 #define UCORO_INTERNAL_H
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -16,6 +17,11 @@
 #else
 #define UCORO_HIDDEN
 #endif
+
+/* An identifier as assembly must spell it, after any renaming done with
+ * macros (the benchmarks build renamed copies of the library). */
+#define UCORO_ASM_SYMBOL(name) UCORO_ASM_STRING(name)
+#define UCORO_ASM_STRING(name) #name
 
 /* Thread-local state uses the initial-exec model: one instruction away
  * from the thread pointer in the static and the shared library alike (a
@@ -36,11 +42,20 @@
 
 /* Magic values: an initialised struct holds kind ^ its own address, so
  * garbage, a struct copied elsewhere and a released struct all fail the
- * check. */
+ * check. The struct fields are unsigned long (the originals' ABI), so each
+ * kind is an ASCII tag as wide as that: eight letters where it has 64 bits,
+ * four on 32-bit targets. */
+#if ULONG_MAX > 0xffffffffUL
 #define UCORO_MAGIC_CONTINUATION 0x75636f726f2d6363UL /* "ucoro-cc" */
 #define UCORO_MAGIC_COROUTINE 0x75636f726f2d636fUL    /* "ucoro-co" */
 #define UCORO_MAGIC_LEADER 0x75636f726f2d6d6eUL       /* "ucoro-mn" */
 #define UCORO_MAGIC_RELEASED 0x75636f726f2d7278UL     /* "ucoro-rx" */
+#else
+#define UCORO_MAGIC_CONTINUATION 0x752d6363UL /* "u-cc" */
+#define UCORO_MAGIC_COROUTINE 0x752d636fUL    /* "u-co" */
+#define UCORO_MAGIC_LEADER 0x752d6d6eUL       /* "u-mn" */
+#define UCORO_MAGIC_RELEASED 0x752d7278UL     /* "u-rx" */
+#endif
 
 static inline unsigned long ucoro__magic(const void *owner, unsigned long kind)
 {

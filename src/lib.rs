@@ -57,19 +57,34 @@
 //!
 //! ## Platforms
 //!
-//! | target | switch | tested |
+//! | target | default switch | how CI tests it |
 //! |---|---|---|
-//! | Linux x86_64 (glibc) | assembly, callee-saved registers only | natively in CI |
-//! | Linux aarch64 (glibc) | assembly, callee-saved registers only | C suite under qemu-user in CI |
-//! | other Linux targets with ucontext | `_setjmp`/`_longjmp`, stacks entered via `makecontext` | not tested |
+//! | x86_64, glibc | x86_64 assembly | natively: the Rust and C suites in every mode, under ASan, TSan and Valgrind |
+//! | x86_64, musl | x86_64 assembly | C suite built with `musl-gcc`, default and `_setjmp` modes |
+//! | aarch64 (arm64) | aarch64 assembly | C suite under qemu-user, every mode |
+//! | i686 (i386) | i386 assembly | C suite and Rust tests under qemu-user, every mode (Rust: default) |
+//! | armhf (ARMv7, hard-float) | armhf assembly | C suite under qemu-user, every mode |
+//! | ppc64el (ELFv2) | ppc64le assembly | C suite under qemu-user, every mode |
+//! | s390x | s390x assembly | C suite and Rust tests under qemu-user, every mode (Rust: default) |
+//! | riscv64 (lp64d) | riscv64 assembly | C suite under qemu-user, every mode |
+//! | armel | `_setjmp`/`_longjmp`; stacks entered by an assembly stub | C suite under qemu-user, every mode |
+//! | mips64el | `_setjmp`/`_longjmp`; stacks entered with `makecontext` | C suite under qemu-user, every mode |
+//! | other Linux targets | `_setjmp`/`_longjmp`; stacks entered with `makecontext` | not tested |
 //!
-//! The C library can also be built with `-DUCORO_SWITCH_SETJMP` (the
+//! Each assembly switch saves exactly the registers its ABI makes
+//! callee-saved and carries unwind information, so debuggers and
+//! `_Unwind_Backtrace` walk a coroutine's stack up to where it began. The
+//! C library can also be built with `-DUCORO_SWITCH_SETJMP` (the
 //! portable path everywhere) or `-DUCORO_SWITCH_UCONTEXT` (strict mode:
 //! `swapcontext` on every switch, so each coroutine keeps its own signal
 //! mask and floating-point environment); the Rust build takes
 //! `UCORO_SWITCH=setjmp` or `UCORO_SWITCH=ucontext` from the environment.
 //! In the other modes floating-point control state (MXCSR, x87 control
-//! word, FPCR) is per thread, not per coroutine.
+//! word, FPCR, FPSCR, fcsr) is per thread, not per coroutine. What the
+//! portable path needs from the libc: `_setjmp`/`_longjmp` only, where an
+//! entry stub exists (every target above but mips64el: so musl works), and
+//! `getcontext`/`makecontext`/`setcontext` elsewhere; strict mode needs a
+//! working `swapcontext` (glibc; musl has none).
 //!
 //! Every stack has a 64 KiB guard region below it (`MADV_GUARD_INSTALL` on
 //! Linux ≥ 6.13, `mprotect` before that), so an overflow faults instead of

@@ -18,5 +18,9 @@
 
 #[cfg(feature = "bindgen")]
 include!(concat!(env!("OUT_DIR"), "/bindings.rs"));
-#[cfg(not(feature = "bindgen"))]
+#[cfg(all(not(feature = "bindgen"), not(target_pointer_width = "32")))]
 include!("sys/bindings.rs");
+// The committed file's layout assertions hold for LP64 only: build.rs
+// writes a copy without them for 32-bit targets.
+#[cfg(all(not(feature = "bindgen"), target_pointer_width = "32"))]
+include!(concat!(env!("OUT_DIR"), "/bindings_ilp32.rs"));

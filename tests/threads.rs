@@ -43,7 +43,7 @@ use common::{
 // ---------------------------------------------------------------------------
 
 /// The kernel's id of the calling thread, by system call every time.
-fn tid() -> i64 {
+fn tid() -> libc::c_long {
     // SAFETY: gettid takes no arguments and cannot fail.
     unsafe { libc::syscall(libc::SYS_gettid) }
 }
@@ -128,14 +128,16 @@ const STOP: usize = usize::MAX;
 /// Yielded up by a level that has just started (and started its child).
 const READY: usize = usize::MAX - 1;
 
-/// What level `depth` of chain `id` yields up in round `round`.
+/// What level `depth` of chain `id` yields up in round `round`: every value
+/// distinct, in 30 bits (CHAINS <= 64, ROUNDS < 2^19), so 32-bit too.
 fn up_value(id: usize, round: usize, depth: usize) -> usize {
-    ((id + 1) << 40) | (round << 4) | (depth + 1)
+    ((id + 1) << 23) | (round << 4) | (depth + 1)
 }
 
-/// What level `depth` of chain `id` returns when stopped.
+/// What level `depth` of chain `id` returns when stopped: the top bit but
+/// one set, which no up_value has.
 fn done_value(id: usize, depth: usize) -> usize {
-    (1 << 62) | (id << 4) | depth
+    (1 << (usize::BITS - 2)) | (id << 4) | depth
 }
 
 /// One chain: top -> child -> grandchild, all on one thread.
@@ -432,14 +434,14 @@ fn safe_api_nested_3_deep_on_8_threads() {
 /// The starting thread's view, passed as the first argument.
 struct Trip {
     me: Co,
-    tid: i64,
+    tid: libc::c_long,
     leader: Co,
     tally: Arc<Tally>,
 }
 
 /// The resuming thread's view, passed when it resumes the coroutine.
 struct Hop {
-    tid: i64,
+    tid: libc::c_long,
     leader: Co,
 }
 
@@ -566,7 +568,7 @@ const PING_PONGS: usize = if cfg!(debug_assertions) {
 
 /// The resuming thread, passed at every resume.
 struct Resumer {
-    tid: i64,
+    tid: libc::c_long,
     leader: Co,
     /// The other thread's main coroutine: never main here.
     other_leader: Co,

@@ -18,6 +18,8 @@
  * by the coroutine layer, so a resumed coroutine_yield/yieldto returns
  * straight into user code.
  *
+ * CFI and the entry stub as in arch/x86_64.h.
+ *
  * Included through cc_switch.h; continuation.c defines
  * UCORO_ARCH_IMPLEMENTATION to emit the assembly once.
  *
@@ -31,15 +33,13 @@
 
 #include "../ucoro_internal.h"
 
+#ifdef UCORO_SWITCH_ASM_WANTED
+#define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "aarch64 assembly"
+#endif
+#include "interface.h"
 
-/* Same contract as in arch/x86_64.h. */
-UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
-UCORO_HIDDEN void *ucoro__switch_back(void **save, void *to, void *value);
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
-                                                              void *arg);
-UCORO_HIDDEN void ucoro__start_stub(void);
-
+#ifdef UCORO_SWITCH_ASM
 #define UCORO_AARCH64_FRAME 160
 
 /*
@@ -59,11 +59,54 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[19] = (void *)ucoro__start_stub; /* x30: where ret goes */
     return sp;
 }
+#endif /* UCORO_SWITCH_ASM */
 
 #ifdef UCORO_ARCH_IMPLEMENTATION
 /* clang-format off */
+#ifndef UCORO_SWITCH_ASM
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__enter_stack) ",%function\n"
+UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* x0 = cc, x1 = top */
+    ".cfi_startproc\n"
+    ".cfi_undefined x30\n"         /* the outermost frame: unwinders stop */
+    "mov sp, x1\n"
+    "mov x29, #0\n"                /* and frame-pointer walkers too */
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
+    "brk #0\n"
+    ".cfi_endproc\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
+#else
+/* Where a saved context keeps each register, as CFI (the CFA is the
+ * saved sp + 160). */
+#define UCORO_A64_CFI_SAVED                 \
+    ".cfi_def_cfa_offset 160\n"             \
+    ".cfi_offset d8, -160\n"                \
+    ".cfi_offset d9, -152\n"                \
+    ".cfi_offset d10, -144\n"               \
+    ".cfi_offset d11, -136\n"               \
+    ".cfi_offset d12, -128\n"               \
+    ".cfi_offset d13, -120\n"               \
+    ".cfi_offset d14, -112\n"               \
+    ".cfi_offset d15, -104\n"               \
+    ".cfi_offset x19, -96\n"                \
+    ".cfi_offset x20, -88\n"                \
+    ".cfi_offset x21, -80\n"                \
+    ".cfi_offset x22, -72\n"                \
+    ".cfi_offset x23, -64\n"                \
+    ".cfi_offset x24, -56\n"                \
+    ".cfi_offset x25, -48\n"                \
+    ".cfi_offset x26, -40\n"                \
+    ".cfi_offset x27, -32\n"                \
+    ".cfi_offset x28, -24\n"                \
+    ".cfi_offset x29, -16\n"                \
+    ".cfi_offset x30, -8\n"
 #define UCORO_A64_SAVE                      \
     "sub sp, sp, #160\n"                    \
+    ".cfi_def_cfa_offset 160\n"             \
     "stp d8, d9, [sp, #0]\n"                \
     "stp d10, d11, [sp, #16]\n"             \
     "stp d12, d13, [sp, #32]\n"             \
@@ -73,7 +116,8 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     "stp x23, x24, [sp, #96]\n"             \
     "stp x25, x26, [sp, #112]\n"            \
     "stp x27, x28, [sp, #128]\n"            \
-    "stp x29, x30, [sp, #144]\n"
+    "stp x29, x30, [sp, #144]\n"            \
+    UCORO_A64_CFI_SAVED
 #define UCORO_A64_RESTORE                   \
     "ldp d8, d9, [sp, #0]\n"                \
     "ldp d10, d11, [sp, #16]\n"             \
@@ -85,7 +129,18 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     "ldp x25, x26, [sp, #112]\n"            \
     "ldp x27, x28, [sp, #128]\n"            \
     "ldp x29, x30, [sp, #144]\n"            \
-    "add sp, sp, #160\n"
+    "add sp, sp, #160\n"                    \
+    ".cfi_def_cfa_offset 0\n"               \
+    ".cfi_restore d8\n" ".cfi_restore d9\n"                  \
+    ".cfi_restore d10\n" ".cfi_restore d11\n"                \
+    ".cfi_restore d12\n" ".cfi_restore d13\n"                \
+    ".cfi_restore d14\n" ".cfi_restore d15\n"                \
+    ".cfi_restore x19\n" ".cfi_restore x20\n"                \
+    ".cfi_restore x21\n" ".cfi_restore x22\n"                \
+    ".cfi_restore x23\n" ".cfi_restore x24\n"                \
+    ".cfi_restore x25\n" ".cfi_restore x26\n"                \
+    ".cfi_restore x27\n" ".cfi_restore x28\n"                \
+    ".cfi_restore x29\n" ".cfi_restore x30\n"
 /* The switch, emitted under two names (see arch/x86_64.h). */
 #define UCORO_A64_SWITCH(name)                                                 \
     ".p2align 4\n"                                                            \
@@ -97,7 +152,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     UCORO_A64_SAVE                                                            \
     "mov x9, sp\n"                                                            \
     "str x9, [x0]\n"         /* our context is complete */                    \
-    "mov sp, x1\n"           /* now on the other stack */                     \
+    "mov sp, x1\n"           /* now on the other stack, same layout */        \
     UCORO_A64_RESTORE                                                         \
     "mov x0, x2\n"           /* what the resumed call returns */              \
     "ret\n"                                                                   \
@@ -105,39 +160,42 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_A64_SWITCH("ucoro__switch")
-    UCORO_A64_SWITCH("ucoro__switch_back")
+    UCORO_A64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_A64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
     ".p2align 4\n"
-    ".globl ucoro__switch_exit\n"
-    ".hidden ucoro__switch_exit\n"
-    ".type ucoro__switch_exit,%function\n"
-"ucoro__switch_exit:\n"            /* x0 = to, x1 = hook, x2 = arg */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__switch_exit) ",%function\n"
+UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* x0 = to, x1 = hook, x2 = arg */
     ".cfi_startproc\n"
     "mov sp, x0\n"                 /* the old stack is abandoned */
+    UCORO_A64_CFI_SAVED
     "mov x0, x2\n"
     "blr x1\n"                     /* hook(arg), below to's saved registers */
     UCORO_A64_RESTORE              /* x0: hook's result */
     "ret\n"
     ".cfi_endproc\n"
-    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
     ".p2align 4\n"
-    ".globl ucoro__start_stub\n"
-    ".hidden ucoro__start_stub\n"
-    ".type ucoro__start_stub,%function\n"
-"ucoro__start_stub:\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",%function\n"
+UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_undefined x30\n"         /* the outermost frame: unwinders stop */
     "mov x0, x19\n"
-    "bl ucoro__cc_entry\n"         /* never returns */
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "brk #0\n"
     ".cfi_endproc\n"
-    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
 #undef UCORO_A64_SWITCH
 #undef UCORO_A64_SAVE
 #undef UCORO_A64_RESTORE
+#undef UCORO_A64_CFI_SAVED
+#endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */
-#endif
+#endif /* UCORO_ARCH_IMPLEMENTATION */
 
 #endif /* UCORO_ARCH_AARCH64_H */

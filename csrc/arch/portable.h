@@ -3,19 +3,25 @@
  *
  * - default on architectures without an assembly switch, or forced with
  *   -DUCORO_SWITCH_SETJMP: _setjmp/_longjmp for every switch (callee-saved
- *   registers, stack and frame pointer; no system call), a stack entered
- *   once through makecontext + setcontext. Floating-point control state and
- *   the signal mask are per thread. This is what spice-gtk and QEMU do.
+ *   registers, stack and frame pointer; no system call). Floating-point
+ *   control state and the signal mask are per thread. This is what
+ *   spice-gtk and QEMU do.
  * - strict, with -DUCORO_SWITCH_UCONTEXT: swapcontext for every switch, so
  *   each coroutine keeps its own signal mask and floating-point environment,
- *   as in gtk-vnc. Costs two system calls (sigprocmask) per switch.
+ *   as in gtk-vnc. Costs two system calls (sigprocmask) per switch, and
+ *   needs a libc that implements swapcontext (glibc; not musl).
+ *
+ * Either mode enters a new stack once through the arch header's entry stub
+ * (ucoro__enter_stack), or, on architectures without one (mips64el, ...),
+ * through getcontext + makecontext + setcontext. So the _setjmp mode needs
+ * only _setjmp/_longjmp from the libc where a stub exists (musl works).
  *
  * A switched-out context is a pointer to a record in the frame of its own
  * pending ucoro__switch call; whoever resumes it writes the value (or an
  * exit hook) into the record first. struct continuation therefore does not
  * depend on the mode.
  *
- * Same interface as arch/x86_64.h; continuation.c defines
+ * Same interface as arch/interface.h; continuation.c defines
  * UCORO_ARCH_IMPLEMENTATION to emit the functions once.
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
@@ -61,13 +67,16 @@ UCORO_SWITCH_FN void *ucoro__switch_start(void **save, char *stack, size_t size,
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#if defined(UCORO_SWITCH_UCONTEXT) || !defined(UCORO_ARCH_ENTER_STACK)
 #include <ucontext.h>
 
+/* The ucontext calls fail only where the libc does not implement them. */
 __attribute__((noreturn)) static void arch_fail(const char *what)
 {
     perror(what);
     abort();
 }
+#endif
 
 /* What a switched-out context waits for: a value, or a hook to run. The
  * resumer writes it, so it is read through volatile after the switch. */
@@ -92,24 +101,39 @@ static void arch_give(volatile struct arch_handoff *h, void *value,
     h->hook_arg = hook_arg;
 }
 
+#ifdef UCORO_ARCH_ENTER_STACK
+/* Starts ucoro__cc_entry(start_arg) on [stack, stack + size) through the
+ * arch header's entry stub: no makecontext (musl has none). */
+__attribute__((noreturn)) static void arch_enter(char *stack, size_t size, void *start_arg)
+{
+    ucoro__enter_stack(start_arg, (void *)(((uintptr_t)stack + size) & ~(uintptr_t)15));
+}
+#else
 /* makecontext passes int arguments only: the pointer travels as halves. */
 static void arch_trampoline(unsigned int hi, unsigned int lo)
 {
     ucoro__cc_entry((void *)(uintptr_t)(((uint64_t)hi << 32) | lo));
 }
 
-static void arch_make(ucontext_t *uc, char *stack, size_t size, void *start_arg)
+/* Starts ucoro__cc_entry(start_arg) on [stack, stack + size) with
+ * makecontext, where no entry stub exists; aborts if the libc has none
+ * that works (getcontext fails). */
+__attribute__((noreturn)) static void arch_enter(char *stack, size_t size, void *start_arg)
 {
     uint64_t p = (uint64_t)(uintptr_t)start_arg;
+    ucontext_t uc;
 
-    if (getcontext(uc) != 0)
+    if (getcontext(&uc) != 0)
         arch_fail("ucoro: getcontext");
-    uc->uc_stack.ss_sp = stack;
-    uc->uc_stack.ss_size = size;
-    uc->uc_link = NULL;
-    makecontext(uc, (void (*)(void))arch_trampoline, 2, (unsigned int)(p >> 32),
+    uc.uc_stack.ss_sp = stack;
+    uc.uc_stack.ss_size = size;
+    uc.uc_link = NULL;
+    makecontext(&uc, (void (*)(void))arch_trampoline, 2, (unsigned int)(p >> 32),
                 (unsigned int)p);
+    setcontext(&uc);
+    arch_fail("ucoro: setcontext");
 }
+#endif
 
 #ifdef UCORO_SWITCH_UCONTEXT
 
@@ -156,13 +180,16 @@ void *ucoro__switch_start(void **save, char *stack, size_t size, void *start_arg
                           void *value)
 {
     struct arch_record here;
-    ucontext_t fresh;
+    volatile int entered = 0; /* getcontext returns again on resumption */
 
     (void)value; /* the coroutine layer passes the first value in the struct */
-    arch_make(&fresh, stack, size, start_arg);
     *save = &here;
-    if (swapcontext(&here.uc, &fresh) != 0)
-        arch_fail("ucoro: swapcontext");
+    if (getcontext(&here.uc) != 0)
+        arch_fail("ucoro: getcontext");
+    if (!entered) {
+        entered = 1;
+        arch_enter(stack, size, start_arg);
+    }
     return arch_take(&here.handoff);
 }
 
@@ -202,14 +229,8 @@ void *ucoro__switch_start(void **save, char *stack, size_t size, void *start_arg
 
     (void)value; /* the coroutine layer passes the first value in the struct */
     *save = &here;
-    if (_setjmp(here.jb) == 0) {
-        /* The ucontext is needed only for the jump, so it lives here. */
-        ucontext_t fresh;
-
-        arch_make(&fresh, stack, size, start_arg);
-        setcontext(&fresh);
-        arch_fail("ucoro: setcontext");
-    }
+    if (_setjmp(here.jb) == 0)
+        arch_enter(stack, size, start_arg);
     return arch_take(&here.handoff);
 }
 

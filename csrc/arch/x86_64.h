@@ -17,8 +17,14 @@
  * coroutine_yield/coroutine_yieldto "returns" straight into user code with
  * no ret at all.
  *
+ * Every function carries DWARF CFI, so debuggers and unwinders can walk
+ * through a switch at any instruction: after the stack pointer moves, the
+ * frame described is the resumed context's, which has the same layout.
+ * The two stubs that begin a stack mark themselves the outermost frame.
+ *
  * Included through cc_switch.h; continuation.c defines
- * UCORO_ARCH_IMPLEMENTATION to emit the assembly once.
+ * UCORO_ARCH_IMPLEMENTATION to emit the assembly once. In the portable
+ * modes only the entry stub (ucoro__enter_stack) is used.
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
@@ -30,36 +36,13 @@
 
 #include "../ucoro_internal.h"
 
+#ifdef UCORO_SWITCH_ASM_WANTED
+#define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "x86_64 assembly"
+#endif
+#include "interface.h"
 
-/*
- * Saves the running context (callee-saved registers and the return
- * address) into *save and resumes the context to, whose pending
- * ucoro__switch call returns value. Returns the value handed over when
- * something resumes the saved context.
- */
-UCORO_HIDDEN void *ucoro__switch(void **save, void *to, void *value);
-
-/*
- * The same switch under a second name, used for the way back (yield to the
- * caller). Each copy's final indirect jmp then has one usual target (the
- * resumed coroutine's yield site, or the resumer's yieldto site), which the
- * branch predictor learns; one shared jmp alternating between the two is
- * predicted worse (about 0.5 ns per round trip here).
- */
-UCORO_HIDDEN void *ucoro__switch_back(void **save, void *to, void *value);
-
-/*
- * Abandons the running context, moves onto the context to, runs hook(arg)
- * there (so it may free the stack just left) and makes to's pending
- * ucoro__switch call return hook's result.
- */
-UCORO_HIDDEN __attribute__((noreturn)) void ucoro__switch_exit(void *to, void *(*hook)(void *),
-                                                              void *arg);
-
-/* First code on a new stack: calls ucoro__cc_entry(rbx) and never returns. */
-UCORO_HIDDEN void ucoro__start_stub(void);
-
+#ifdef UCORO_SWITCH_ASM
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
  * runs ucoro__start_stub with rbx = start_arg and a 16-byte aligned stack.
@@ -83,16 +66,50 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     return sp;
 }
 
+#endif /* UCORO_SWITCH_ASM */
+
 #ifdef UCORO_ARCH_IMPLEMENTATION
 /* clang-format off */
+#ifndef UCORO_SWITCH_ASM
+__asm__(
+    ".text\n"
+    ".p2align 4\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__enter_stack) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
+    ".cfi_startproc\n"
+    ".cfi_undefined rip\n"         /* the outermost frame: unwinders stop */
+    "movq %rsi, %rsp\n"
+    "xorl %ebp, %ebp\n"            /* and frame-pointer walkers too */
+    "callq " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* rsp is 16-byte aligned: never returns */
+    "ud2\n"
+    ".cfi_endproc\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
+#else
+
+/* Where a saved context keeps each register, as CFI: sp -> r15 ... rbp,
+ * return address (the CFA is just above it). */
+#define UCORO_X86_CFI_SAVED      \
+    ".cfi_def_cfa_offset 56\n"   \
+    ".cfi_offset r15, -56\n"     \
+    ".cfi_offset r14, -48\n"     \
+    ".cfi_offset r13, -40\n"     \
+    ".cfi_offset r12, -32\n"     \
+    ".cfi_offset rbx, -24\n"     \
+    ".cfi_offset rbp, -16\n"
 /* Loads a saved context's registers: sp -> r15 ... rbp, return address. */
-#define UCORO_X86_RESTORE \
-    "popq %r15\n"          \
-    "popq %r14\n"          \
-    "popq %r13\n"          \
-    "popq %r12\n"          \
-    "popq %rbx\n"          \
-    "popq %rbp\n"
+#define UCORO_X86_RESTORE                             \
+    "popq %r15\n" ".cfi_restore r15\n"                \
+    "popq %r14\n" ".cfi_restore r14\n"                \
+    "popq %r13\n" ".cfi_restore r13\n"                \
+    "popq %r12\n" ".cfi_restore r12\n"                \
+    "popq %rbx\n" ".cfi_restore rbx\n"                \
+    "popq %rbp\n" ".cfi_restore rbp\n"                \
+    ".cfi_def_cfa_offset 8\n"                         \
+    "popq %rcx\n"              /* the return address */ \
+    ".cfi_def_cfa_offset 0\n"                         \
+    ".cfi_register rip, rcx\n"
 /* The switch, emitted under two names (see ucoro__switch_back). */
 #define UCORO_X86_SWITCH(name)                                                 \
     ".p2align 4\n"                                                            \
@@ -107,51 +124,55 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     "pushq %r13\n"                                                            \
     "pushq %r14\n"                                                            \
     "pushq %r15\n"                                                            \
+    UCORO_X86_CFI_SAVED                                                       \
     "movq %rsp, (%rdi)\n"    /* our context is complete */                    \
-    "movq %rsi, %rsp\n"      /* now on the other stack */                     \
-    UCORO_X86_RESTORE                                                         \
+    "movq %rsi, %rsp\n"      /* now on the other stack, same layout */        \
     "movq %rdx, %rax\n"      /* what the resumed call returns */              \
-    "popq %rcx\n"                                                             \
+    UCORO_X86_RESTORE                                                         \
     "jmpq *%rcx\n"                                                            \
     ".cfi_endproc\n"                                                          \
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_X86_SWITCH("ucoro__switch")
-    UCORO_X86_SWITCH("ucoro__switch_back")
+    UCORO_X86_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_X86_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
     ".p2align 4\n"
-    ".globl ucoro__switch_exit\n"
-    ".hidden ucoro__switch_exit\n"
-    ".type ucoro__switch_exit,@function\n"
-"ucoro__switch_exit:\n"            /* rdi = to, rsi = hook, rdx = arg */
+    ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__switch_exit) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* rdi = to, rsi = hook, rdx = arg */
     ".cfi_startproc\n"
     "movq %rdi, %rsp\n"            /* the old stack is abandoned */
+    UCORO_X86_CFI_SAVED
     "subq $8, %rsp\n"              /* saved sp is 8 mod 16: align the call */
+    ".cfi_adjust_cfa_offset 8\n"
     "movq %rdx, %rdi\n"
     "callq *%rsi\n"                /* hook(arg), below to's saved registers */
     "addq $8, %rsp\n"
-    UCORO_X86_RESTORE
-    "popq %rcx\n"                  /* rax: hook's result */
+    ".cfi_adjust_cfa_offset -8\n"
+    UCORO_X86_RESTORE              /* rax: hook's result */
     "jmpq *%rcx\n"
     ".cfi_endproc\n"
-    ".size ucoro__switch_exit, .-ucoro__switch_exit\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
     ".p2align 4\n"
-    ".globl ucoro__start_stub\n"
-    ".hidden ucoro__start_stub\n"
-    ".type ucoro__start_stub,@function\n"
-"ucoro__start_stub:\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_undefined rip\n"         /* the outermost frame: unwinders stop */
     "movq %rbx, %rdi\n"
-    "callq ucoro__cc_entry\n"      /* never returns */
+    "callq " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* never returns */
     "ud2\n"
     ".cfi_endproc\n"
-    ".size ucoro__start_stub, .-ucoro__start_stub\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
 #undef UCORO_X86_SWITCH
 #undef UCORO_X86_RESTORE
+#undef UCORO_X86_CFI_SAVED
+#endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */
-#endif
+#endif /* UCORO_ARCH_IMPLEMENTATION */
 
 #endif /* UCORO_ARCH_X86_64_H */

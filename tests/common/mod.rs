@@ -43,6 +43,15 @@ pub const MIN_STACK: usize = 16 << 10;
 /// A small stack: quick to overflow, cheap to have many of.
 pub const SMALL_STACK: usize = 64 << 10;
 
+/// A stack size that rounds up without overflow but that no address space
+/// has room for: 1 EiB where addresses have 64 bits. 32-bit targets have no
+/// such size (the stack layer refuses 2 GiB and up with EINVAL): the tests
+/// using it are skipped there (.ci/cross-rust.sh), this only compiles.
+#[cfg(target_pointer_width = "64")]
+pub const UNMAPPABLE: usize = 1 << 60;
+#[cfg(not(target_pointer_width = "64"))]
+pub const UNMAPPABLE: usize = usize::MAX / 16 * 15;
+
 // ---------------------------------------------------------------------------
 // Values, identity, errno, the system
 // ---------------------------------------------------------------------------
@@ -329,11 +338,26 @@ impl<T> SendPtr<T> {
 
 pub const CHILD_ENV: &str = "UCORO_CHILD";
 
+/// Set by `.ci/cross-rust.sh` to the emulator command that runs this
+/// binary (`qemu-s390x -L /usr/s390x-linux-gnu ...`): a child must be
+/// started through it too, as the host cannot execute the binary itself.
+pub const RUNNER_ENV: &str = "UCORO_TEST_RUNNER";
+
 /// A command that re-runs this test binary for `test` alone (ignored tests
 /// included, on one thread, output not captured by libtest) with
-/// `UCORO_CHILD=<value>`.
+/// `UCORO_CHILD=<value>`, through the `UCORO_TEST_RUNNER` emulator if set.
 pub fn child_command(test: &str, value: &str) -> Command {
-    let mut cmd = Command::new(env::current_exe().expect("path of this test binary"));
+    let exe = env::current_exe().expect("path of this test binary");
+    let runner = env::var(RUNNER_ENV).unwrap_or_default();
+    let mut words = runner.split_whitespace();
+    let mut cmd = match words.next() {
+        Some(emulator) => {
+            let mut cmd = Command::new(emulator);
+            cmd.args(words).arg(exe);
+            cmd
+        }
+        None => Command::new(exe),
+    };
     cmd.args([
         "--exact",
         test,

@@ -55,7 +55,11 @@ pub const KEEP_RESULT: c_int = -2;
 /// A stack size so large that rounding it up overflows: init fails, EINVAL.
 pub const ABSURD_STACK: usize = usize::MAX;
 /// A stack size no system can map: init fails, ENOMEM.
+#[cfg(target_pointer_width = "64")]
 pub const HUGE_STACK: usize = 1 << 62;
+/// 32-bit: refused with EINVAL, not ENOMEM (see common::UNMAPPABLE).
+#[cfg(not(target_pointer_width = "64"))]
+pub const HUGE_STACK: usize = usize::MAX / 16 * 15;
 /// The value that the `return`s appended to unwind the chain pass.
 pub const UNWIND_VALUE: usize = 0xEE;
 

@@ -1,0 +1,191 @@
+/*
+ * 32-bit Arm (AAPCS, Linux EABI): the entry stub on every Arm target, and
+ * the switch, the fast default, where the hard-float ABI (armhf) promises
+ * VFP registers. armel (soft-float, ARMv5TE in Debian) keeps the _setjmp
+ * switch and enters stacks through the stub.
+ *
+ * A switched-out context is a stack pointer; what must survive sits on its
+ * own stack, pushed by ucoro__switch (104 bytes, so a saved sp keeps the
+ * 8-byte alignment AAPCS wants at every call):
+ *
+ *     saved sp -> [ d8 ... d15 ][ r3 (padding) ][ r4 ... r11 ][ lr ]
+ *
+ * Those are exactly the registers AAPCS makes callee-saved: r4-r11
+ * (section 5.1.1, r9 included: Linux does not use it as a platform
+ * register) and d8-d15 (5.1.2.1, VFP registers). The FPSCR (rounding mode,
+ * flags) is left per thread, as on x86_64; the thread pointer lives in a
+ * coprocessor register no switch touches.
+ *
+ * Resuming ends in `bx ip` to the saved return address: a `bx lr` or a pop
+ * into pc is predicted as a return, which a switch never matches; an
+ * indirect branch through ip is predicted like x86_64's jmp. bx also
+ * interworks: a return address saved by Thumb code has bit 0 set.
+ * Debian's armhf compiler emits Thumb-2 by default, so the assembly here is
+ * in whichever instruction set the compiler uses (unified syntax serves
+ * both), and a call or tail call from C into it never changes state.
+ *
+ * Unwind information is given twice: Arm EHABI (.fnstart, .save: what
+ * _Unwind_Backtrace and C++ exceptions read; the stubs .cantunwind) and
+ * DWARF CFI (what debuggers read). Included through cc_switch.h;
+ * continuation.c defines UCORO_ARCH_IMPLEMENTATION to emit the assembly
+ * once.
+ *
+ * SPDX-License-Identifier: MIT OR Apache-2.0
+ */
+#ifndef UCORO_ARCH_ARM_H
+#define UCORO_ARCH_ARM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../ucoro_internal.h"
+
+#if defined(UCORO_SWITCH_ASM_WANTED) && defined(__ARM_PCS_VFP)
+#define UCORO_SWITCH_ASM 1
+#define UCORO_SWITCH_NAME "armhf assembly"
+#endif
+#include "interface.h"
+
+#ifdef UCORO_SWITCH_ASM
+#define UCORO_ARM_FRAME 104
+
+/*
+ * Makes the top of [stack, stack + size) a saved context whose resumption
+ * runs ucoro__start_stub with r4 = start_arg, the frame pointers (r7 in
+ * Thumb code, r11 in Arm code) 0 and sp = the aligned top.
+ */
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+{
+    uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
+    void **sp = (void **)(top - UCORO_ARM_FRAME);
+    int i;
+
+    for (i = 0; i < UCORO_ARM_FRAME / 4; i++)
+        sp[i] = NULL;
+    sp[17] = start_arg;                 /* r4: the continuation */
+    sp[25] = (void *)ucoro__start_stub; /* lr (Thumb bit included) */
+    return sp;
+}
+#endif /* UCORO_SWITCH_ASM */
+
+#ifdef UCORO_ARCH_IMPLEMENTATION
+/* clang-format off */
+/* Each function in the compiler's instruction set; after the block the
+ * assembler is left in it too. */
+#if defined(__thumb2__)
+#define UCORO_ARM_ISA ".thumb\n"
+#define UCORO_ARM_FUNCTION(name) ".thumb\n" ".thumb_func\n" ".type " name ",%function\n"
+#elif defined(__thumb__)
+#define UCORO_ARM_ISA ".thumb\n"
+#define UCORO_ARM_FUNCTION(name) ".arm\n" ".type " name ",%function\n" /* Thumb-1 is too small */
+#else
+#define UCORO_ARM_ISA ".arm\n"
+#define UCORO_ARM_FUNCTION(name) ".arm\n" ".type " name ",%function\n"
+#endif
+#define UCORO_ARM_BEGIN(name)                                                  \
+    ".p2align 2\n"                                                            \
+    ".globl " name "\n"                                                       \
+    ".hidden " name "\n"                                                      \
+    UCORO_ARM_FUNCTION(name)                                                  \
+    name ":\n"                                                                \
+    ".fnstart\n"                                                              \
+    ".cfi_startproc\n"
+#define UCORO_ARM_END(name)                                                    \
+    ".cfi_endproc\n"                                                          \
+    ".fnend\n"                                                                \
+    ".size " name ", .-" name "\n"
+
+#ifndef UCORO_SWITCH_ASM
+__asm__(
+    ".text\n"
+    ".syntax unified\n"
+    UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__enter_stack)) /* r0 = cc, r1 = top */
+    ".cantunwind\n"                /* the outermost frame: unwinders stop */
+    ".cfi_undefined lr\n"
+    "mov sp, r1\n"
+    "mov r7, #0\n"                 /* and frame-pointer walkers too */
+    "mov r11, #0\n"
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
+    "bkpt #0\n"
+    UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__enter_stack))
+    UCORO_ARM_ISA);
+#else
+/* Where a saved context keeps each register, as CFI (the CFA is the saved
+ * sp + 104). The d registers are described as the pairs of s registers
+ * they are made of, as GCC does. */
+#define UCORO_ARM_CFI_SAVED                                                    \
+    ".cfi_def_cfa_offset 104\n"                                               \
+    ".cfi_offset 80, -104\n" ".cfi_offset 81, -100\n" /* d8 */                \
+    ".cfi_offset 82, -96\n" ".cfi_offset 83, -92\n"                           \
+    ".cfi_offset 84, -88\n" ".cfi_offset 85, -84\n"                           \
+    ".cfi_offset 86, -80\n" ".cfi_offset 87, -76\n"                           \
+    ".cfi_offset 88, -72\n" ".cfi_offset 89, -68\n"                           \
+    ".cfi_offset 90, -64\n" ".cfi_offset 91, -60\n"                           \
+    ".cfi_offset 92, -56\n" ".cfi_offset 93, -52\n"                           \
+    ".cfi_offset 94, -48\n" ".cfi_offset 95, -44\n" /* d15 */                 \
+    ".cfi_offset r4, -36\n" ".cfi_offset r5, -32\n"                           \
+    ".cfi_offset r6, -28\n" ".cfi_offset r7, -24\n"                           \
+    ".cfi_offset r8, -20\n" ".cfi_offset r9, -16\n"                           \
+    ".cfi_offset r10, -12\n" ".cfi_offset r11, -8\n"                          \
+    ".cfi_offset lr, -4\n"
+/* Loads a saved context's registers, its return address into ip. */
+#define UCORO_ARM_RESTORE                                                      \
+    "vpop {d8-d15}\n"                                                         \
+    "pop {r3-r12}\n"                                                          \
+    ".cfi_def_cfa_offset 0\n"                                                 \
+    ".cfi_restore r4\n" ".cfi_restore r5\n" ".cfi_restore r6\n"               \
+    ".cfi_restore r7\n" ".cfi_restore r8\n" ".cfi_restore r9\n"               \
+    ".cfi_restore r10\n" ".cfi_restore r11\n"                                 \
+    ".cfi_register lr, ip\n"
+/* The switch, emitted under two names (see arch/x86_64.h). */
+#define UCORO_ARM_SWITCH(name)                                                 \
+    UCORO_ARM_BEGIN(name) /* r0 = save, r1 = to, r2 = value */                \
+    "push {r3-r11, lr}\n"                                                     \
+    ".save {r3-r11, lr}\n"                                                    \
+    "vpush {d8-d15}\n"                                                        \
+    ".vsave {d8-d15}\n"                                                       \
+    UCORO_ARM_CFI_SAVED                                                       \
+    "mov r3, sp\n"                                                            \
+    "str r3, [r0]\n"         /* our context is complete */                    \
+    "mov sp, r1\n"           /* now on the other stack, same layout */        \
+    UCORO_ARM_RESTORE                                                         \
+    "mov r0, r2\n"           /* what the resumed call returns */              \
+    "bx ip\n"                                                                 \
+    UCORO_ARM_END(name)
+__asm__(
+    ".text\n"
+    ".syntax unified\n"
+    UCORO_ARM_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
+    UCORO_ARM_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
+
+    UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__switch_exit)) /* r0 = to, r1 = hook, r2 = arg */
+    ".save {r3-r11, lr}\n"         /* what to's saved context holds */
+    ".vsave {d8-d15}\n"
+    "mov sp, r0\n"                 /* the old stack is abandoned */
+    UCORO_ARM_CFI_SAVED
+    "mov r0, r2\n"
+    "blx r1\n"                     /* hook(arg), below to's saved registers */
+    UCORO_ARM_RESTORE              /* r0: hook's result */
+    "bx ip\n"
+    UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__switch_exit))
+
+    UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__start_stub))
+    ".cantunwind\n"                /* the outermost frame: unwinders stop */
+    ".cfi_undefined lr\n"
+    "mov r0, r4\n"
+    "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
+    "bkpt #0\n"
+    UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__start_stub))
+    UCORO_ARM_ISA);
+#undef UCORO_ARM_SWITCH
+#undef UCORO_ARM_RESTORE
+#undef UCORO_ARM_CFI_SAVED
+#endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
+#undef UCORO_ARM_BEGIN
+#undef UCORO_ARM_END
+#undef UCORO_ARM_FUNCTION
+#undef UCORO_ARM_ISA
+/* clang-format on */
+#endif /* UCORO_ARCH_IMPLEMENTATION */
+
+#endif /* UCORO_ARCH_ARM_H */
