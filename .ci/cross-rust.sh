@@ -27,22 +27,16 @@ s390x   s390x-unknown-linux-gnu s390x-linux-gnu qemu-s390x
 # under qemu-i386), so there is no such size. Skipped there, by name.
 skip_on_32_bit="init_stack_size_unmappable_enomem safe_builder_unmappable_stack_is_an_error
                 init_fails_with_enomem_when_memory_is_refused yieldto_after_failed_init_rejected"
-# Also failing on i686 only, not yet investigated (the stack layer,
-# csrc/stack.c, is the stacks issue's): default-size stacks run out of
-# address space (ENOMEM), and the model's size rounding disagrees.
-skip_on_32_bit="$skip_on_32_bit c_api_matches_the_model
-                coroutine_suspended_on_one_thread_finishes_on_another_in_a_loop
-                exit_gives_the_stack_back init_resets_an_exited_coroutine
-                init_writes_default_stack_size_back"
-# Guard regions and overflow reports fail under qemu-user on both targets
-# (a write below a stack does not fault, or the report is missing): not
-# investigated; qemu's emulation of guard pages or of faults on the
-# alternate signal stack is the first suspect. Left out by name.
-skip_under_qemu="guard_below_stack_traps hundred_thousand_suspended_coroutines_with_guards
-                 overflow_in_c_api_coroutine_is_reported overflow_in_rust_coroutine_is_reported
-                 overflow_leaves_neighbouring_stacks_intact overflow_reporting_can_be_turned_off"
+# Under qemu-user, MADV_GUARD_INSTALL is accepted but not carried out: the
+# stack layer notices (its first guard must fault) and falls back to
+# mprotect guards, two memory mappings per stack, so 100,000 guarded stacks
+# do not fit vm.max_map_count there (and qemu's own memory is what
+# /proc/self/status shows). Left out by name.
+skip_under_qemu="hundred_thousand_suspended_coroutines_with_guards"
+# tests/stack_limits.rs is left out too: its address-space and data limits
+# would bind the emulator itself, whose reservations are not the guest's.
 tests="--lib --test safe_api --test threads --test c_semantics --test bad_input
-       --test stack_safety --test model"
+       --test stack_safety --test model --test adversarial"
 
 while read -r name target triple qemu; do
     [ -n "$name" ] || continue

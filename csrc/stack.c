@@ -60,6 +60,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
 #include <stdint.h>
@@ -251,17 +252,47 @@ static uint32_t class_of(size_t size)
 /* 0: not probed yet, 1: MADV_GUARD_INSTALL works, -1: use mprotect. */
 static int guard_install_works;
 
+/* Whether reading addr faults, asked of the kernel: writing a byte from
+ * there into a pipe fails with EFAULT, and raises no signal, if it does.
+ * An emulator that ignored the guard (qemu-user) writes it instead. If no
+ * pipe can be had, the guard is trusted. */
+static int guard_faults(const char *addr)
+{
+    int fds[2];
+    int saved = errno;
+    ssize_t n;
+
+    if (pipe2(fds, O_CLOEXEC | O_NONBLOCK) != 0) {
+        errno = saved;
+        return 1;
+    }
+    ucoro__tool_quiet_begin(); /* Memcheck: the read is meant to fail */
+    n = write(fds[1], addr, 1);
+    ucoro__tool_quiet_end();
+    close(fds[0]);
+    close(fds[1]);
+    errno = saved;
+    return n != 1;
+}
+
 /* Makes [addr, addr + len) fault on any access. Returns 0, or -1 with errno
- * from madvise or mprotect (ENOMEM: for mprotect, vm.max_map_count). */
+ * from madvise or mprotect (ENOMEM: for mprotect, vm.max_map_count). The
+ * first MADV_GUARD_INSTALL is checked to fault before it is trusted. */
 static int install_guard(char *addr, size_t len)
 {
     int state = __atomic_load_n(&guard_install_works, __ATOMIC_RELAXED);
 
     if (state >= 0) {
         if (madvise(addr, len, MADV_GUARD_INSTALL) == 0) {
-            if (state == 0)
-                __atomic_store_n(&guard_install_works, 1, __ATOMIC_RELAXED);
-            return 0;
+            if (state == 1 || guard_faults(addr)) {
+                if (state == 0)
+                    __atomic_store_n(&guard_install_works, 1, __ATOMIC_RELAXED);
+                return 0;
+            }
+            /* Accepted but not enforced (an emulator that ignores advice
+             * it does not know, such as qemu-user): no guard was made. */
+            __atomic_store_n(&guard_install_works, -1, __ATOMIC_RELAXED);
+            return mprotect(addr, len, PROT_NONE);
         }
         /* EINVAL: the kernel does not know this advice; remember that. */
         if (errno != EINVAL)

@@ -152,6 +152,22 @@ static inline void ucoro__tool_assume_defined(void *p, size_t n)
     (void)n;
 }
 
+/* Around a system call that is meant to fail on memory the tools see as
+ * inaccessible (a guard): no report for it. Nothing outside Valgrind. */
+static inline void ucoro__tool_quiet_begin(void)
+{
+#ifdef UCORO_MEMCHECK
+    VALGRIND_DISABLE_ERROR_REPORTING;
+#endif
+}
+
+static inline void ucoro__tool_quiet_end(void)
+{
+#ifdef UCORO_MEMCHECK
+    VALGRIND_ENABLE_ERROR_REPORTING;
+#endif
+}
+
 /* A continuation got a stack (cc_init) or stands for a thread's own
  * context (adopt: stack NULL, bounds from the thread). */
 UCORO_HIDDEN void ucoro__tool_context_created(struct continuation *cc);

@@ -105,25 +105,30 @@ pub fn page_size() -> usize {
     usize::try_from(ps).expect("page size")
 }
 
-/// A `kB` field of /proc/self/status, in bytes.
-pub fn proc_status_bytes(field: &str) -> usize {
+/// A `kB` field of /proc/self/status, in KiB.
+pub fn proc_status_kib(field: &str) -> usize {
     let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
     let line = status
         .lines()
         .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
         .unwrap_or_else(|| panic!("{field} not in /proc/self/status"));
-    let kib: usize = line
-        .trim()
+    line.trim()
         .trim_end_matches("kB")
         .trim()
         .parse()
-        .unwrap_or_else(|e| panic!("{field}: {line:?}: {e}"));
-    kib * 1024
+        .unwrap_or_else(|e| panic!("{field}: {line:?}: {e}"))
 }
 
-/// This process's address-space size in KiB (`VmSize` in /proc/self/status).
+/// A `kB` field of /proc/self/status, in bytes.
+pub fn proc_status_bytes(field: &str) -> usize {
+    proc_status_kib(field) * 1024
+}
+
+/// This process's address-space size in KiB (`VmSize` in /proc/self/status;
+/// in KiB, so that it fits a 32-bit `usize` even under an emulator, whose
+/// own 64-bit address space is what the file shows).
 pub fn vm_size_kib() -> usize {
-    proc_status_bytes("VmSize") / 1024
+    proc_status_kib("VmSize")
 }
 
 // ---------------------------------------------------------------------------
