@@ -33,6 +33,15 @@
 #define LIKELY(x) __builtin_expect(!!(x), 1)
 #define UNLIKELY(x) __builtin_expect(!!(x), 0)
 
+/* The switch paths start on a cache line of their own, so that where the
+ * linker happens to place them does not decide how fast they run (the
+ * round trip moved by 15-20% with their offset mod 64). */
+#if defined(__GNUC__)
+#define UCORO_HOT __attribute__((aligned(64)))
+#else
+#define UCORO_HOT
+#endif
+
 struct ucoro_thread {
     struct coroutine leader; /* this thread's main coroutine */
     struct coroutine *current;
@@ -430,7 +439,7 @@ __attribute__((noinline, cold)) static void *yieldto_slow(struct coroutine *to, 
     return switch_to(t, self, to, arg);
 }
 
-void *coroutine_yieldto(struct coroutine *to, void *arg)
+UCORO_HOT void *coroutine_yieldto(struct coroutine *to, void *arg)
 {
     struct ucoro_thread *t;
     struct coroutine *self;
@@ -463,14 +472,14 @@ yield_from(struct ucoro_thread *t, struct coroutine *self, void *arg)
     return ucoro__cc_return(&self->cc, &to->cc, arg);
 }
 
-void *coroutine_yield(void *arg)
+UCORO_HOT void *coroutine_yield(void *arg)
 {
     struct ucoro_thread *t = this_thread();
 
     return yield_from(t, current_of(t), arg);
 }
 
-void *ucoro_yield_from(struct coroutine *co, void *arg)
+UCORO_HOT void *ucoro_yield_from(struct coroutine *co, void *arg)
 {
     struct ucoro_thread *t = this_thread();
 

@@ -112,7 +112,7 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
     ".cfi_register rip, rcx\n"
 /* The switch, emitted under two names (see ucoro__switch_back). */
 #define UCORO_X86_SWITCH(name)                                                 \
-    ".p2align 4\n"                                                            \
+    ".p2align 6\n"                                                            \
     ".globl " name "\n"                                                       \
     ".hidden " name "\n"                                                      \
     ".type " name ",@function\n"                                              \
