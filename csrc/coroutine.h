@@ -183,7 +183,7 @@ size_t ucoro_stack_size_for(size_t stack_size);
 size_t ucoro_stack_used(struct coroutine *co);
 
 /*
- * The switch this build of the library uses: "<arch> assembly" by default
+ * The switch this build of the library uses: "ARCH assembly" by default
  * where there is one ("x86_64", "aarch64", "i386", "armhf", "ppc64le",
  * "s390x", "riscv64"), "_setjmp/_longjmp" (other architectures, or built
  * with -DUCORO_SWITCH_SETJMP), "swapcontext (strict)" (built with
