@@ -20,6 +20,7 @@
 #endif
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,13 @@
 #include "cc_switch.h"
 #include "continuation.h"
 #include "ucoro_internal.h"
+
+#ifdef UCORO_SWITCH_ASM
+/* The start stubs' CFI reads these fields (arch/interface.h). */
+_Static_assert(offsetof(struct continuation, return_to) == UCORO_CC_RETURN_TO_OFFSET,
+               "UCORO_CC_RETURN_TO_OFFSET");
+_Static_assert(offsetof(struct continuation, ctx) == UCORO_CC_CTX_OFFSET, "UCORO_CC_CTX_OFFSET");
+#endif
 
 /* What a cc_swap caller is resumed with (values of the raw cc API). */
 #define CC_RESUMED ((void *)1)
@@ -219,7 +227,6 @@ void *ucoro__cc_transfer_announced(struct continuation *from, struct continuatio
     void *fake = NULL;
     void *r;
 
-    to->return_to = from;
     /* Announce the switch, then switch with no instrumented call in
      * between: ThreadSanitizer keeps a call stack per fiber, and a function
      * entered after the announcement would be recorded on the other one. */
