@@ -103,6 +103,9 @@ SAVED_CONTEXTS = {
         "pc": ("pswa", 176),
         "sp": ("r15", ("at", 184)),
         "cc_register": "r6",
+        # gdb unwinds s390x's pc as the pseudo register "pc", which an
+        # unwinder must give too.
+        "aliases": ("pc",),
     },
     "riscv64": {
         "registers": [("ra", 0), ("fp", 8)] + [("s%d" % (1 + i), 16 + 8 * i) for i in range(11)],
@@ -466,7 +469,9 @@ class SavedContextUnwinder(gdb.unwinder.Unwinder):
     def __call__(self, pending_frame):
         if self.registers is None or pending_frame.level() != 0:
             return None
-        pc = pending_frame.read_register("pc")
+        # The pc under its raw name: "pc" is a pseudo register on some
+        # architectures (s390x), which a pending frame cannot read.
+        pc = pending_frame.read_register(SAVED_CONTEXTS[arch_name()]["pc"][0])
         # A stack address below any other, so that gdb's check that each
         # frame lies above the one before holds for the coroutine's frames.
         info = pending_frame.create_unwind_info(_FrameId(gdb.Value(0).cast(pc.type), pc))
@@ -489,9 +494,18 @@ def saved_registers(target, c):
     ctx = c.ctx
     regs = {name: target.pointer(ctx + off) for name, off in arch["registers"]}
     pc_name, pc_off = arch["pc"]
-    regs[pc_name] = target.pointer(ctx + pc_off) & ~1 if arch_name() == "arm" else target.pointer(ctx + pc_off)
+    regs[pc_name] = target.pointer(ctx + pc_off)
+    if arch_name() == "arm":
+        # A return address with bit 0 set is in Thumb code: gdb wants the
+        # address without it and the state in the CPSR's T bit.
+        thumb = regs[pc_name] & 1
+        regs[pc_name] &= ~1
+        cpsr = int(gdb.newest_frame().read_register("cpsr"))
+        regs["cpsr"] = (cpsr & ~0x20) | (0x20 if thumb else 0)
     sp_name, (how, off) = arch["sp"]
     regs[sp_name] = ctx + off if how == "above" else target.pointer(ctx + off)
+    for alias in arch.get("aliases", ()):
+        regs[alias] = regs[pc_name]
     return regs
 
 

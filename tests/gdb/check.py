@@ -133,13 +133,15 @@ def main():
     # ---- gdb's bt goes through running coroutines to each thread's start ----
 
     STUB = "ucoro__start_stub"
-    bt1 = run("thread 1") and run("bt")
+    run("thread 1")
+    bt1 = run("bt")
     print(bt1, end="")
     check_backtrace(bt1, ["stop_here", "inner_body", STUB, "outer_body", STUB, "resume_outer", "main"],
                     "thread 1 bt")
     check("first frame of coroutine %#x" % expected["made_inner"] in bt1,
           "thread 1 bt: the stub names its coroutine")
-    bt2 = run("thread 2") and run("bt")
+    run("thread 2")
+    bt2 = run("bt")
     print(bt2, end="")
     check_backtrace(bt2, ["block_in_thread2", "thread_inner_body", STUB, "thread_outer_body", STUB,
                           "thread2_main"], "thread 2 bt")
