@@ -6,6 +6,10 @@
 #   UCORO_GDB_REMOTE=HOST:PORT gdb -batch -x check.py PROGRAM
 #                                            a gdb stub (qemu-user -g)
 #
+# UCORO_GDB_SWITCH=portable: PROGRAM was built with -DUCORO_SWITCH_SETJMP
+# or -DUCORO_SWITCH_UCONTEXT, where backtraces end at a coroutine's first
+# frame and `ucoro bt` declines.
+#
 # ucoro-gdb.py must be loaded already (auto-loaded with libucoro.so, or
 # -iex "source .../ucoro-gdb.py"). With UCORO_GDB_GCORE=FILE, a live run
 # also writes FILE with `ucoro gcore` for a second run on the core.
@@ -75,6 +79,7 @@ def check_backtrace(backtrace, expected, what, last=None, absent=()):
 
 def main():
     global live
+    portable = os.environ.get("UCORO_GDB_SWITCH") == "portable"
     remote = os.environ.get("UCORO_GDB_REMOTE")
     live = gdb.selected_inferior().pid == 0 or bool(remote)
     if remote:
@@ -132,20 +137,34 @@ def main():
 
     # ---- gdb's bt goes through running coroutines to each thread's start ----
 
-    STUB = "ucoro__start_stub"
     run("thread 1")
     bt1 = run("bt")
     print(bt1, end="")
+    run("thread 2")
+    bt2 = run("bt")
+    print(bt2, end="")
+    run("thread 1")
+    if portable:
+        # The portable modes: each backtrace ends at the running
+        # coroutine's first frame, the entry stub, and ucoro bt declines.
+        ENTRY = "ucoro__enter_stack"
+        check_backtrace(bt1, ["stop_here", "inner_body", ENTRY], "thread 1 bt", last=ENTRY)
+        check_backtrace(bt2, ["block_in_thread2", "thread_inner_body", ENTRY], "thread 2 bt",
+                        last=ENTRY)
+        try:
+            run("ucoro bt expected.global")
+            check(False, "ucoro bt declines the portable modes")
+        except gdb.error as e:
+            check("_setjmp or swapcontext" in str(e), "ucoro bt in a portable mode: " + str(e))
+        return
+
+    STUB = "ucoro__start_stub"
     check_backtrace(bt1, ["stop_here", "inner_body", STUB, "outer_body", STUB, "resume_outer", "main"],
                     "thread 1 bt")
     check("first frame of coroutine %#x" % expected["made_inner"] in bt1,
           "thread 1 bt: the stub names its coroutine")
-    run("thread 2")
-    bt2 = run("bt")
-    print(bt2, end="")
     check_backtrace(bt2, ["block_in_thread2", "thread_inner_body", STUB, "thread_outer_body", STUB,
                           "thread2_main"], "thread 2 bt")
-    run("thread 1")
 
     # ---- ucoro bt: suspended coroutines, without resuming them ------------
 
@@ -185,7 +204,6 @@ def main():
     gcore = os.environ.get("UCORO_GDB_GCORE")
     if live and gcore:
         print(run("ucoro gcore " + gcore), end="")
-
 
 
 expected = {}
