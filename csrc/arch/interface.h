@@ -74,7 +74,7 @@ UCORO_HIDDEN void ucoro__no_resumer(void);
  *
  *     link = cc->return_to     the continuation that switched in last
  *     ctx  = link ? link->ctx  its saved context, 0 unless switched out
- *     CFA  = (ctx ? ctx : fake) + UCORO_ARCH_FRAME
+ *     CFA  = (ctx ? ctx : fake) + the saved context's size
  *
  * With the register rules of a saved context relative to that CFA (the
  * same as the switch's own CFI), the frame above the stub is the
@@ -111,39 +111,59 @@ UCORO_HIDDEN void ucoro__no_resumer(void);
 /* clang-format off */
 /* Operands as .cfi_escape bytes: LEB128 in two bytes, whatever the value
  * (0 <= v < 8192; a longer form than needed is valid), so that the
- * expression has the same length, and branches the same offsets, on every
- * architecture; DW_OP_bra/skip offsets in the target's byte order. */
+ * expression has the same length on every architecture. */
 #define UCORO_DW_LEB2(v) "((" UCORO_ASM_STRING(v) ") & 0x7f) | 0x80, (" UCORO_ASM_STRING(v) ") >> 7"
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-#define UCORO_DW_S16(v) "0, " #v
-#else
-#define UCORO_DW_S16(v) #v ", 0"
-#endif
+
+/* DWARF expression operators (DWARF 5, section 7.7.1). */
+#define UCORO_DW_OP_DEREF "0x06"
+#define UCORO_DW_OP_MUL "0x1e"
+#define UCORO_DW_OP_PLUS "0x22"
+#define UCORO_DW_OP_PLUS_UCONST "0x23"
+#define UCORO_DW_OP_EQ "0x29"
+#define UCORO_DW_OP_NE "0x2e"
+#define UCORO_DW_OP_LIT0 "0x30"
+#define UCORO_DW_OP_BREG(reg) "0x70 + " #reg
 
 /*
- * The stub's CFA rule, for cc in DWARF register cc_reg, the stack pointer
- * in sp_reg (its value in the stub's frame, as unwinders recover it),
- * the fake context at sp + fake_offset and a saved context's CFA at
- * ctx + frame (all literal numbers). 28 bytes: DW_CFA_def_cfa_expression,
- * the length (26), then
+ * The expression is branch-free, from operators every unwinder evaluates
+ * (Valgrind's has no DW_OP_bra, dup or drop, and stops on any it lacks):
+ * a choice is a sum of products with a comparison, and a value used twice
+ * is computed twice. 26 bytes leave link->ctx (or 0) on the stack:
  *
- *     DW_OP_breg<cc> return_to; DW_OP_deref     link
- *     DW_OP_dup; DW_OP_bra +3                   link != 0: to L1
- *     DW_OP_skip +4                             to L2 with 0
- *  L1 DW_OP_plus_uconst ctx; DW_OP_deref        link->ctx
- *  L2 DW_OP_dup; DW_OP_bra +4                   non-zero: to L3
- *     DW_OP_drop; DW_OP_breg<sp> fake_offset    the fake context
- *  L3 DW_OP_plus_uconst frame                   the CFA
+ *   (link == 0) * &cc->return_to + (link != 0) * &link->ctx, dereferenced
+ *
+ * (both addresses are valid to read: when link is 0, so is
+ * cc->return_to, whose address is read instead).
+ */
+#define UCORO_STUB_RESUMER_CTX(cc_reg)                                             \
+    UCORO_DW_OP_BREG(cc_reg) ", " UCORO_DW_LEB2(UCORO_CC_RETURN_TO_OFFSET) ", "    \
+    UCORO_DW_OP_DEREF ", " UCORO_DW_OP_LIT0 ", " UCORO_DW_OP_EQ ", "               \
+    UCORO_DW_OP_BREG(cc_reg) ", " UCORO_DW_LEB2(UCORO_CC_RETURN_TO_OFFSET) ", "    \
+    UCORO_DW_OP_MUL ", "                                                          \
+    UCORO_DW_OP_BREG(cc_reg) ", " UCORO_DW_LEB2(UCORO_CC_RETURN_TO_OFFSET) ", "    \
+    UCORO_DW_OP_DEREF ", " UCORO_DW_OP_LIT0 ", " UCORO_DW_OP_NE ", "               \
+    UCORO_DW_OP_BREG(cc_reg) ", " UCORO_DW_LEB2(UCORO_CC_RETURN_TO_OFFSET) ", "    \
+    UCORO_DW_OP_DEREF ", "                                                        \
+    UCORO_DW_OP_PLUS_UCONST ", " UCORO_DW_LEB2(UCORO_CC_CTX_OFFSET) ", "           \
+    UCORO_DW_OP_MUL ", " UCORO_DW_OP_PLUS ", " UCORO_DW_OP_DEREF
+
+/*
+ * The stub's CFA rule (DW_CFA_def_cfa_expression, 62 bytes), for cc in
+ * DWARF register cc_reg, the stack pointer in sp_reg (its value in the
+ * stub's frame, as unwinders recover it), the fake context at
+ * sp + fake_offset and a saved context's CFA at ctx + frame (literal
+ * numbers all):
+ *
+ *   v = the resumer's ctx or 0 (above)
+ *   CFA = v + (v == 0) * (sp + fake_offset) + frame
  */
 #define UCORO_STUB_LINKED_CFA(cc_reg, sp_reg, fake_offset, frame)                  \
-    ".cfi_escape 0x0f, 26, "                                                    \
-    "0x70 + " #cc_reg ", " UCORO_DW_LEB2(UCORO_CC_RETURN_TO_OFFSET) ", 0x06, "   \
-    "0x12, 0x28, " UCORO_DW_S16(3) ", "                                          \
-    "0x2f, " UCORO_DW_S16(4) ", "                                                \
-    "0x23, " UCORO_DW_LEB2(UCORO_CC_CTX_OFFSET) ", 0x06, "                       \
-    "0x12, 0x28, " UCORO_DW_S16(4) ", "                                          \
-    "0x13, 0x70 + " #sp_reg ", " UCORO_DW_LEB2(fake_offset) ", "                 \
-    "0x23, " UCORO_DW_LEB2(frame) "\n"
+    ".cfi_escape 0x0f, 62, "                                                    \
+    UCORO_STUB_RESUMER_CTX(cc_reg) ", "                                          \
+    UCORO_STUB_RESUMER_CTX(cc_reg) ", " UCORO_DW_OP_LIT0 ", " UCORO_DW_OP_EQ ", " \
+    UCORO_DW_OP_BREG(sp_reg) ", " UCORO_DW_LEB2(fake_offset) ", "                \
+    UCORO_DW_OP_MUL ", " UCORO_DW_OP_PLUS ", "                                    \
+    UCORO_DW_OP_PLUS_UCONST ", " UCORO_DW_LEB2(frame) "\n"
 /* clang-format on */
 #endif /* UCORO_SWITCH_ASM */
 
