@@ -660,22 +660,27 @@ context), "-" if none. Finished and released coroutines are not listed."""
             print("no live coroutines")
             return
         by_address = {c.address: c for c in found}
+        rows = []
         for c in sorted(found, key=lambda c: c.address):
             used = c.stack_high - c.sp if c.sp and c.stack_low <= c.sp <= c.stack_high else 0
-            line = "%#x  %-11s  %s  %#x-%#x  used %s  caller %s" % (
-                c.address,
-                c.state(),
-                symbol_at(c.entry),
-                c.stack_low,
-                c.stack_high,
-                human_bytes(used),
-                describe_caller(target, c, by_address),
-            )
+            tail = "caller " + describe_caller(target, c, by_address)
             if c.kind == "continuation":
-                line += "  (continuation)"
+                tail += "  (continuation)"
             if c.thread is not None:
-                line += "  thread %d" % c.thread.num
-            print(line)
+                tail += "  thread %d" % c.thread.num
+            rows.append(
+                (
+                    "%#x" % c.address,
+                    c.state(),
+                    symbol_at(c.entry),
+                    "%#x-%#x" % (c.stack_low, c.stack_high),
+                    "used " + human_bytes(used),
+                    tail,
+                )
+            )
+        widths = [max(len(row[i]) for row in rows) for i in range(5)]
+        for row in rows:
+            print("  ".join(cell.ljust(w) for cell, w in zip(row[:5], widths)) + "  " + row[5])
 
 
 class UcoroBt(gdb.Command):
