@@ -12,13 +12,15 @@
 # - under qemu-user's gdb stub with gdb-multiarch: aarch64 live and on the
 #   core file qemu writes for it, and i686, armhf, ppc64el, s390x and
 #   riscv64 live;
-# - libunwind walks through nested coroutines (tests/c/libunwind_walk.c).
+# - libunwind walks through nested coroutines (tests/c/libunwind_walk.c);
+# - an exception thrown in a coroutine still stops at its first frame
+#   (tests/c/exception_stops.cpp): backtraces go on, exceptions do not.
 #
 # glibc's backtrace() and _Unwind_Backtrace are checked by
 # tests/c/arch_switch.c (.ci/c-tools.sh, .ci/cross.sh), Rust's Backtrace
 # and panics by tests/backtraces.rs (cargo test).
 #
-# Needs gdb, gdb-multiarch, libunwind-dev, qemu-user and the cross
+# Needs gdb, gdb-multiarch, libunwind-dev, g++, qemu-user and the cross
 # compilers (.ci/run installs them). Used by .ci/run; runnable alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -100,6 +102,26 @@ for mode in default setjmp ucontext; do
         tests/c/libunwind_walk.c $(ucoro_sources) -lunwind -lpthread -o "$work/libunwind-$mode"
     out=$("$work/libunwind-$mode" 2>&1) || { echo "$out"; fail "libunwind_walk, $mode mode"; }
     echo "ok: libunwind_walk, $mode mode ($(echo "$out" | tail -n 1))"
+done
+
+echo "== an exception thrown in a coroutine stops at its first frame"
+for mode in default setjmp ucontext; do
+    objects=()
+    for src in $(ucoro_sources); do
+        obj=$work/exception-$mode-$(basename "$src" .c).o
+        # shellcheck disable=SC2046
+        gcc -std=c11 -O2 -Wall -Wextra -Werror $(ucoro_mode_flag "$mode") -Icsrc -c "$src" -o "$obj"
+        objects+=("$obj")
+    done
+    g++ -std=c++11 -O2 -Wall -Wextra -Werror -Icsrc tests/c/exception_stops.cpp "${objects[@]}" \
+        -lpthread -o "$work/exception_stops-$mode"
+    status=0
+    out=$("$work/exception_stops-$mode" 2>&1) || status=$?
+    if [ "$status" -ne 134 ] || ! grep -q 'terminate called' <<<"$out"; then
+        echo "$out"
+        fail "exception_stops, $mode mode: exit status $status, not std::terminate's abort"
+    fi
+    echo "ok: exception_stops, $mode mode (std::terminate)"
 done
 
 # Whether a local TCP port is in use (listening or connected), from

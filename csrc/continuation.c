@@ -30,6 +30,29 @@
 #include "continuation.h"
 #include "ucoro_internal.h"
 
+#if defined(UCORO_SWITCH_ASM) && !defined(__arm__)
+#include <unwind.h>
+
+/*
+ * The start stubs' personality routine (arch/interface.h): the search
+ * phase of an exception ends at a coroutine's first frame, which makes the
+ * thrower give up (C++: std::terminate, as when that frame was the
+ * outermost); a forced unwind, a thread's exit or cancellation, goes on
+ * into the frames of the thread that runs the coroutine. Arm EHABI has its
+ * own (arch/arm.h).
+ */
+UCORO_HIDDEN __attribute__((used)) _Unwind_Reason_Code
+ucoro__stub_personality(int version, _Unwind_Action actions, _Unwind_Exception_Class cls,
+                        struct _Unwind_Exception *exception, struct _Unwind_Context *context)
+{
+    (void)version;
+    (void)cls;
+    (void)exception;
+    (void)context;
+    return actions & _UA_SEARCH_PHASE ? _URC_FATAL_PHASE1_ERROR : _URC_CONTINUE_UNWIND;
+}
+#endif
+
 #ifdef UCORO_SWITCH_ASM
 /* The start stubs' CFI reads these fields (arch/interface.h). */
 _Static_assert(offsetof(struct continuation, return_to) == UCORO_CC_RETURN_TO_OFFSET,

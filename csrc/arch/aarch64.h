@@ -194,6 +194,7 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* x0 = to, x1 = hook, x2 
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
     /* The frame above: the resumer's, or the fake context at sp. */
     UCORO_STUB_LINKED_CFA(19 /* x19 */, 31 /* sp */, 0, UCORO_AARCH64_FRAME)
     UCORO_A64_CFI_SLOTS

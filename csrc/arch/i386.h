@@ -174,6 +174,7 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* eax = to, edx = hook, e
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
     /* The frame above: the resumer's, or the fake context at esp + 16. */
     UCORO_STUB_LINKED_CFA(3 /* ebx */, 4 /* esp */, 16, UCORO_I386_FRAME)
     UCORO_I386_CFI_SLOTS

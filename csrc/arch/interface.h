@@ -97,6 +97,15 @@ UCORO_HIDDEN void ucoro__no_resumer(void);
  * library is never a function's last instruction), and gdb prints the
  * stub as "<signal handler called>" unless ucoro-gdb.py is loaded.
  *
+ * Exceptions must not follow the same way: the frames above a stub are
+ * not waiting for the coroutine to throw, and an exception caught there
+ * would leave the library believing the coroutine still runs. So the
+ * stubs have a personality routine (continuation.c; Arm EHABI's in
+ * arch/arm.h) that ends the search phase of an exception there, as the
+ * outermost frame did before (C++ then calls std::terminate), and lets a
+ * forced unwind (a thread's exit or cancellation) go on. Backtraces call
+ * no personality routine.
+ *
  * Offsets the expression reads, checked against struct continuation in
  * continuation.c.
  */
@@ -107,6 +116,10 @@ UCORO_HIDDEN void ucoro__no_resumer(void);
 #define UCORO_CC_RETURN_TO_OFFSET 24
 #define UCORO_CC_CTX_OFFSET 28
 #endif
+
+/* The stubs' DWARF personality routine (see above), pc-relative. */
+#define UCORO_STUB_PERSONALITY \
+    ".cfi_personality 0x1b, " UCORO_ASM_SYMBOL(ucoro__stub_personality) "\n"
 
 /* clang-format off */
 /* Operands as .cfi_escape bytes: LEB128 in two bytes, whatever the value

@@ -250,6 +250,7 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* r3 = to, r4 = hook, r5 
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"             /* entered by bctr with r12 = here */
     ".cfi_startproc\n"
     ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
     /* The frame above: the resumer's, or the fake context at r1 + 32. */
     UCORO_STUB_LINKED_CFA(31 /* r31 */, 1 /* r1 */, 32, UCORO_PPC64_FRAME)
     UCORO_PPC64_CFI_SLOTS

@@ -184,6 +184,7 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* a0 = to, a1 = hook, a2 
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
     /* The frame above: the resumer's, or the fake context at sp. */
     UCORO_STUB_LINKED_CFA(9 /* s1 */, 2 /* sp */, 0, UCORO_RISCV64_FRAME)
     UCORO_RV_CFI_SLOTS

@@ -187,6 +187,7 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* r2 = to, r3 = hook, r4 
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
     /* The frame above: the resumer's, or the fake context at r15 + 160. */
     UCORO_STUB_LINKED_CFA(6 /* r6 */, 15 /* r15 */, 160, UCORO_S390X_FRAME)
     UCORO_S390X_CFI_GPRS

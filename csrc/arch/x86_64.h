@@ -176,6 +176,7 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* rdi = to, rsi = hook, r
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
     /* The frame above: the resumer's, or the fake context at rsp. */
     UCORO_STUB_LINKED_CFA(3 /* rbx */, 7 /* rsp */, 0, UCORO_X86_FRAME)
     UCORO_X86_CFI_SLOTS
