@@ -79,7 +79,10 @@ fn main() {
     // Tell dependents (links = "ucoro") where the headers are, and the
     // gdb extension (DEP_UCORO_INCLUDE, DEP_UCORO_GDB_SCRIPT).
     println!("cargo:include={}", csrc.display());
-    println!("cargo:gdb_script={}", csrc.join("gdb/ucoro-gdb.py").display());
+    println!(
+        "cargo:gdb_script={}",
+        csrc.join("gdb/ucoro-gdb.py").display()
+    );
 
     #[cfg(feature = "bindgen")]
     generate_bindings(&csrc);

@@ -102,7 +102,11 @@ fn a_panic_in_a_coroutine_prints_a_backtrace_with_the_resume_site() {
     }
     let out = common::output_within_deadline(&mut cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("a panic inside a coroutine"), "{}", common::describe(&out));
+    assert!(
+        stderr.contains("a panic inside a coroutine"),
+        "{}",
+        common::describe(&out)
+    );
     assert!(
         has_frame(&stderr, "backtraces::panic_in_the_coroutine"),
         "{}",

@@ -204,16 +204,7 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
 
-    ".p2align 2\n"
-    ".globl " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".hidden " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".type " UCORO_ASM_SYMBOL(ucoro__no_resumer) ",%function\n"
-UCORO_ASM_SYMBOL(ucoro__no_resumer) ":\n"
-    ".cfi_startproc\n"
-    ".cfi_undefined x30\n"         /* the outermost frame: unwinders stop */
-    "brk #0\n"
-    ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__no_resumer) ", .-" UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n");
+    UCORO_NO_RESUMER_ASM(".p2align 2", "%function", "x30", "brk #0"));
 #undef UCORO_A64_SWITCH
 #undef UCORO_A64_SAVE
 #undef UCORO_A64_RESTORE

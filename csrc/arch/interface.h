@@ -117,6 +117,21 @@ UCORO_HIDDEN void ucoro__no_resumer(void);
 #define UCORO_CC_CTX_OFFSET 28
 #endif
 
+/* ucoro__no_resumer, in assembly: aligned by align (a directive), of
+ * symbol type type ("@function" or "%function"), with the return address
+ * register ra undefined (the outermost frame), its one instruction trap. */
+#define UCORO_NO_RESUMER_ASM(align, type, ra, trap)                                \
+    align "\n"                                                                 \
+    ".globl " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"                         \
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"                        \
+    ".type " UCORO_ASM_SYMBOL(ucoro__no_resumer) "," type "\n"                 \
+    UCORO_ASM_SYMBOL(ucoro__no_resumer) ":\n"                                  \
+    ".cfi_startproc\n"                                                         \
+    ".cfi_undefined " ra "\n"                                                  \
+    trap "\n"                                                                  \
+    ".cfi_endproc\n"                                                           \
+    ".size " UCORO_ASM_SYMBOL(ucoro__no_resumer) ", .-" UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
+
 /* The stubs' DWARF personality routine (see above), pc-relative. */
 #define UCORO_STUB_PERSONALITY \
     ".cfi_personality 0x1b, " UCORO_ASM_SYMBOL(ucoro__stub_personality) "\n"

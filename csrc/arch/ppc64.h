@@ -264,16 +264,7 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"             /* entered by bctr with r1
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
 
-    ".p2align 4\n"
-    ".globl " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".hidden " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".type " UCORO_ASM_SYMBOL(ucoro__no_resumer) ",@function\n"
-UCORO_ASM_SYMBOL(ucoro__no_resumer) ":\n"
-    ".cfi_startproc\n"
-    ".cfi_undefined lr\n"          /* the outermost frame: unwinders stop */
-    "trap\n"
-    ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__no_resumer) ", .-" UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n");
+    UCORO_NO_RESUMER_ASM(".p2align 4", "@function", "lr", "trap"));
 #undef UCORO_PPC64_SWITCH
 #undef UCORO_PPC64_SAVE
 #undef UCORO_PPC64_RESTORE

@@ -194,16 +194,7 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
 
-    ".p2align 2\n"
-    ".globl " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".hidden " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".type " UCORO_ASM_SYMBOL(ucoro__no_resumer) ",@function\n"
-UCORO_ASM_SYMBOL(ucoro__no_resumer) ":\n"
-    ".cfi_startproc\n"
-    ".cfi_undefined ra\n"          /* the outermost frame: unwinders stop */
-    "unimp\n"
-    ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__no_resumer) ", .-" UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n");
+    UCORO_NO_RESUMER_ASM(".p2align 2", "@function", "ra", "unimp"));
 #undef UCORO_RV_SWITCH
 #undef UCORO_RV_SAVE
 #undef UCORO_RV_RESTORE

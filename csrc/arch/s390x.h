@@ -198,16 +198,7 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
 
-    ".p2align 3\n"
-    ".globl " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".hidden " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".type " UCORO_ASM_SYMBOL(ucoro__no_resumer) ",@function\n"
-UCORO_ASM_SYMBOL(ucoro__no_resumer) ":\n"
-    ".cfi_startproc\n"
-    ".cfi_undefined %r14\n"        /* the outermost frame: unwinders stop */
-    ".word 0\n"
-    ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__no_resumer) ", .-" UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n");
+    UCORO_NO_RESUMER_ASM(".p2align 3", "@function", "%r14", ".word 0"));
 #undef UCORO_S390X_SWITCH
 #undef UCORO_S390X_RESTORE
 #undef UCORO_S390X_CFI_GPRS

@@ -186,16 +186,7 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
 
-    ".p2align 4\n"
-    ".globl " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".hidden " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
-    ".type " UCORO_ASM_SYMBOL(ucoro__no_resumer) ",@function\n"
-UCORO_ASM_SYMBOL(ucoro__no_resumer) ":\n"
-    ".cfi_startproc\n"
-    ".cfi_undefined rip\n"         /* the outermost frame: unwinders stop */
-    "ud2\n"
-    ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__no_resumer) ", .-" UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n");
+    UCORO_NO_RESUMER_ASM(".p2align 4", "@function", "rip", "ud2"));
 #undef UCORO_X86_SWITCH
 #undef UCORO_X86_RESTORE
 #undef UCORO_X86_CFI_SAVED

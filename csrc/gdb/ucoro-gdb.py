@@ -229,16 +229,22 @@ def symbol_addresses(name):
     return sorted(set(found))
 
 
+_symbols = {}
+
+
 def symbol_at(address):
-    """The symbol (function) at a code address, as `info symbol` names it."""
+    """The symbol (function) at a code address, as `info symbol` names it
+    (asked once per address: coroutines often share their entry)."""
     if not address:
         return "-"
-    try:
-        text = gdb.execute("info symbol %#x" % address, to_string=True).strip()
-    except gdb.error:
-        text = ""
-    m = re.match(r"(.+?)( \+ \d+)? in section ", text)
-    return m.group(1) if m else "%#x" % address
+    if address not in _symbols:
+        try:
+            text = gdb.execute("info symbol %#x" % address, to_string=True).strip()
+        except gdb.error:
+            text = ""
+        m = re.match(r"(.+?)( \+ \d+)? in section ", text)
+        _symbols[address] = m.group(1) if m else "%#x" % address
+    return _symbols[address]
 
 
 # ---------------------------------------------------------------------------

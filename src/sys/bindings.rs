@@ -21,7 +21,7 @@ pub struct continuation {
     pub exited: ::std::os::raw::c_int,
     #[doc = " private: entry has been entered (here rather than below: beside\n exited it fills what would be padding)."]
     pub started: ::std::os::raw::c_int,
-    #[doc = " in/out: where control goes when entry returns. cc_swap sets it to the\n continuation that switched in most recently; an owner that knows\n better (the coroutine layer: the caller) may overwrite it from inside\n entry before entry returns."]
+    #[doc = " in/out: where control goes when entry returns, and where a\n backtrace taken on this stack goes on past its first frame. cc_swap\n sets it to the continuation that switched in most recently (the\n coroutine layer clears it when a coroutine yields: then nothing\n waits for it); an owner that knows better may overwrite it from\n inside entry before entry returns."]
     pub return_to: *mut continuation,
     #[doc = " saved machine state while switched out"]
     pub ctx: *mut ::std::os::raw::c_void,
