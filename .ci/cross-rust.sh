@@ -42,7 +42,7 @@ skip_under_qemu="guard_below_stack_traps hundred_thousand_suspended_coroutines_w
                  overflow_in_c_api_coroutine_is_reported overflow_in_rust_coroutine_is_reported
                  overflow_leaves_neighbouring_stacks_intact overflow_reporting_can_be_turned_off"
 tests="--lib --test safe_api --test threads --test c_semantics --test bad_input
-       --test stack_safety --test model"
+       --test stack_safety --test model --test backtraces"
 
 while read -r name target triple qemu; do
     [ -n "$name" ] || continue

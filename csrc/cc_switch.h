@@ -132,6 +132,21 @@ ucoro__cc_return(struct continuation *from, struct continuation *to, void *value
 }
 
 /*
+ * For the symmetric switches (cc_swap, coroutine_swap), before switching
+ * from from to to: switching back to the continuation that switched in
+ * last is, for backtraces, a yield (from no longer runs on to's behalf).
+ * Without this, two contexts that swap back and forth would each name the
+ * other as its resumer, and a backtrace taken in a third one they resume
+ * would go round between them. (A ring of three or more swapping in turn
+ * can still make a chain that repeats; yieldto and yield never do.)
+ */
+static inline void ucoro__cc_swapping_back(struct continuation *from, struct continuation *to)
+{
+    if (from->return_to == to)
+        from->return_to = NULL;
+}
+
+/*
  * Leaves the running continuation self for good (its entry is done: it is
  * marked exited) and resumes to, running hook(arg) on to's stack first:
  * there the finished stack may be freed. to's pending switch returns hook's

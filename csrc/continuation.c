@@ -217,6 +217,7 @@ int cc_swap(struct continuation *from, struct continuation *to)
     }
     if (from->magic != live_magic(from))
         ucoro__cc_adopt(from);
+    ucoro__cc_swapping_back(from, to);
     return ucoro__cc_transfer(from, to, CC_RESUMED) == CC_TARGET_EXITED;
 }
 

@@ -178,9 +178,9 @@ UCORO_HIDDEN void ucoro__no_resumer(void);
 /*
  * The stub's CFA rule (DW_CFA_def_cfa_expression, 62 bytes), for cc in
  * DWARF register cc_reg, the stack pointer in sp_reg (its value in the
- * stub's frame, as unwinders recover it), the fake context at
- * sp + fake_offset and a saved context's CFA at ctx + frame (literal
- * numbers all):
+ * stub's frame, as unwinders recover it; both registers as literal
+ * numbers), the fake context at sp + fake_offset and a saved context's
+ * CFA at ctx + frame:
  *
  *   v = the resumer's ctx or 0 (above)
  *   CFA = v + (v == 0) * (sp + fake_offset) + frame

@@ -216,13 +216,14 @@ extern void ucoro__cc_entry(void *cc) __attribute__((weak));
 #ifdef __ARM_EABI_UNWINDER__
 /* Arm EHABI: a walk ends with _URC_FAILURE at a .cantunwind function (a
  * stub of the portable modes, glibc's _start) and reports no frame for
- * it: the last one reported is the stub's callee. */
-#define WALK_END _URC_FAILURE
+ * it: the last one reported is the stub's callee. The start stub's own
+ * routine ends a walk with _URC_END_OF_STACK where there is no resumer. */
+#define WALK_ENDED(result) ((result) == _URC_FAILURE || (result) == _URC_END_OF_STACK)
 #define OUTERMOST_REPORTED(stub) ((void)(stub), (uintptr_t)ucoro__cc_entry)
 #else
 /* DWARF: a walk ends where CFI says the return address is undefined
  * (libgcc then reports one more frame, with ip 0). */
-#define WALK_END _URC_END_OF_STACK
+#define WALK_ENDED(result) ((result) == _URC_END_OF_STACK)
 #define OUTERMOST_REPORTED(stub) ((uintptr_t)(stub))
 #endif
 
@@ -286,7 +287,7 @@ static void check_walk_is_clean(void)
 {
     int i, at = 0;
 
-    CHECK(walk.result == WALK_END);
+    CHECK(WALK_ENDED(walk.result));
     CHECK(walk.frames >= 3 && walk.frames < MAX_FRAMES);
     for (i = 0; i < walk.frames; i++)
         CHECK(!walk.ip[i] || walk.start[i] != 0);
@@ -464,6 +465,51 @@ static void a_backtrace_in_a_nested_coroutine_goes_on_through_its_resumers_to_ma
     coroutine_release(&outer);
 }
 
+/* ---- contexts that swap back and forth (cc_swap) ---- */
+
+static struct continuation swap_main, swap_a, swap_b, swap_c;
+static struct walk swapped_walk;
+
+static void swap_c_entry(struct continuation *cc)
+{
+    take_backtrace();
+    swapped_walk = walk;
+    cc_swap(cc, &swap_a);
+}
+
+static void swap_b_entry(struct continuation *cc)
+{
+    cc_swap(cc, &swap_a); /* back to a, which switched in */
+}
+
+static void swap_a_entry(struct continuation *cc)
+{
+    cc_swap(cc, &swap_b);
+    cc_swap(cc, &swap_c); /* b is switched out, waiting for nothing */
+    cc_swap(cc, &swap_main);
+}
+
+static void a_backtrace_after_contexts_swapped_back_and_forth_ends(void)
+{
+    swap_a.entry = swap_a_entry;
+    swap_b.entry = swap_b_entry;
+    swap_c.entry = swap_c_entry;
+    swap_a.stack_size = swap_b.stack_size = swap_c.stack_size = STACK_SIZE;
+    CHECK(cc_init(&swap_a) == 0 && cc_init(&swap_b) == 0 && cc_init(&swap_c) == 0);
+    /* main -> a -> b -> back to a -> c: c's walk goes through a (which
+     * resumed it) and ends at b, which swapped back to a, rather than
+     * going round between a and b. */
+    cc_swap(&swap_main, &swap_a);
+    walk = swapped_walk;
+    check_walk_is_clean();
+    CHECK(PASSED(swap_c_entry));
+    CHECK(PASSED(swap_a_entry));
+    CHECK(!PASSED(main));
+    cc_release(&swap_a);
+    cc_release(&swap_b);
+    cc_release(&swap_c);
+}
+
 #endif /* HAVE_UNWINDER */
 
 /* ---- which switch ---- */
@@ -493,9 +539,10 @@ int main(void)
     RUN(callee_saved_registers_of_every_class_survive_switches);
     RUN(new_stacks_and_the_exit_hook_are_aligned_for_the_abi);
 #ifdef HAVE_UNWINDER
-    if (linked_backtraces())
+    if (linked_backtraces()) {
         RUN(a_backtrace_in_a_nested_coroutine_goes_on_through_its_resumers_to_main);
-    else
+        RUN(a_backtrace_after_contexts_swapped_back_and_forth_ends);
+    } else
         RUN(in_the_portable_modes_a_backtrace_ends_at_the_coroutines_first_frame);
 #else
     printf("skipped the backtrace tests: no unwinder\n");
