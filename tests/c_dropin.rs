@@ -853,7 +853,10 @@ fn install_honours_destdir_and_uninstall_leaves_only_directories() {
     let csrc = Path::new(ROOT).join("csrc");
     run_ok(make(&csrc).arg("install").args(&vars));
     let staged = stage.join("opt/ucoro");
-    assert_eq!(files_below(&staged), installed_files(Path::new("/opt/ucoro")));
+    assert_eq!(
+        files_below(&staged),
+        installed_files(Path::new("/opt/ucoro"))
+    );
     let pc = fs::read_to_string(staged.join("lib/pkgconfig/ucoro.pc")).unwrap();
     assert!(pc.lines().any(|l| l == "prefix=/opt/ucoro"), "{pc}");
 
