@@ -198,7 +198,7 @@ extern "C" {
     pub fn ucoro_stack_used(co: *mut coroutine) -> usize;
 }
 extern "C" {
-    #[doc = " The switch this build of the library uses: \"<arch> assembly\" by default\n where there is one (\"x86_64\", \"aarch64\", \"i386\", \"armhf\", \"ppc64le\",\n \"s390x\", \"riscv64\"), \"_setjmp/_longjmp\" (other architectures, or built\n with -DUCORO_SWITCH_SETJMP), \"swapcontext (strict)\" (built with\n -DUCORO_SWITCH_UCONTEXT: per-coroutine signal mask and floating-point\n environment, two system calls per switch). A static string."]
+    #[doc = " The switch this build of the library uses: \"ARCH assembly\" by default\n where there is one (ARCH: \"x86_64\", \"aarch64\", \"i386\", \"armhf\", \"ppc64le\",\n \"s390x\", \"riscv64\"), \"_setjmp/_longjmp\" (other architectures, or built\n with -DUCORO_SWITCH_SETJMP), \"swapcontext (strict)\" (built with\n -DUCORO_SWITCH_UCONTEXT: per-coroutine signal mask and floating-point\n environment, two system calls per switch). A static string."]
     pub fn ucoro_switch_mode() -> *const ::std::os::raw::c_char;
 }
 extern "C" {
