@@ -76,8 +76,13 @@ fn main() {
     build.compile("ucoro");
     #[cfg(feature = "bench-modes")]
     build_bench_modes(&csrc, &build);
-    // Tell dependents (links = "ucoro") where the headers are.
+    // Tell dependents (links = "ucoro") where the headers are, and the
+    // gdb extension (DEP_UCORO_INCLUDE, DEP_UCORO_GDB_SCRIPT).
     println!("cargo:include={}", csrc.display());
+    println!(
+        "cargo:gdb_script={}",
+        csrc.join("gdb/ucoro-gdb.py").display()
+    );
 
     #[cfg(feature = "bindgen")]
     generate_bindings(&csrc);

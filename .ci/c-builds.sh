@@ -3,8 +3,8 @@
 # - csrc/VERSION equals the crate version (Cargo.toml);
 # - `make install` and `meson install` lay out the same prefix: the same
 #   files and links, sonames, exported symbols (nm -D --defined-only), the
-#   static archives' global symbols, headers byte for byte, and .pc files
-#   equal but for the prefix path;
+#   static archives' global symbols, headers and the gdb extension byte
+#   for byte, and .pc files equal but for the prefix path;
 # - `make -C csrc dist` gives a tarball that holds csrc's tracked files and
 #   the licenses, builds on its own with make and with meson (to the same
 #   layout again), and the C suite (tests/c/spec_api.c, and the GLib
@@ -28,12 +28,14 @@ describe_prefix() {
     local prefix=$1 file path
     (cd "$prefix" && find . ! -type d | sort) | while read -r file; do
         path=$prefix/$file
+        # gdb's auto-load directory repeats the prefix in its path.
         if [ -L "$path" ]; then
-            echo "$file -> $(readlink "$path")"
+            echo "${file//$prefix/PREFIX} -> $(readlink "$path")"
             continue
         fi
-        echo "$file"
+        echo "${file//$prefix/PREFIX}"
         case $file in
+            *-gdb.py) echo "  sha256 $(sha256sum <"$path" | cut -d' ' -f1)" ;;
             *.so.*)
                 readelf -d "$path" | sed -n 's/.*(SONAME).*\[\(.*\)\]/  soname \1/p'
                 nm -D --defined-only "$path" | awk 'NF == 3 { print "  exports " $3 }' | sort ;;
@@ -59,6 +61,10 @@ ucoro_make_install csrc "$work/make-build" "$work/make"
 ucoro_meson_install csrc "$work/meson-build" "$work/meson"
 same_prefix "$work/make" "$work/meson" "make install and meson install"
 grep -q 'ucoro-glib.pc' "$work/a.txt" || fail "no ucoro-glib.pc installed"
+# The gdb extension, for `source` and as libucoro.so's auto-load script.
+grep -qx './share/ucoro/ucoro-gdb.py' "$work/a.txt" || fail "no share/ucoro/ucoro-gdb.py installed"
+grep -Eqx '\./share/gdb/auto-loadPREFIX/lib/libucoro\.so\.[0-9.]+-gdb\.py' "$work/a.txt" ||
+    fail "no gdb auto-load script for libucoro.so installed"
 
 echo "== the release tarball"
 make -s -C csrc dist BUILDDIR="$work/dist"

@@ -82,7 +82,8 @@ static inline int ucoro__cc_is_running(const struct continuation *cc)
  * another thread. Meant to be tail-called.
  */
 #ifdef UCORO_TOOL_SWITCH
-/* The same, announced to the sanitizers: out of line, no tail call. */
+/* The switch, announced to the sanitizers: out of line, no tail call
+ * (return_to is the callers' to set). */
 UCORO_HIDDEN void *ucoro__cc_transfer_announced(struct continuation *from,
                                                 struct continuation *to, void *value);
 #endif
@@ -90,12 +91,13 @@ UCORO_HIDDEN void *ucoro__cc_transfer_announced(struct continuation *from,
 static inline __attribute__((always_inline)) void *
 ucoro__cc_transfer(struct continuation *from, struct continuation *to, void *value)
 {
+    /* Also the link that backtraces in to follow (arch/interface.h). */
+    to->return_to = from;
 #ifdef UCORO_TOOL_SWITCH
     return ucoro__cc_transfer_announced(from, to, value);
 #else
     void *ctx = to->ctx;
 
-    to->return_to = from;
     if (__builtin_expect(!to->started, 0))
         return ucoro__cc_first(from, to, value);
     to->ctx = NULL; /* consumed: to is running from now on */
@@ -107,19 +109,41 @@ ucoro__cc_transfer(struct continuation *from, struct continuation *to, void *val
  * ucoro__cc_transfer for the way back: to is the one that resumed from
  * (started, switched out). A second copy of the switch, so that each copy's
  * final jump has one usual target (see arch/x86_64.h).
+ *
+ * to->return_to stays: it names to's own resumer, which still waits in its
+ * switch into to, and which a backtrace in to goes on into. from's is
+ * cleared instead: from is suspended, nothing waits for it, and its chain
+ * ends at its first frame (arch/interface.h). Only the coroutine layer's
+ * yield comes here; it never reads return_to of a coroutine it has a
+ * caller for, and every switch into from writes it again.
  */
 static inline __attribute__((always_inline)) void *
 ucoro__cc_return(struct continuation *from, struct continuation *to, void *value)
 {
+    from->return_to = NULL;
 #ifdef UCORO_TOOL_SWITCH
     return ucoro__cc_transfer_announced(from, to, value);
 #else
     void *ctx = to->ctx;
 
-    to->return_to = from;
     to->ctx = NULL;
     return ucoro__switch_back(&from->ctx, ctx, value);
 #endif
+}
+
+/*
+ * For the symmetric switches (cc_swap, coroutine_swap), before switching
+ * from from to to: switching back to the continuation that switched in
+ * last is, for backtraces, a yield (from no longer runs on to's behalf).
+ * Without this, two contexts that swap back and forth would each name the
+ * other as its resumer, and a backtrace taken in a third one they resume
+ * would go round between them. (A ring of three or more swapping in turn
+ * can still make a chain that repeats; yieldto and yield never do.)
+ */
+static inline void ucoro__cc_swapping_back(struct continuation *from, struct continuation *to)
+{
+    if (from->return_to == to)
+        from->return_to = NULL;
 }
 
 /*

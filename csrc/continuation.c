@@ -20,6 +20,7 @@
 #endif
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,6 +29,36 @@
 #include "cc_switch.h"
 #include "continuation.h"
 #include "ucoro_internal.h"
+
+#if defined(UCORO_SWITCH_ASM) && !defined(__arm__)
+#include <unwind.h>
+
+/*
+ * The start stubs' personality routine (arch/interface.h): the search
+ * phase of an exception ends at a coroutine's first frame, which makes the
+ * thrower give up (C++: std::terminate, as when that frame was the
+ * outermost); a forced unwind, a thread's exit or cancellation, goes on
+ * into the frames of the thread that runs the coroutine. Arm EHABI has its
+ * own (arch/arm.h).
+ */
+UCORO_HIDDEN __attribute__((used)) _Unwind_Reason_Code
+ucoro__stub_personality(int version, _Unwind_Action actions, _Unwind_Exception_Class cls,
+                        struct _Unwind_Exception *exception, struct _Unwind_Context *context)
+{
+    (void)version;
+    (void)cls;
+    (void)exception;
+    (void)context;
+    return actions & _UA_SEARCH_PHASE ? _URC_FATAL_PHASE1_ERROR : _URC_CONTINUE_UNWIND;
+}
+#endif
+
+#ifdef UCORO_SWITCH_ASM
+/* The start stubs' CFI reads these fields (arch/interface.h). */
+_Static_assert(offsetof(struct continuation, return_to) == UCORO_CC_RETURN_TO_OFFSET,
+               "UCORO_CC_RETURN_TO_OFFSET");
+_Static_assert(offsetof(struct continuation, ctx) == UCORO_CC_CTX_OFFSET, "UCORO_CC_CTX_OFFSET");
+#endif
 
 /* What a cc_swap caller is resumed with (values of the raw cc API). */
 #define CC_RESUMED ((void *)1)
@@ -186,6 +217,7 @@ int cc_swap(struct continuation *from, struct continuation *to)
     }
     if (from->magic != live_magic(from))
         ucoro__cc_adopt(from);
+    ucoro__cc_swapping_back(from, to);
     return ucoro__cc_transfer(from, to, CC_RESUMED) == CC_TARGET_EXITED;
 }
 
@@ -219,7 +251,6 @@ void *ucoro__cc_transfer_announced(struct continuation *from, struct continuatio
     void *fake = NULL;
     void *r;
 
-    to->return_to = from;
     /* Announce the switch, then switch with no instrumented call in
      * between: ThreadSanitizer keeps a call stack per fiber, and a function
      * entered after the announcement would be recorded on the other one. */

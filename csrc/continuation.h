@@ -39,10 +39,12 @@ struct continuation {
      * exited it fills what would be padding). */
     int started;
 
-    /* in/out: where control goes when entry returns. cc_swap sets it to the
-     * continuation that switched in most recently; an owner that knows
-     * better (the coroutine layer: the caller) may overwrite it from inside
-     * entry before entry returns. */
+    /* in/out: where control goes when entry returns, and where a
+     * backtrace taken on this stack goes on past its first frame. cc_swap
+     * sets it to the continuation that switched in most recently (the
+     * coroutine layer clears it when a coroutine yields: then nothing
+     * waits for it); an owner that knows better may overwrite it from
+     * inside entry before entry returns. */
     struct continuation *return_to;
 
     /* private: owned by continuation.c */

@@ -184,7 +184,7 @@ size_t ucoro_stack_used(struct coroutine *co);
 
 /*
  * The switch this build of the library uses: "ARCH assembly" by default
- * where there is one ("x86_64", "aarch64", "i386", "armhf", "ppc64le",
+ * where there is one (ARCH: "x86_64", "aarch64", "i386", "armhf", "ppc64le",
  * "s390x", "riscv64"), "_setjmp/_longjmp" (other architectures, or built
  * with -DUCORO_SWITCH_SETJMP), "swapcontext (strict)" (built with
  * -DUCORO_SWITCH_UCONTEXT: per-coroutine signal mask and floating-point

@@ -412,6 +412,7 @@ void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg)
         ucoro__diagnose("coroutine_swap", "!to->caller");
         return NULL;
     }
+    ucoro__cc_swapping_back(&from->cc, &to->cc);
     return switch_to(t, from, to, arg);
 }
 

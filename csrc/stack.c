@@ -63,6 +63,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <sys/mman.h>
@@ -147,12 +148,15 @@ struct slab {
 };
 
 /*
- * The entry point for debuggers and core-file readers (layout version 1):
- * group g < group_count is an array of group_slabs[g] slab descriptors (one
- * mapping: the descriptors, then each slot's records on pages of their own,
- * so that an unmapped slab's records give back their memory); a slab with
- * a non-NULL base has `records`, of which those with a non-NULL owner are
- * stacks in use. Groups are only ever appended. File-static, so it adds no
+ * The entry point for debuggers and core-file readers (layout version 2;
+ * csrc/gdb/ucoro-gdb.py reads it): group g < group_count is an array of
+ * group_slabs[g] slab descriptors (one mapping: the descriptors, then each
+ * slot's records on pages of their own, so that an unmapped slab's records
+ * give back their memory); a slab with a non-NULL base has
+ * records_per_slab records, of which those with a non-NULL owner are
+ * stacks in use. Groups are only ever appended. The sizes and offsets a
+ * reader needs of struct slab and struct ucoro_stack_record are here too,
+ * so that it need not know their layout. File-static, so it adds no
  * global symbol (and none of AddressSanitizer's): a debugger finds it by
  * name in the symbol table or the debug info.
  */
@@ -160,10 +164,27 @@ struct ucoro__stack_registry {
     unsigned layout_version;
     unsigned group_count; /* published with release ordering */
     size_t guard_size;
+    uint16_t records_per_slab;
+    uint16_t slab_size, slab_base, slab_records;
+    uint16_t record_size, record_base, record_bytes, record_owner;
     struct slab *groups[MAX_GROUPS];
     uint32_t group_slabs[MAX_GROUPS];
 };
-static struct ucoro__stack_registry ucoro__stack_registry = {1, 0, GUARD_SIZE, {0}, {0}};
+static struct ucoro__stack_registry ucoro__stack_registry = {
+    2,
+    0,
+    GUARD_SIZE,
+    SLAB_MAX_STACKS,
+    sizeof(struct slab),
+    offsetof(struct slab, base),
+    offsetof(struct slab, records),
+    sizeof(struct ucoro_stack_record),
+    offsetof(struct ucoro_stack_record, base),
+    offsetof(struct ucoro_stack_record, size),
+    offsetof(struct ucoro_stack_record, owner),
+    {0},
+    {0},
+};
 
 struct size_class {
     struct slab *room;   /* slabs with a free or an uncarved stride */

@@ -73,7 +73,8 @@
 //!
 //! Each assembly switch saves exactly the registers its ABI makes
 //! callee-saved and carries unwind information, so debuggers and
-//! `_Unwind_Backtrace` walk a coroutine's stack up to where it began. The
+//! unwinders walk a coroutine's stack and on into whoever resumed it
+//! (see [Debugging](#debugging)). The
 //! C library can also be built with `-DUCORO_SWITCH_SETJMP` (the
 //! portable path everywhere) or `-DUCORO_SWITCH_UCONTEXT` (strict mode:
 //! `swapcontext` on every switch, so each coroutine keeps its own signal
@@ -133,6 +134,46 @@
 //!     .build(|_: &ucoro::Yielder<(), ()>, ()| ())
 //!     .unwrap();
 //! assert!((100_000..=128 << 10).contains(&co.stack_size()));
+//! ```
+//!
+//! ## Debugging
+//!
+//! A backtrace taken inside a coroutine goes on past the coroutine's first
+//! frame into the caller of [`Coroutine::resume`], through every level of
+//! nesting, to `main` or the thread's start: [`std::backtrace::Backtrace`],
+//! the backtrace of a panic inside a coroutine (`RUST_BACKTRACE=1`), gdb
+//! and other unwinders all show the resume site. That is with the assembly
+//! switch of the platforms above; with `UCORO_SWITCH=setjmp|ucontext` a
+//! backtrace ends at the coroutine's first frame.
+//!
+//! ```
+//! use std::backtrace::Backtrace;
+//! use ucoro::{Coroutine, CoroutineResult};
+//!
+//! let mut co: Coroutine<(), (), String> =
+//!     Coroutine::new(|_, ()| Backtrace::force_capture().to_string());
+//! if let Ok(CoroutineResult::Return(trace)) = co.resume(()) {
+//!     // The closure's frames, the library's start stub, then this
+//!     // function's and its callers'.
+//!     println!("{trace}");
+//! }
+//! ```
+//!
+//! For gdb, the crate carries the C library's extension,
+//! `csrc/gdb/ucoro-gdb.py` in its source (under Cargo's registry:
+//! `~/.cargo/registry/src/*/ucoro-<version>/csrc/gdb/ucoro-gdb.py`; build
+//! scripts of crates that depend on this one find its path in
+//! `DEP_UCORO_GDB_SCRIPT`). A Rust program links ucoro statically, so gdb
+//! does not load it by itself: `source` it. It adds `ucoro list` (every
+//! live coroutine: its address, state, entry, stack, caller),
+//! `ucoro bt ADDRESS` (a suspended coroutine's backtrace, without resuming
+//! it) and `ucoro gcore FILE` (a core file with the coroutine stacks,
+//! which plain `gcore` loses), on a live process or a core file; the
+//! README's Debugging section shows a session.
+//!
+//! ```text
+//! $ gdb -iex 'source ~/.cargo/registry/src/index.crates.io-*/ucoro-0.1.0/csrc/gdb/ucoro-gdb.py' ./my-program
+//! (gdb) ucoro list
 //! ```
 //!
 //! ## Safety model

@@ -51,8 +51,8 @@ const API_FUNCTIONS: &[&str] = &[
 ];
 
 /// What `make install` puts under the prefix (symbolic links included):
-/// libucoro and the GLib module, libucoro-glib.
-fn installed_files() -> Vec<String> {
+/// libucoro and the GLib module, libucoro-glib, and the gdb extension.
+fn installed_files(prefix: &Path) -> Vec<String> {
     let mut files = vec![
         "include/continuation.h".to_string(),
         "include/coroutine.h".to_string(),
@@ -60,6 +60,13 @@ fn installed_files() -> Vec<String> {
         "include/ucoro_version.h".to_string(),
         "lib/pkgconfig/ucoro.pc".to_string(),
         "lib/pkgconfig/ucoro-glib.pc".to_string(),
+        // The gdb extension, and gdb's auto-load script for the shared
+        // library: under share/gdb/auto-load, the library's absolute path.
+        "share/ucoro/ucoro-gdb.py".to_string(),
+        format!(
+            "share/gdb/auto-load{}/lib/libucoro.so.{VERSION}-gdb.py",
+            prefix.display()
+        ),
     ];
     for lib in ["libucoro", "libucoro-glib"] {
         files.push(format!("lib/{lib}.a"));
@@ -474,7 +481,7 @@ fn require_glib() {
 #[test]
 fn install_puts_headers_libraries_and_pc_file_in_the_prefix() {
     let inst = installed();
-    assert_eq!(files_below(&inst.prefix), installed_files());
+    assert_eq!(files_below(&inst.prefix), installed_files(&inst.prefix));
     let lib = inst.libdir();
     assert_eq!(
         fs::read_link(lib.join("libucoro.so")).unwrap(),
@@ -846,7 +853,10 @@ fn install_honours_destdir_and_uninstall_leaves_only_directories() {
     let csrc = Path::new(ROOT).join("csrc");
     run_ok(make(&csrc).arg("install").args(&vars));
     let staged = stage.join("opt/ucoro");
-    assert_eq!(files_below(&staged), installed_files());
+    assert_eq!(
+        files_below(&staged),
+        installed_files(Path::new("/opt/ucoro"))
+    );
     let pc = fs::read_to_string(staged.join("lib/pkgconfig/ucoro.pc")).unwrap();
     assert!(pc.lines().any(|l| l == "prefix=/opt/ucoro"), "{pc}");
 

@@ -18,7 +18,7 @@
  * by the coroutine layer, so a resumed coroutine_yield/yieldto returns
  * straight into user code.
  *
- * CFI and the entry stub as in arch/x86_64.h.
+ * CFI and the stubs as in arch/x86_64.h.
  *
  * Included through cc_switch.h; continuation.c defines
  * UCORO_ARCH_IMPLEMENTATION to emit the assembly once.
@@ -44,12 +44,16 @@
 
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
- * runs ucoro__start_stub with x19 = start_arg and sp = the aligned top.
+ * runs ucoro__start_stub with x19 = start_arg and sp = the aligned top
+ * less 160, and there the fake context of arch/interface.h (x29 0, x30
+ * ucoro__no_resumer; its other slots are only ever read as the registers
+ * of that outermost frame).
  */
 static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
-    void **sp = (void **)(top - UCORO_AARCH64_FRAME);
+    void **fake = (void **)(top - UCORO_AARCH64_FRAME);
+    void **sp = (void **)((uintptr_t)fake - UCORO_AARCH64_FRAME);
     int i;
 
     for (i = 0; i < UCORO_AARCH64_FRAME / 8; i++)
@@ -57,6 +61,8 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[8] = start_arg;                  /* x19: the continuation */
     sp[18] = NULL;                      /* x29: outermost frame */
     sp[19] = (void *)ucoro__start_stub; /* x30: where ret goes */
+    fake[18] = NULL;                     /* x29 */
+    fake[19] = (void *)ucoro__no_resumer; /* x30 */
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */
@@ -80,10 +86,9 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* x0 = cc, x1 = top */
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
-/* Where a saved context keeps each register, as CFI (the CFA is the
+/* Where a saved context keeps each register relative to its CFA (the
  * saved sp + 160). */
-#define UCORO_A64_CFI_SAVED                 \
-    ".cfi_def_cfa_offset 160\n"             \
+#define UCORO_A64_CFI_SLOTS                 \
     ".cfi_offset d8, -160\n"                \
     ".cfi_offset d9, -152\n"                \
     ".cfi_offset d10, -144\n"               \
@@ -104,6 +109,10 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* x0 = cc, x1 = top */
     ".cfi_offset x28, -24\n"                \
     ".cfi_offset x29, -16\n"                \
     ".cfi_offset x30, -8\n"
+/* The same, for the running context: sp is the saved sp. */
+#define UCORO_A64_CFI_SAVED                 \
+    ".cfi_def_cfa_offset 160\n"             \
+    UCORO_A64_CFI_SLOTS
 #define UCORO_A64_SAVE                      \
     "sub sp, sp, #160\n"                    \
     ".cfi_def_cfa_offset 160\n"             \
@@ -184,16 +193,23 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* x0 = to, x1 = hook, x2 
     ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",%function\n"
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
-    ".cfi_undefined x30\n"         /* the outermost frame: unwinders stop */
+    ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
+    /* The frame above: the resumer's, or the fake context at sp. */
+    UCORO_STUB_LINKED_CFA(19 /* x19 */, 31 /* sp */, 0, UCORO_AARCH64_FRAME)
+    UCORO_A64_CFI_SLOTS
     "mov x0, x19\n"
     "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "brk #0\n"
     ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+
+    UCORO_NO_RESUMER_ASM(".p2align 2", "%function", "x30", "brk #0"));
 #undef UCORO_A64_SWITCH
 #undef UCORO_A64_SAVE
 #undef UCORO_A64_RESTORE
 #undef UCORO_A64_CFI_SAVED
+#undef UCORO_A64_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */
 #endif /* UCORO_ARCH_IMPLEMENTATION */

@@ -25,7 +25,8 @@
  * both), and a call or tail call from C into it never changes state.
  *
  * Unwind information is given twice: Arm EHABI (.fnstart, .save: what
- * _Unwind_Backtrace and C++ exceptions read; the stubs .cantunwind) and
+ * _Unwind_Backtrace and C++ exceptions read; the start stub has a
+ * personality routine of its own, the other stubs are .cantunwind) and
  * DWARF CFI (what debuggers read). Included through cc_switch.h;
  * continuation.c defines UCORO_ARCH_IMPLEMENTATION to emit the assembly
  * once.
@@ -52,18 +53,25 @@
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
  * runs ucoro__start_stub with r4 = start_arg, the frame pointers (r7 in
- * Thumb code, r11 in Arm code) 0 and sp = the aligned top.
+ * Thumb code, r11 in Arm code) 0 and sp = the aligned top less 104, and
+ * there the fake context of arch/interface.h (lr ucoro__no_resumer, r7
+ * and r11 0; its other slots are only ever read as the registers of that
+ * outermost frame).
  */
 static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
-    void **sp = (void **)(top - UCORO_ARM_FRAME);
+    void **fake = (void **)(top - UCORO_ARM_FRAME);
+    void **sp = (void **)((uintptr_t)fake - UCORO_ARM_FRAME);
     int i;
 
     for (i = 0; i < UCORO_ARM_FRAME / 4; i++)
         sp[i] = NULL;
     sp[17] = start_arg;                 /* r4: the continuation */
     sp[25] = (void *)ucoro__start_stub; /* lr (Thumb bit included) */
+    fake[20] = NULL;                      /* r7 */
+    fake[24] = NULL;                      /* r11 */
+    fake[25] = (void *)ucoro__no_resumer; /* lr */
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */
@@ -95,6 +103,51 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     ".fnend\n"                                                                \
     ".size " name ", .-" name "\n"
 
+#ifdef UCORO_SWITCH_ASM
+/* clang-format on */
+#include <unwind.h>
+
+/*
+ * The start stub's EHABI "personality": how _Unwind_Backtrace (and so
+ * glibc's backtrace()) gets past the stub into the resumer, as the DWARF
+ * rule of arch/interface.h does for debuggers. EHABI's unwind opcodes
+ * cannot read through pointers, so this routine unwinds the stub's frame
+ * itself: from the continuation in r4 to its resumer's saved context,
+ * whose d8-d15, r3-r11 and lr it loads (sp then lies above the context,
+ * pc is lr). With no resumer switched out it ends the walk. Exceptions
+ * and forced unwinds are refused, as the .cantunwind stub did before:
+ * none may leave a coroutine's stack for frames that are not waiting for
+ * it to return.
+ */
+UCORO_HIDDEN __attribute__((used)) _Unwind_Reason_Code
+ucoro__stub_personality(_Unwind_State state, _Unwind_Control_Block *ucbp,
+                        _Unwind_Context *context)
+{
+    const struct continuation *cc, *link;
+    _uw r4, ctx, lr;
+
+    (void)ucbp;
+    if ((state & _US_ACTION_MASK) != _US_VIRTUAL_UNWIND_FRAME || !(state & _US_FORCE_UNWIND))
+        return _URC_FAILURE; /* not _Unwind_Backtrace */
+    if (_Unwind_VRS_Get(context, _UVRSC_CORE, 4, _UVRSD_UINT32, &r4) != _UVRSR_OK)
+        return _URC_FAILURE;
+    cc = (const struct continuation *)r4;
+    link = cc->return_to;
+    ctx = link ? (_uw)link->ctx : 0;
+    if (!ctx)
+        return _URC_END_OF_STACK;
+    _Unwind_VRS_Set(context, _UVRSC_CORE, 13, _UVRSD_UINT32, &ctx);
+    if (_Unwind_VRS_Pop(context, _UVRSC_VFP, (8 << 16) | 8, _UVRSD_DOUBLE) != _UVRSR_OK ||
+        _Unwind_VRS_Pop(context, _UVRSC_CORE, 0x4ff8 /* r3-r11, lr */, _UVRSD_UINT32) !=
+            _UVRSR_OK ||
+        _Unwind_VRS_Get(context, _UVRSC_CORE, 14, _UVRSD_UINT32, &lr) != _UVRSR_OK)
+        return _URC_FAILURE;
+    _Unwind_VRS_Set(context, _UVRSC_CORE, 15, _UVRSD_UINT32, &lr);
+    return _URC_CONTINUE_UNWIND;
+}
+/* clang-format off */
+#endif
+
 #ifndef UCORO_SWITCH_ASM
 __asm__(
     ".text\n"
@@ -110,11 +163,10 @@ __asm__(
     UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__enter_stack))
     UCORO_ARM_ISA);
 #else
-/* Where a saved context keeps each register, as CFI (the CFA is the saved
- * sp + 104). The d registers are described as the pairs of s registers
- * they are made of, as GCC does. */
-#define UCORO_ARM_CFI_SAVED                                                    \
-    ".cfi_def_cfa_offset 104\n"                                               \
+/* Where a saved context keeps each register relative to its CFA (the
+ * saved sp + 104). The d registers are described as the pairs of s
+ * registers they are made of, as GCC does. */
+#define UCORO_ARM_CFI_SLOTS                                                    \
     ".cfi_offset 80, -104\n" ".cfi_offset 81, -100\n" /* d8 */                \
     ".cfi_offset 82, -96\n" ".cfi_offset 83, -92\n"                           \
     ".cfi_offset 84, -88\n" ".cfi_offset 85, -84\n"                           \
@@ -128,6 +180,10 @@ __asm__(
     ".cfi_offset r8, -20\n" ".cfi_offset r9, -16\n"                           \
     ".cfi_offset r10, -12\n" ".cfi_offset r11, -8\n"                          \
     ".cfi_offset lr, -4\n"
+/* The same, for the running context: sp is the saved sp. */
+#define UCORO_ARM_CFI_SAVED                                                    \
+    ".cfi_def_cfa_offset 104\n"                                               \
+    UCORO_ARM_CFI_SLOTS
 /* Loads a saved context's registers, its return address into ip. */
 #define UCORO_ARM_RESTORE                                                      \
     "vpop {d8-d15}\n"                                                         \
@@ -170,16 +226,26 @@ __asm__(
     UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__switch_exit))
 
     UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__start_stub))
-    ".cantunwind\n"                /* the outermost frame: unwinders stop */
-    ".cfi_undefined lr\n"
+    ".personality " UCORO_ASM_SYMBOL(ucoro__stub_personality) "\n" /* see above */
+    ".cfi_signal_frame\n"          /* see arch/interface.h */
+    /* The frame above: the resumer's, or the fake context at sp. */
+    UCORO_STUB_LINKED_CFA(4 /* r4 */, 13 /* sp */, 0, UCORO_ARM_FRAME)
+    UCORO_ARM_CFI_SLOTS
     "mov r0, r4\n"
     "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "bkpt #0\n"
     UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__start_stub))
+
+    UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__no_resumer))
+    ".cantunwind\n"
+    ".cfi_undefined lr\n"          /* the outermost frame: unwinders stop */
+    "bkpt #0\n"
+    UCORO_ARM_END(UCORO_ASM_SYMBOL(ucoro__no_resumer))
     UCORO_ARM_ISA);
 #undef UCORO_ARM_SWITCH
 #undef UCORO_ARM_RESTORE
 #undef UCORO_ARM_CFI_SAVED
+#undef UCORO_ARM_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 #undef UCORO_ARM_BEGIN
 #undef UCORO_ARM_END

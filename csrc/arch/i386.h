@@ -20,7 +20,7 @@
  * arch/x86_64.h. ebx is free at every point here: calls to the hidden
  * ucoro__cc_entry need no GOT pointer.
  *
- * CFI and the entry stub as in arch/x86_64.h. Included through
+ * CFI and the stubs as in arch/x86_64.h. Included through
  * cc_switch.h; continuation.c defines UCORO_ARCH_IMPLEMENTATION to emit
  * the assembly once.
  *
@@ -44,22 +44,35 @@
 #include "interface.h"
 
 #ifdef UCORO_SWITCH_ASM
+/* A saved context's size: the CFA of its frame is the saved sp + 20. */
+#define UCORO_I386_FRAME 20
+
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
- * runs ucoro__start_stub with ebx = start_arg and esp = the aligned top.
+ * runs ucoro__start_stub with ebx = start_arg and esp 16-byte aligned,
+ * pointing at the stub's argument (start_arg again), and above the
+ * argument area the fake context of arch/interface.h (ebp 0, return
+ * address ucoro__no_resumer; its other slots are only ever read as the
+ * registers of that outermost frame).
  */
 static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
-    /* After 4 register pops and the return-address pop, esp is top: the
-     * stub pushes 16 bytes (padding, argument) and calls, aligned. */
-    void **sp = (void **)(top - 5 * sizeof(void *));
+    /* The stub runs with esp = top - 48: 16 bytes of argument area, then
+     * the fake context; the context below is popped by the switch (4
+     * registers and the return address). */
+    void **args = (void **)(top - 48);
+    void **fake = args + 4;
+    void **sp = args - 5;
 
     sp[0] = NULL;                      /* edi */
     sp[1] = NULL;                      /* esi */
     sp[2] = start_arg;                 /* ebx: the continuation */
     sp[3] = NULL;                      /* ebp: outermost frame */
     sp[4] = (void *)ucoro__start_stub; /* "return address" */
+    args[0] = start_arg;               /* ucoro__cc_entry's argument */
+    fake[3] = NULL;                      /* ebp */
+    fake[4] = (void *)ucoro__no_resumer; /* return address */
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */
@@ -86,14 +99,17 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* 4(%esp) = cc, 8(%esp) =
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
-/* Where a saved context keeps each register, as CFI: sp -> edi ... ebp,
- * return address (the CFA is just above it). */
-#define UCORO_I386_CFI_SAVED     \
-    ".cfi_def_cfa_offset 20\n"   \
+/* Where a saved context keeps each register relative to its CFA (just
+ * above the return address): sp -> edi ... ebp, return address. */
+#define UCORO_I386_CFI_SLOTS     \
     ".cfi_offset edi, -20\n"     \
     ".cfi_offset esi, -16\n"     \
     ".cfi_offset ebx, -12\n"     \
     ".cfi_offset ebp, -8\n"
+/* The same, for the running context: sp is the saved sp. */
+#define UCORO_I386_CFI_SAVED     \
+    ".cfi_def_cfa_offset 20\n"   \
+    UCORO_I386_CFI_SLOTS
 /* Loads a saved context's registers and its return address (into ecx). */
 #define UCORO_I386_RESTORE                            \
     "popl %edi\n" ".cfi_restore edi\n"                \
@@ -157,16 +173,22 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* eax = to, edx = hook, e
     ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
-    ".cfi_undefined eip\n"         /* the outermost frame: unwinders stop */
-    "subl $12, %esp\n"
-    "pushl %ebx\n"
+    ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
+    /* The frame above: the resumer's, or the fake context at esp + 16. */
+    UCORO_STUB_LINKED_CFA(3 /* ebx */, 4 /* esp */, 16, UCORO_I386_FRAME)
+    UCORO_I386_CFI_SLOTS
+    /* The argument is in place (ucoro_arch_prepare), esp aligned. */
     "calll " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* never returns */
     "ud2\n"
     ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+
+    UCORO_NO_RESUMER_ASM(".p2align 4", "@function", "eip", "ud2"));
 #undef UCORO_I386_SWITCH
 #undef UCORO_I386_RESTORE
 #undef UCORO_I386_CFI_SAVED
+#undef UCORO_I386_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */
 #endif /* UCORO_ARCH_IMPLEMENTATION */

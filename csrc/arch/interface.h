@@ -57,6 +57,142 @@ ucoro__switch_exit(void *to, void *(*hook)(void *), void *arg);
 /* First code on a stack that ucoro_arch_prepare made: calls
  * ucoro__cc_entry with the continuation prepare stored, never returns. */
 UCORO_HIDDEN void ucoro__start_stub(void);
+
+/* Never runs: the return address an unwinder finds above a start stub
+ * whose coroutine has no resumer to show (see below); its CFI marks it the
+ * outermost frame. */
+UCORO_HIDDEN void ucoro__no_resumer(void);
+
+/*
+ * Linked backtraces. The start stub's frame is the first frame of every
+ * coroutine; its CFI does not stop unwinders there but leads them into
+ * the frames of whoever resumed the coroutine last, so a backtrace taken
+ * in a coroutine goes on through its resumer (and the resumer's resumer,
+ * ...) to main. The stub keeps its continuation cc in a callee-saved
+ * register (so every unwinder can recover it), and its CFA is a DWARF
+ * expression:
+ *
+ *     link = cc->return_to     the continuation that switched in last
+ *     ctx  = link ? link->ctx  its saved context, 0 unless switched out
+ *     CFA  = (ctx ? ctx : fake) + the saved context's size
+ *
+ * With the register rules of a saved context relative to that CFA (the
+ * same as the switch's own CFI), the frame above the stub is the
+ * resumer's, at its pending call into the library. return_to is written
+ * on every switch in and cleared when the coroutine yields (cc_switch.h),
+ * so that a suspended coroutine's chain ends at its stub: there, and
+ * whenever the resumer is not switched out (it runs on another thread, or
+ * is being resumed this instant), ctx is 0 and the expression falls back
+ * to `fake`, a saved context at the top of the stack that
+ * ucoro_arch_prepare wrote and nothing overwrites, whose return address is
+ * ucoro__no_resumer: one more frame, marked outermost, and the walk ends
+ * cleanly. No switch does more work for any of this.
+ *
+ * The stub is also marked a signal frame (.cfi_signal_frame): gdb refuses
+ * a frame whose CFA lies below the next one's ("previous frame inner to
+ * this frame") unless a signal frame is between, as happens with
+ * sigaltstack; a coroutine's resumer may well run on a stack at a lower
+ * address. The cost: unwinders look up the frame above the stub at its
+ * return address rather than just before it (harmless: a call into the
+ * library is never a function's last instruction), and gdb prints the
+ * stub as "<signal handler called>" unless ucoro-gdb.py is loaded.
+ *
+ * Exceptions must not follow the same way: the frames above a stub are
+ * not waiting for the coroutine to throw, and an exception caught there
+ * would leave the library believing the coroutine still runs. So the
+ * stubs have a personality routine (continuation.c; Arm EHABI's in
+ * arch/arm.h) that ends the search phase of an exception there, as the
+ * outermost frame did before (C++ then calls std::terminate), and lets a
+ * forced unwind (a thread's exit or cancellation) go on. Backtraces call
+ * no personality routine.
+ *
+ * Offsets the expression reads, checked against struct continuation in
+ * continuation.c.
+ */
+#if __SIZEOF_POINTER__ == 8
+#define UCORO_CC_RETURN_TO_OFFSET 40
+#define UCORO_CC_CTX_OFFSET 48
+#else
+#define UCORO_CC_RETURN_TO_OFFSET 24
+#define UCORO_CC_CTX_OFFSET 28
+#endif
+
+/* ucoro__no_resumer, in assembly: aligned by align (a directive), of
+ * symbol type type ("@function" or "%function"), with the return address
+ * register ra undefined (the outermost frame), its one instruction trap. */
+#define UCORO_NO_RESUMER_ASM(align, type, ra, trap)                                \
+    align "\n"                                                                 \
+    ".globl " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"                         \
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"                        \
+    ".type " UCORO_ASM_SYMBOL(ucoro__no_resumer) "," type "\n"                 \
+    UCORO_ASM_SYMBOL(ucoro__no_resumer) ":\n"                                  \
+    ".cfi_startproc\n"                                                         \
+    ".cfi_undefined " ra "\n"                                                  \
+    trap "\n"                                                                  \
+    ".cfi_endproc\n"                                                           \
+    ".size " UCORO_ASM_SYMBOL(ucoro__no_resumer) ", .-" UCORO_ASM_SYMBOL(ucoro__no_resumer) "\n"
+
+/* The stubs' DWARF personality routine (see above), pc-relative. */
+#define UCORO_STUB_PERSONALITY \
+    ".cfi_personality 0x1b, " UCORO_ASM_SYMBOL(ucoro__stub_personality) "\n"
+
+/* clang-format off */
+/* Operands as .cfi_escape bytes: LEB128 in two bytes, whatever the value
+ * (0 <= v < 8192; a longer form than needed is valid), so that the
+ * expression has the same length on every architecture. */
+#define UCORO_DW_LEB2(v) "((" UCORO_ASM_STRING(v) ") & 0x7f) | 0x80, (" UCORO_ASM_STRING(v) ") >> 7"
+
+/* DWARF expression operators (DWARF 5, section 7.7.1). */
+#define UCORO_DW_OP_DEREF "0x06"
+#define UCORO_DW_OP_MUL "0x1e"
+#define UCORO_DW_OP_PLUS "0x22"
+#define UCORO_DW_OP_PLUS_UCONST "0x23"
+#define UCORO_DW_OP_EQ "0x29"
+#define UCORO_DW_OP_NE "0x2e"
+#define UCORO_DW_OP_LIT0 "0x30"
+#define UCORO_DW_OP_BREG(reg) "0x70 + " #reg
+
+/*
+ * The expression is branch-free, from operators every unwinder evaluates
+ * (Valgrind's has no DW_OP_bra, dup or drop, and stops on any it lacks):
+ * a choice is a sum of products with a comparison, and a value used twice
+ * is computed twice. 26 bytes leave link->ctx (or 0) on the stack:
+ *
+ *   (link == 0) * &cc->return_to + (link != 0) * &link->ctx, dereferenced
+ *
+ * (both addresses are valid to read: when link is 0, so is
+ * cc->return_to, whose address is read instead).
+ */
+#define UCORO_STUB_RESUMER_CTX(cc_reg)                                             \
+    UCORO_DW_OP_BREG(cc_reg) ", " UCORO_DW_LEB2(UCORO_CC_RETURN_TO_OFFSET) ", "    \
+    UCORO_DW_OP_DEREF ", " UCORO_DW_OP_LIT0 ", " UCORO_DW_OP_EQ ", "               \
+    UCORO_DW_OP_BREG(cc_reg) ", " UCORO_DW_LEB2(UCORO_CC_RETURN_TO_OFFSET) ", "    \
+    UCORO_DW_OP_MUL ", "                                                          \
+    UCORO_DW_OP_BREG(cc_reg) ", " UCORO_DW_LEB2(UCORO_CC_RETURN_TO_OFFSET) ", "    \
+    UCORO_DW_OP_DEREF ", " UCORO_DW_OP_LIT0 ", " UCORO_DW_OP_NE ", "               \
+    UCORO_DW_OP_BREG(cc_reg) ", " UCORO_DW_LEB2(UCORO_CC_RETURN_TO_OFFSET) ", "    \
+    UCORO_DW_OP_DEREF ", "                                                        \
+    UCORO_DW_OP_PLUS_UCONST ", " UCORO_DW_LEB2(UCORO_CC_CTX_OFFSET) ", "           \
+    UCORO_DW_OP_MUL ", " UCORO_DW_OP_PLUS ", " UCORO_DW_OP_DEREF
+
+/*
+ * The stub's CFA rule (DW_CFA_def_cfa_expression, 62 bytes), for cc in
+ * DWARF register cc_reg, the stack pointer in sp_reg (its value in the
+ * stub's frame, as unwinders recover it; both registers as literal
+ * numbers), the fake context at sp + fake_offset and a saved context's
+ * CFA at ctx + frame:
+ *
+ *   v = the resumer's ctx or 0 (above)
+ *   CFA = v + (v == 0) * (sp + fake_offset) + frame
+ */
+#define UCORO_STUB_LINKED_CFA(cc_reg, sp_reg, fake_offset, frame)                  \
+    ".cfi_escape 0x0f, 62, "                                                    \
+    UCORO_STUB_RESUMER_CTX(cc_reg) ", "                                          \
+    UCORO_STUB_RESUMER_CTX(cc_reg) ", " UCORO_DW_OP_LIT0 ", " UCORO_DW_OP_EQ ", " \
+    UCORO_DW_OP_BREG(sp_reg) ", " UCORO_DW_LEB2(fake_offset) ", "                \
+    UCORO_DW_OP_MUL ", " UCORO_DW_OP_PLUS ", "                                    \
+    UCORO_DW_OP_PLUS_UCONST ", " UCORO_DW_LEB2(frame) "\n"
+/* clang-format on */
 #endif /* UCORO_SWITCH_ASM */
 
 #endif /* UCORO_ARCH_INTERFACE_H */

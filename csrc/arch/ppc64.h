@@ -28,7 +28,7 @@
  * compute its TOC pointer from it like a global entry point. Like the
  * x86_64 switch it is tail-called by the coroutine layer.
  *
- * CFI and the entry stub as in arch/x86_64.h. Included through
+ * CFI and the stubs as in arch/x86_64.h. Included through
  * cc_switch.h; continuation.c defines UCORO_ARCH_IMPLEMENTATION to emit
  * the assembly once.
  *
@@ -55,12 +55,18 @@
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
  * runs ucoro__start_stub with r31 = start_arg, on a minimal frame at
- * top - 32 whose back chain is 0 (the outermost frame).
+ * top - 592 whose back chain is 0 (the outermost frame), and above that
+ * frame the fake context of arch/interface.h (its return address, in the
+ * LR save doubleword of the frame above it, ucoro__no_resumer; its other
+ * slots are only ever read as the registers of that outermost frame).
  */
 static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
-    void **stub_frame = (void **)(top - UCORO_PPC64_MIN_FRAME);
+    /* The fake context: a 528-byte frame and the 24 bytes above it that
+     * hold its LR, 16-byte aligned, right above the stub's frame. */
+    void **stub_frame = (void **)(top - 592);
+    void **fake = stub_frame + UCORO_PPC64_MIN_FRAME / 8;
     void **sp = (void **)((uintptr_t)stub_frame - UCORO_PPC64_FRAME);
     int i;
 
@@ -69,6 +75,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[0] = stub_frame;                        /* back chain */
     sp[22] = start_arg;                        /* r31 (S + 176): the continuation */
     stub_frame[2] = (void *)ucoro__start_stub; /* the LR save doubleword */
+    fake[(UCORO_PPC64_FRAME + 16) / 8] = (void *)ucoro__no_resumer;
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */
@@ -94,10 +101,9 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* r3 = cc, r4 = top; r2 i
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
-/* Where a saved context keeps each register, as CFI (the CFA is S + 528;
+/* Where a saved context keeps each register relative to its CFA (S + 528;
  * DWARF numbers f14 = 46, v20 = 97, cr2 = 70). */
-#define UCORO_PPC64_CFI_SAVED                                                  \
-    ".cfi_def_cfa_offset 528\n"                                               \
+#define UCORO_PPC64_CFI_SLOTS                                                  \
     ".cfi_offset lr, 16\n"                                                    \
     ".cfi_offset %r2, -504\n"                                                 \
     ".cfi_offset 70, -496\n" ".cfi_offset 71, -496\n" ".cfi_offset 72, -496\n" \
@@ -117,6 +123,10 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* r3 = cc, r4 = top; r2 i
     ".cfi_offset 100, -144\n" ".cfi_offset 101, -128\n" ".cfi_offset 102, -112\n"\
     ".cfi_offset 103, -96\n" ".cfi_offset 104, -80\n" ".cfi_offset 105, -64\n"\
     ".cfi_offset 106, -48\n" ".cfi_offset 107, -32\n" ".cfi_offset 108, -16\n"
+/* The same, for the running context: r1 is S. */
+#define UCORO_PPC64_CFI_SAVED                                                  \
+    ".cfi_def_cfa_offset 528\n"                                               \
+    UCORO_PPC64_CFI_SLOTS
 #define UCORO_PPC64_SAVE                                                       \
     "mflr %r0\n"                                                              \
     "std %r0, 16(%r1)\n"      /* the return address, in the caller's frame */ \
@@ -239,7 +249,11 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* r3 = to, r4 = hook, r5 
     ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"             /* entered by bctr with r12 = here */
     ".cfi_startproc\n"
-    ".cfi_undefined lr\n"          /* the outermost frame: unwinders stop */
+    ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
+    /* The frame above: the resumer's, or the fake context at r1 + 32. */
+    UCORO_STUB_LINKED_CFA(31 /* r31 */, 1 /* r1 */, 32, UCORO_PPC64_FRAME)
+    UCORO_PPC64_CFI_SLOTS
     "addis %r2, %r12, (.TOC.-" UCORO_ASM_SYMBOL(ucoro__start_stub) ")@ha\n"
     "addi %r2, %r2, (.TOC.-" UCORO_ASM_SYMBOL(ucoro__start_stub) ")@l\n"
     ".localentry " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
@@ -248,11 +262,14 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"             /* entered by bctr with r1
     "nop\n"
     "trap\n"
     ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+
+    UCORO_NO_RESUMER_ASM(".p2align 4", "@function", "lr", "trap"));
 #undef UCORO_PPC64_SWITCH
 #undef UCORO_PPC64_SAVE
 #undef UCORO_PPC64_RESTORE
 #undef UCORO_PPC64_CFI_SAVED
+#undef UCORO_PPC64_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */
 #endif /* UCORO_ARCH_IMPLEMENTATION */

@@ -20,7 +20,7 @@
  * tail-called by the coroutine layer (see arch/x86_64.h); ra needs no
  * restoring, as the ABI leaves it clobbered after a call.
  *
- * CFI and the entry stub as in arch/x86_64.h. Included through
+ * CFI and the stubs as in arch/x86_64.h. Included through
  * cc_switch.h; continuation.c defines UCORO_ARCH_IMPLEMENTATION to emit
  * the assembly once.
  *
@@ -46,18 +46,23 @@
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
  * runs ucoro__start_stub with s1 = start_arg, s0 (the frame pointer) 0 and
- * sp = the aligned top.
+ * sp = the aligned top less 208, and there the fake context of
+ * arch/interface.h (ra ucoro__no_resumer, s0 0; its other slots are only
+ * ever read as the registers of that outermost frame).
  */
 static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
-    void **sp = (void **)(top - UCORO_RISCV64_FRAME);
+    void **fake = (void **)(top - UCORO_RISCV64_FRAME);
+    void **sp = (void **)((uintptr_t)fake - UCORO_RISCV64_FRAME);
     int i;
 
     for (i = 0; i < UCORO_RISCV64_FRAME / 8; i++)
         sp[i] = NULL;
     sp[0] = (void *)ucoro__start_stub; /* ra: where the switch jumps */
     sp[2] = start_arg;                 /* s1: the continuation */
+    fake[0] = (void *)ucoro__no_resumer; /* ra */
+    fake[1] = NULL;                      /* s0 */
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */
@@ -81,10 +86,9 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* a0 = cc, a1 = top */
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
-/* Where a saved context keeps each register, as CFI (the CFA is the saved
- * sp + 208). */
-#define UCORO_RV_CFI_SAVED                                                     \
-    ".cfi_def_cfa_offset 208\n"                                               \
+/* Where a saved context keeps each register relative to its CFA (the
+ * saved sp + 208). */
+#define UCORO_RV_CFI_SLOTS                                                     \
     ".cfi_offset ra, -208\n"                                                  \
     ".cfi_offset s0, -200\n" ".cfi_offset s1, -192\n"                         \
     ".cfi_offset s2, -184\n" ".cfi_offset s3, -176\n"                         \
@@ -98,6 +102,10 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* a0 = cc, a1 = top */
     ".cfi_offset fs6, -56\n" ".cfi_offset fs7, -48\n"                         \
     ".cfi_offset fs8, -40\n" ".cfi_offset fs9, -32\n"                         \
     ".cfi_offset fs10, -24\n" ".cfi_offset fs11, -16\n"
+/* The same, for the running context: sp is the saved sp. */
+#define UCORO_RV_CFI_SAVED                                                     \
+    ".cfi_def_cfa_offset 208\n"                                               \
+    UCORO_RV_CFI_SLOTS
 #define UCORO_RV_SAVE                                                          \
     "addi sp, sp, -208\n"                                                     \
     ".cfi_def_cfa_offset 208\n"                                               \
@@ -175,16 +183,23 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* a0 = to, a1 = hook, a2 
     ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
-    ".cfi_undefined ra\n"          /* the outermost frame: unwinders stop */
+    ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
+    /* The frame above: the resumer's, or the fake context at sp. */
+    UCORO_STUB_LINKED_CFA(9 /* s1 */, 2 /* sp */, 0, UCORO_RISCV64_FRAME)
+    UCORO_RV_CFI_SLOTS
     "mv a0, s1\n"
     "call " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"       /* never returns */
     "unimp\n"
     ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+
+    UCORO_NO_RESUMER_ASM(".p2align 2", "@function", "ra", "unimp"));
 #undef UCORO_RV_SWITCH
 #undef UCORO_RV_SAVE
 #undef UCORO_RV_RESTORE
 #undef UCORO_RV_CFI_SAVED
+#undef UCORO_RV_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */
 #endif /* UCORO_ARCH_IMPLEMENTATION */

@@ -23,7 +23,7 @@
  * matched). Like the x86_64 switch it is tail-called by the coroutine
  * layer.
  *
- * CFI and the entry stub as in arch/x86_64.h (the CFA is r15 + 160 at a
+ * CFI and the stubs as in arch/x86_64.h (the CFA is r15 + 160 at a
  * function's entry, as the ABI's frame puts it). Included through
  * cc_switch.h; continuation.c defines UCORO_ARCH_IMPLEMENTATION to emit
  * the assembly once.
@@ -48,16 +48,23 @@
 #define UCORO_S390X_SAVE_AREA 160 /* what a caller leaves its callee */
 #define UCORO_S390X_FPRS 64       /* f8-f15, below it */
 
+/* A saved context's CFA: its sp + 224 (the switch's frame and the
+ * caller's 160 bytes). */
+#define UCORO_S390X_FRAME 224
+
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
- * runs ucoro__start_stub with r6 = start_arg and r15 = top - 160: a frame
- * whose save area is the stub's callee's.
+ * runs ucoro__start_stub with r6 = start_arg and r15 = top - 384: a frame
+ * whose save area is the stub's callee's, and above it the fake context
+ * of arch/interface.h (r14 ucoro__no_resumer, r11 0; its other slots are
+ * only ever read as the registers of that outermost frame).
  */
 static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
-    void **frame = (void **)(top - UCORO_S390X_SAVE_AREA);
+    void **frame = (void **)(top - UCORO_S390X_SAVE_AREA - UCORO_S390X_FRAME);
     void **sp = (void **)((uintptr_t)frame - UCORO_S390X_FPRS);
+    void **fake = (void **)((uintptr_t)frame + UCORO_S390X_SAVE_AREA);
     int i;
 
     for (i = 0; i < (UCORO_S390X_FPRS + UCORO_S390X_SAVE_AREA) / 8; i++)
@@ -65,6 +72,8 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     frame[6] = start_arg;                 /* r6 (slot 48): the continuation */
     frame[14] = (void *)ucoro__start_stub; /* r14 (slot 112): where to go */
     frame[15] = frame;                    /* r15 (slot 120): the stub's sp */
+    fake[19] = NULL;                      /* r11, the frame pointer */
+    fake[22] = (void *)ucoro__no_resumer; /* r14: its return address */
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */
@@ -90,8 +99,8 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* r2 = cc, r3 = top */
     ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
 /* Where a saved context keeps each register, relative to the CFA (the
- * caller's sp + 160, so S + 224): r6-r15 in the caller's save area, then
- * f8-f15 in the switch's own frame. */
+ * caller's sp + 160, so S + 224 = UCORO_S390X_FRAME): r6-r15 in the
+ * caller's save area, then f8-f15 in the switch's own frame. */
 #define UCORO_S390X_CFI_GPRS                                                   \
     ".cfi_offset %r6, -112\n" ".cfi_offset %r7, -104\n"                       \
     ".cfi_offset %r8, -96\n" ".cfi_offset %r9, -88\n"                         \
@@ -177,12 +186,19 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* r2 = to, r3 = hook, r4 
     ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
-    ".cfi_undefined %r14\n"        /* the outermost frame: unwinders stop */
+    ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
+    /* The frame above: the resumer's, or the fake context at r15 + 160. */
+    UCORO_STUB_LINKED_CFA(6 /* r6 */, 15 /* r15 */, 160, UCORO_S390X_FRAME)
+    UCORO_S390X_CFI_GPRS
+    UCORO_S390X_CFI_FPRS
     "lgr %r2, %r6\n"
     "brasl %r14, " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n" /* never returns */
     ".word 0\n"                    /* an invalid opcode */
     ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+
+    UCORO_NO_RESUMER_ASM(".p2align 3", "@function", "%r14", ".word 0"));
 #undef UCORO_S390X_SWITCH
 #undef UCORO_S390X_RESTORE
 #undef UCORO_S390X_CFI_GPRS

@@ -20,7 +20,9 @@
  * Every function carries DWARF CFI, so debuggers and unwinders can walk
  * through a switch at any instruction: after the stack pointer moves, the
  * frame described is the resumed context's, which has the same layout.
- * The two stubs that begin a stack mark themselves the outermost frame.
+ * The start stub leads them on into the coroutine's resumer
+ * (arch/interface.h); the portable modes' entry stub marks itself the
+ * outermost frame.
  *
  * Included through cc_switch.h; continuation.c defines
  * UCORO_ARCH_IMPLEMENTATION to emit the assembly once. In the portable
@@ -43,16 +45,24 @@
 #include "interface.h"
 
 #ifdef UCORO_SWITCH_ASM
+/* A saved context's size: the CFA of its frame is the saved sp + 56. */
+#define UCORO_X86_FRAME 56
+
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
- * runs ucoro__start_stub with rbx = start_arg and a 16-byte aligned stack.
+ * runs ucoro__start_stub with rbx = start_arg and a 16-byte aligned stack,
+ * and above the stub's stack pointer the fake context of arch/interface.h
+ * (its rbp 0, its return address ucoro__no_resumer; its other slots are
+ * only ever read as the registers of that outermost frame).
  */
 static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
-    /* 9 words below top: after 6 register pops and the return-address pop,
-     * rsp is top - 16, aligned, as the stub's call needs. */
-    void **sp = (void **)(top - 9 * sizeof(void *));
+    /* The stub runs with rsp = top - 64, aligned as its call needs, the
+     * fake context in [rsp, rsp + 56); the context below it is popped by
+     * the switch (6 registers and the return address). */
+    void **fake = (void **)(top - 64);
+    void **sp = fake - 7;
 
     sp[0] = NULL;                       /* r15 */
     sp[1] = NULL;                       /* r14 */
@@ -61,8 +71,8 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[4] = start_arg;                  /* rbx: the continuation */
     sp[5] = NULL;                       /* rbp: outermost frame */
     sp[6] = (void *)ucoro__start_stub;  /* "return address" */
-    sp[7] = NULL;
-    sp[8] = NULL;
+    fake[5] = NULL;                     /* rbp */
+    fake[6] = (void *)ucoro__no_resumer; /* return address */
     return sp;
 }
 
@@ -88,16 +98,19 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
     ".size " UCORO_ASM_SYMBOL(ucoro__enter_stack) ", .-" UCORO_ASM_SYMBOL(ucoro__enter_stack) "\n");
 #else
 
-/* Where a saved context keeps each register, as CFI: sp -> r15 ... rbp,
- * return address (the CFA is just above it). */
-#define UCORO_X86_CFI_SAVED      \
-    ".cfi_def_cfa_offset 56\n"   \
+/* Where a saved context keeps each register relative to its CFA (just
+ * above the return address): sp -> r15 ... rbp, return address. */
+#define UCORO_X86_CFI_SLOTS      \
     ".cfi_offset r15, -56\n"     \
     ".cfi_offset r14, -48\n"     \
     ".cfi_offset r13, -40\n"     \
     ".cfi_offset r12, -32\n"     \
     ".cfi_offset rbx, -24\n"     \
     ".cfi_offset rbp, -16\n"
+/* The same, for the running context: sp is the saved sp. */
+#define UCORO_X86_CFI_SAVED      \
+    ".cfi_def_cfa_offset 56\n"   \
+    UCORO_X86_CFI_SLOTS
 /* Loads a saved context's registers: sp -> r15 ... rbp, return address. */
 #define UCORO_X86_RESTORE                             \
     "popq %r15\n" ".cfi_restore r15\n"                \
@@ -162,15 +175,22 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* rdi = to, rsi = hook, r
     ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
 UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
-    ".cfi_undefined rip\n"         /* the outermost frame: unwinders stop */
+    ".cfi_signal_frame\n"          /* see arch/interface.h */
+    UCORO_STUB_PERSONALITY
+    /* The frame above: the resumer's, or the fake context at rsp. */
+    UCORO_STUB_LINKED_CFA(3 /* rbx */, 7 /* rsp */, 0, UCORO_X86_FRAME)
+    UCORO_X86_CFI_SLOTS
     "movq %rbx, %rdi\n"
     "callq " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* never returns */
     "ud2\n"
     ".cfi_endproc\n"
-    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n");
+    ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+
+    UCORO_NO_RESUMER_ASM(".p2align 4", "@function", "rip", "ud2"));
 #undef UCORO_X86_SWITCH
 #undef UCORO_X86_RESTORE
 #undef UCORO_X86_CFI_SAVED
+#undef UCORO_X86_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */
 #endif /* UCORO_ARCH_IMPLEMENTATION */

@@ -21,7 +21,7 @@ pub struct continuation {
     pub exited: ::std::os::raw::c_int,
     #[doc = " private: entry has been entered (here rather than below: beside\n exited it fills what would be padding)."]
     pub started: ::std::os::raw::c_int,
-    #[doc = " in/out: where control goes when entry returns. cc_swap sets it to the\n continuation that switched in most recently; an owner that knows\n better (the coroutine layer: the caller) may overwrite it from inside\n entry before entry returns."]
+    #[doc = " in/out: where control goes when entry returns, and where a\n backtrace taken on this stack goes on past its first frame. cc_swap\n sets it to the continuation that switched in most recently (the\n coroutine layer clears it when a coroutine yields: then nothing\n waits for it); an owner that knows better may overwrite it from\n inside entry before entry returns."]
     pub return_to: *mut continuation,
     #[doc = " saved machine state while switched out"]
     pub ctx: *mut ::std::os::raw::c_void,
@@ -198,7 +198,7 @@ extern "C" {
     pub fn ucoro_stack_used(co: *mut coroutine) -> usize;
 }
 extern "C" {
-    #[doc = " The switch this build of the library uses: \"ARCH assembly\" by default\n where there is one (\"x86_64\", \"aarch64\", \"i386\", \"armhf\", \"ppc64le\",\n \"s390x\", \"riscv64\"), \"_setjmp/_longjmp\" (other architectures, or built\n with -DUCORO_SWITCH_SETJMP), \"swapcontext (strict)\" (built with\n -DUCORO_SWITCH_UCONTEXT: per-coroutine signal mask and floating-point\n environment, two system calls per switch). A static string."]
+    #[doc = " The switch this build of the library uses: \"ARCH assembly\" by default\n where there is one (ARCH: \"x86_64\", \"aarch64\", \"i386\", \"armhf\", \"ppc64le\",\n \"s390x\", \"riscv64\"), \"_setjmp/_longjmp\" (other architectures, or built\n with -DUCORO_SWITCH_SETJMP), \"swapcontext (strict)\" (built with\n -DUCORO_SWITCH_UCONTEXT: per-coroutine signal mask and floating-point\n environment, two system calls per switch). A static string."]
     pub fn ucoro_switch_mode() -> *const ::std::os::raw::c_char;
 }
 extern "C" {

@@ -1,0 +1,178 @@
+#!/usr/bin/env bash
+# Seeing inside coroutines (issue 14): gdb in batch mode, with
+# csrc/gdb/ucoro-gdb.py, on tests/gdb/coroutines.c (nested and suspended
+# coroutines on two threads, structs on the heap, on the stack, in a
+# global and from ucoro_create), checked by tests/gdb/check.py:
+#
+# - x86_64: live, on a core file written by `ucoro gcore`, on the kernel's
+#   core dump of the same program (where the sandbox lets the kernel write
+#   one: core_pattern must name a file), in the _setjmp and ucontext modes
+#   (backtraces end at a coroutine's first frame), and against an
+#   installed shared libucoro whose extension gdb auto-loads;
+# - under qemu-user's gdb stub with gdb-multiarch: aarch64 live and on the
+#   core file qemu writes for it, and i686, armhf, ppc64el, s390x and
+#   riscv64 live;
+# - libunwind walks through nested coroutines (tests/c/libunwind_walk.c);
+# - an exception thrown in a coroutine still stops at its first frame
+#   (tests/c/exception_stops.cpp): backtraces go on, exceptions do not.
+#
+# glibc's backtrace() and _Unwind_Backtrace are checked by
+# tests/c/arch_switch.c (.ci/c-tools.sh, .ci/cross.sh), Rust's Backtrace
+# and panics by tests/backtraces.rs (cargo test).
+#
+# Needs gdb, gdb-multiarch, libunwind-dev, g++, qemu-user and the cross
+# compilers (.ci/run installs them). Used by .ci/run; runnable alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=lib.sh
+. .ci/lib.sh
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+extension=$PWD/csrc/gdb/ucoro-gdb.py
+
+# gdb_check LABEL GDB [gdb arguments...]: runs check.py, with the
+# extension sourced unless UCORO_AUTOLOAD is set; passes if it reports
+# no failed check.
+gdb_check() {
+    local label=$1 gdb=$2 log
+    shift 2
+    log=$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' '-').log
+    local load=(-iex "source $extension")
+    [ -z "${UCORO_AUTOLOAD:-}" ] || load=()
+    if ! timeout 300 "$gdb" -q -batch -nx "${load[@]}" -x tests/gdb/check.py "$@" >"$log" 2>&1 ||
+        ! grep -Eq '^check.py: [0-9]+ passed, 0 failed$' "$log"; then
+        cat "$log"
+        fail "gdb: $label"
+    fi
+    echo "ok: gdb: $label ($(grep '^check.py:' "$log" | tail -n 1 | sed 's/^check.py: //'))"
+}
+
+# build COMPILER OUTPUT [flags...]: tests/gdb/coroutines.c with csrc,
+# static where it runs under qemu.
+build() {
+    local compiler=$1 out=$2
+    shift 2
+    # shellcheck disable=SC2046
+    "$compiler" -std=c11 -g -O2 -funwind-tables -Wall -Wextra -Werror -Icsrc "$@" \
+        tests/gdb/coroutines.c $(ucoro_sources) -lpthread -o "$out"
+}
+
+echo "== x86_64: live, ucoro gcore, the kernel's core dump"
+build gcc "$work/coroutines"
+UCORO_GDB_GCORE=$work/gcore.core gdb_check "x86_64 live" gdb "$work/coroutines"
+gdb_check "x86_64 core from ucoro gcore" gdb "$work/coroutines" "$work/gcore.core"
+
+pattern=$(cat /proc/sys/kernel/core_pattern)
+mkdir "$work/kernel"
+(cd "$work/kernel" && ulimit -c unlimited && { UCORO_ABORT_AT_STOP=1 ../coroutines || true; }) >/dev/null 2>&1
+core=$(find "$work/kernel" -name 'core*' -type f | head -n 1)
+if [ -n "$core" ]; then
+    gdb_check "x86_64 kernel core dump" gdb "$work/coroutines" "$core"
+else
+    echo "skipped: the kernel wrote no core file here (core_pattern: $pattern)"
+fi
+
+echo "== x86_64: the portable modes"
+for mode in setjmp ucontext; do
+    build gcc "$work/coroutines-$mode" "$(ucoro_mode_flag "$mode")"
+    UCORO_GDB_SWITCH=portable gdb_check "x86_64 $mode mode, live" gdb "$work/coroutines-$mode"
+done
+
+echo "== x86_64: an installed shared libucoro, its extension auto-loaded"
+ucoro_make_install csrc "$work/build" "$work/prefix"
+prefix=$work/prefix
+cmp "$extension" "$prefix/share/ucoro/ucoro-gdb.py" || fail "installed ucoro-gdb.py differs"
+real=$(cd "$prefix/lib" && ls libucoro.so.*.*.*)
+cmp "$extension" "$prefix/share/gdb/auto-load$prefix/lib/$real-gdb.py" ||
+    fail "no auto-load script for $real"
+pc="env PKG_CONFIG_PATH=$prefix/lib/pkgconfig pkg-config"
+# shellcheck disable=SC2046
+cc -std=c11 -g -O2 -Wall -Wextra -Werror $($pc --cflags ucoro) tests/gdb/coroutines.c \
+    -o "$work/coroutines-shared" $($pc --libs ucoro) -pthread
+LD_LIBRARY_PATH=$prefix/lib UCORO_AUTOLOAD=1 gdb_check "x86_64 shared library, auto-loaded" gdb \
+    -iex "set auto-load scripts-directory $prefix/share/gdb/auto-load" \
+    -iex "set auto-load safe-path $prefix" "$work/coroutines-shared"
+
+echo "== libunwind"
+for mode in default setjmp ucontext; do
+    # shellcheck disable=SC2046
+    gcc -std=c11 -g -O2 -Wall -Wextra -Werror $(ucoro_mode_flag "$mode") -Icsrc -Itests/c \
+        tests/c/libunwind_walk.c $(ucoro_sources) -lunwind -lpthread -o "$work/libunwind-$mode"
+    out=$("$work/libunwind-$mode" 2>&1) || { echo "$out"; fail "libunwind_walk, $mode mode"; }
+    echo "ok: libunwind_walk, $mode mode ($(echo "$out" | tail -n 1))"
+done
+
+echo "== an exception thrown in a coroutine stops at its first frame"
+for mode in default setjmp ucontext; do
+    objects=()
+    for src in $(ucoro_sources); do
+        obj=$work/exception-$mode-$(basename "$src" .c).o
+        # shellcheck disable=SC2046
+        gcc -std=c11 -O2 -Wall -Wextra -Werror $(ucoro_mode_flag "$mode") -Icsrc -c "$src" -o "$obj"
+        objects+=("$obj")
+    done
+    g++ -std=c++11 -O2 -Wall -Wextra -Werror -Icsrc tests/c/exception_stops.cpp "${objects[@]}" \
+        -lpthread -o "$work/exception_stops-$mode"
+    status=0
+    out=$("$work/exception_stops-$mode" 2>&1) || status=$?
+    if [ "$status" -ne 134 ] || ! grep -q 'terminate called' <<<"$out"; then
+        echo "$out"
+        fail "exception_stops, $mode mode: exit status $status, not std::terminate's abort"
+    fi
+    echo "ok: exception_stops, $mode mode (std::terminate)"
+done
+
+# Whether a local TCP port is in use (listening or connected), from
+# /proc/net/tcp: looking does not connect (qemu's stub would take the
+# first connection as its debugger).
+port_in_use() {
+    grep -q "$(printf ':%04X ' "$1")" /proc/net/tcp /proc/net/tcp6 2>/dev/null
+}
+
+# A TCP port nothing uses, for a gdb stub.
+free_port() {
+    local port
+    while :; do
+        port=$(shuf -i 20000-60000 -n 1)
+        port_in_use "$port" || { echo "$port"; return; }
+    done
+}
+
+# Waits until something listens on the port.
+wait_listening() {
+    local i
+    for i in $(seq 50); do
+        port_in_use "$1" && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# under_qemu NAME COMPILER QEMU: the live check through qemu's gdb stub.
+under_qemu() {
+    local name=$1 compiler=$2 qemu=$3 port
+    build "$compiler" "$work/coroutines-$name" -static
+    port=$(free_port)
+    "$qemu" -g "$port" "$work/coroutines-$name" >"$work/qemu-$name.log" 2>&1 &
+    wait_listening "$port" || fail "$qemu -g $port did not start"
+    UCORO_GDB_REMOTE=127.0.0.1:$port gdb_check "$name under qemu-user, live" gdb-multiarch \
+        "$work/coroutines-$name"
+    wait
+}
+
+echo "== other architectures, under qemu-user's gdb stub"
+under_qemu aarch64 aarch64-linux-gnu-gcc qemu-aarch64
+# qemu-user writes the guest's core file itself when it dies of a signal.
+mkdir "$work/qemu-core"
+(cd "$work/qemu-core" && ulimit -c unlimited &&
+    { UCORO_ABORT_AT_STOP=1 qemu-aarch64 ../coroutines-aarch64 || true; }) >/dev/null 2>&1
+core=$(find "$work/qemu-core" -name 'qemu_*.core' -type f | head -n 1)
+[ -n "$core" ] || fail "qemu-aarch64 wrote no core file"
+gdb_check "aarch64 core file (written by qemu-user)" gdb-multiarch "$work/coroutines-aarch64" "$core"
+under_qemu i686 i686-linux-gnu-gcc qemu-i386
+under_qemu armhf arm-linux-gnueabihf-gcc qemu-arm
+under_qemu ppc64el powerpc64le-linux-gnu-gcc qemu-ppc64le
+under_qemu s390x s390x-linux-gnu-gcc qemu-s390x
+under_qemu riscv64 riscv64-linux-gnu-gcc qemu-riscv64
