@@ -13,6 +13,8 @@
 #   core file qemu writes for it, and i686, armhf, ppc64el, s390x and
 #   riscv64 live;
 # - libunwind walks through nested coroutines (tests/c/libunwind_walk.c);
+# - frame-pointer walks do too, where the switch links them (x86_64,
+#   aarch64: tests/c/fp_walk.c), and so do perf --call-graph fp's samples;
 # - an exception thrown in a coroutine still stops at its first frame
 #   (tests/c/exception_stops.cpp): backtraces go on, exceptions do not.
 #
@@ -103,6 +105,46 @@ for mode in default setjmp ucontext; do
     out=$("$work/libunwind-$mode" 2>&1) || { echo "$out"; fail "libunwind_walk, $mode mode"; }
     echo "ok: libunwind_walk, $mode mode ($(echo "$out" | tail -n 1))"
 done
+
+echo "== frame-pointer walks (tests/c/fp_walk.c) and perf --call-graph fp"
+# fp_walk_build COMPILER OUTPUT [flags...]: with frame pointers, names
+# exported for dladdr.
+fp_walk_build() {
+    local compiler=$1 out=$2
+    shift 2
+    # shellcheck disable=SC2046
+    "$compiler" -std=c11 -g -O2 -Wall -Wextra -Werror -fno-omit-frame-pointer -rdynamic "$@" \
+        -Icsrc -Itests/c tests/c/fp_walk.c $(ucoro_sources) -lpthread -ldl -o "$out"
+}
+for mode in default setjmp ucontext; do
+    fp_walk_build gcc "$work/fp_walk-$mode" -mno-omit-leaf-frame-pointer \
+        $(ucoro_mode_flag "$mode")
+    out=$("$work/fp_walk-$mode" 2>&1) || { echo "$out"; fail "fp_walk, x86_64 $mode mode"; }
+    echo "ok: fp_walk, x86_64 $mode mode ($(echo "$out" | tail -n 1))"
+done
+fp_walk_build aarch64-linux-gnu-gcc "$work/fp_walk-aarch64"
+out=$(qemu-aarch64 -L /usr/aarch64-linux-gnu "$work/fp_walk-aarch64" 2>&1) ||
+    { echo "$out"; fail "fp_walk, aarch64 under qemu-user"; }
+echo "ok: fp_walk, aarch64 under qemu-user ($(echo "$out" | tail -n 1))"
+# A real profiler: every sample taken in busy_here has a call chain that
+# goes through the coroutines into its resumers, to main or to the thread
+# that finished it. Where perf cannot sample here (no perf, or
+# perf_event_paranoid too strict), say so.
+if perf record -q -e cpu-clock -F 1000 --call-graph fp -o "$work/probe.data" true >/dev/null 2>&1; then
+    perf record -q -e cpu-clock -F 2000 --call-graph fp -o "$work/fp.data" \
+        "$work/fp_walk-default" --spin >/dev/null 2>&1 || fail "perf record of fp_walk --spin"
+    counts=$(perf script -i "$work/fp.data" -F ip,sym 2>/dev/null | awk 'BEGIN { RS = "" }
+        /busy_here/ { n++; if ((/resume_inner/ && /outer_body/ && /main/) ||
+                               (/finish_inner_here/ && /finish_on_a_thread/)) linked++ }
+        END { print n + 0, linked + 0 }')
+    read -r samples linked <<<"$counts"
+    [ "$samples" -ge 100 ] || fail "perf: only $samples samples in busy_here"
+    [ "$linked" -eq "$samples" ] ||
+        fail "perf --call-graph fp: $linked of $samples samples reach the resumer"
+    echo "ok: perf --call-graph fp: $linked of $samples samples in a nested coroutine reach its resumers"
+else
+    echo "skipped: perf cannot sample here ($(command -v perf || echo 'no perf'))"
+fi
 
 echo "== an exception thrown in a coroutine stops at its first frame"
 for mode in default setjmp ucontext; do

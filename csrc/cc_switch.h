@@ -101,7 +101,7 @@ ucoro__cc_transfer(struct continuation *from, struct continuation *to, void *val
     if (__builtin_expect(!to->started, 0))
         return ucoro__cc_first(from, to, value);
     to->ctx = NULL; /* consumed: to is running from now on */
-    return ucoro__switch(&from->ctx, ctx, value);
+    return UCORO_SWITCH_IN(&from->ctx, ctx, value, to->fp_link);
 #endif
 }
 

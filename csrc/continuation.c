@@ -74,6 +74,10 @@ static unsigned long live_magic(const struct continuation *cc)
  * no other thread switches onto that thread's stack. */
 static __thread UCORO_TLS char thread_token;
 
+/* Where switches into a thread's own context write their frame-pointer
+ * link, unread (see set_up). */
+static __thread UCORO_TLS void *thread_fp_sink;
+
 static const void *this_thread_token(void)
 {
     return &thread_token;
@@ -120,6 +124,10 @@ static void set_up(struct continuation *cc, struct ucoro_stack_record *stack, si
     cc->ctx = NULL;
     cc->started = started;
     cc->thread = stack ? NULL : this_thread_token();
+    /* A thread's own context has no fake record to link (nothing walks
+     * past its first frame into a resumer); a switch into it writes its
+     * link to a per-thread slot. A stack's link is set at its start. */
+    cc->fp_link = stack ? NULL : &thread_fp_sink;
     ucoro__tool_context_created(cc);
     cc->magic = live_magic(cc);
 }
@@ -233,11 +241,14 @@ void ucoro__cc_adopt(struct continuation *cc)
 
 void *ucoro__cc_first(struct continuation *from, struct continuation *to, void *value)
 {
+#ifdef UCORO_SWITCH_ASM
+    void *ctx;
+#endif
+
     to->started = 1;
 #ifdef UCORO_SWITCH_ASM
-    return ucoro__switch(&from->ctx,
-                         ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to),
-                         value);
+    ctx = ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to, &to->fp_link);
+    return UCORO_SWITCH_IN(&from->ctx, ctx, value, to->fp_link);
 #else
     return ucoro__switch_start(&from->ctx, to->stack, to->stack_size - to->reserved, to, value);
 #endif
@@ -257,9 +268,9 @@ void *ucoro__cc_transfer_announced(struct continuation *from, struct continuatio
     if (!to->started) {
         to->started = 1;
 #ifdef UCORO_SWITCH_ASM
-        ctx = ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to);
+        ctx = ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to, &to->fp_link);
         ucoro__tool_leave(to, &fake);
-        r = ucoro__switch(&from->ctx, ctx, value);
+        r = UCORO_SWITCH_IN(&from->ctx, ctx, value, to->fp_link);
 #else
         ucoro__tool_leave(to, &fake);
         r = ucoro__switch_start(&from->ctx, to->stack, to->stack_size - to->reserved, to,
@@ -268,7 +279,7 @@ void *ucoro__cc_transfer_announced(struct continuation *from, struct continuatio
     } else {
         to->ctx = NULL;
         ucoro__tool_leave(to, &fake);
-        r = ucoro__switch(&from->ctx, ctx, value);
+        r = UCORO_SWITCH_IN(&from->ctx, ctx, value, to->fp_link);
     }
     ucoro__tool_arrive(fake);
     return r;

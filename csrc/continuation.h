@@ -57,6 +57,10 @@ struct continuation {
     const void *tool_stack; /* bounds of the stack this context runs on */
     size_t tool_stack_size;
     void *tool_fiber;       /* ThreadSanitizer's fiber for this context */
+    /* private: where a switch into this context writes the address of its
+     * resumer's frame record, for frame-pointer walkers (arch/interface.h);
+     * NULL where the switch keeps no such link. */
+    void **fp_link;
 };
 
 /*

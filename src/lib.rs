@@ -144,7 +144,10 @@
 //! the backtrace of a panic inside a coroutine (`RUST_BACKTRACE=1`), gdb
 //! and other unwinders all show the resume site. That is with the assembly
 //! switch of the platforms above; with `UCORO_SWITCH=setjmp|ucontext` a
-//! backtrace ends at the coroutine's first frame.
+//! backtrace ends at the coroutine's first frame. On x86_64 and aarch64,
+//! frame-pointer walkers (`perf record --call-graph fp`) follow into the
+//! resumer as well; `perf --call-graph dwarf` stops at the first frame (it
+//! only has a copy of the sampled stack).
 //!
 //! ```
 //! use std::backtrace::Backtrace;

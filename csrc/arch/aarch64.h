@@ -36,6 +36,7 @@
 #ifdef UCORO_SWITCH_ASM_WANTED
 #define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "aarch64 assembly"
+#define UCORO_ARCH_FP_LINK 1 /* x29 -> {x29, x30} */
 #endif
 #include "interface.h"
 
@@ -49,7 +50,8 @@
  * ucoro__no_resumer; its other slots are only ever read as the registers
  * of that outermost frame).
  */
-static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
+                                       void ***fp_link)
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
     void **fake = (void **)(top - UCORO_AARCH64_FRAME);
@@ -59,10 +61,11 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     for (i = 0; i < UCORO_AARCH64_FRAME / 8; i++)
         sp[i] = NULL;
     sp[8] = start_arg;                  /* x19: the continuation */
-    sp[18] = NULL;                      /* x29: outermost frame */
+    sp[18] = &fake[18];                 /* x29: the fake frame record */
     sp[19] = (void *)ucoro__start_stub; /* x30: where ret goes */
-    fake[18] = NULL;                     /* x29 */
+    fake[18] = NULL;                     /* x29: the link slot (0: no resumer yet) */
     fake[19] = (void *)ucoro__no_resumer; /* x30 */
+    *fp_link = (void **)&fake[18];
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */
@@ -150,8 +153,9 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* x0 = cc, x1 = top */
     ".cfi_restore x25\n" ".cfi_restore x26\n"                \
     ".cfi_restore x27\n" ".cfi_restore x28\n"                \
     ".cfi_restore x29\n" ".cfi_restore x30\n"
-/* The switch, emitted under two names (see arch/x86_64.h). */
-#define UCORO_A64_SWITCH(name)                                                 \
+/* The switch, emitted under two names (see arch/x86_64.h); link is what
+ * the copy does with its fourth argument (see arch/interface.h). */
+#define UCORO_A64_SWITCH(name, link)                                           \
     ".p2align 4\n"                                                            \
     ".globl " name "\n"                                                       \
     ".hidden " name "\n"                                                      \
@@ -161,6 +165,7 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* x0 = cc, x1 = top */
     UCORO_A64_SAVE                                                            \
     "mov x9, sp\n"                                                            \
     "str x9, [x0]\n"         /* our context is complete */                    \
+    link                                                                      \
     "mov sp, x1\n"           /* now on the other stack, same layout */        \
     UCORO_A64_RESTORE                                                         \
     "mov x0, x2\n"           /* what the resumed call returns */              \
@@ -169,8 +174,10 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* x0 = cc, x1 = top */
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_A64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
-    UCORO_A64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
+    /* x3 = fp_link: our frame record {x29, x30} is at 144. */
+    UCORO_A64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch),
+                     "add x9, x9, #144\n" "str x9, [x3]\n")
+    UCORO_A64_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back), "")
 
     ".p2align 4\n"
     ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"

@@ -58,8 +58,10 @@
  * and r11 0; its other slots are only ever read as the registers of that
  * outermost frame).
  */
-static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
+                                       void ***fp_link)
 {
+    *fp_link = NULL; /* no frame-pointer link here (arch/interface.h) */
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
     void **fake = (void **)(top - UCORO_ARM_FRAME);
     void **sp = (void **)((uintptr_t)fake - UCORO_ARM_FRAME);

@@ -55,8 +55,10 @@
  * address ucoro__no_resumer; its other slots are only ever read as the
  * registers of that outermost frame).
  */
-static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
+                                       void ***fp_link)
 {
+    *fp_link = NULL; /* no frame-pointer link here (arch/interface.h) */
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
     /* The stub runs with esp = top - 48: 16 bytes of argument area, then
      * the fake context; the context below is popped by the switch (4

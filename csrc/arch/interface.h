@@ -34,7 +34,16 @@ UCORO_HIDDEN __attribute__((noreturn)) void ucoro__enter_stack(void *cc, void *t
  * ucoro__switch call returns value. Returns the value handed over when
  * something resumes the saved context.
  */
+#ifdef UCORO_ARCH_FP_LINK
+/* Where the switch also links frame-pointer chains (see below): *fp_link
+ * receives the address of the frame record in the context saved. */
+UCORO_HIDDEN UCORO_ARCH_SWITCH_CALL void *ucoro__switch(void **save, void *to, void *value,
+                                                        void **fp_link);
+#define UCORO_SWITCH_IN(save, to, value, fp_link) ucoro__switch(save, to, value, fp_link)
+#else
 UCORO_HIDDEN UCORO_ARCH_SWITCH_CALL void *ucoro__switch(void **save, void *to, void *value);
+#define UCORO_SWITCH_IN(save, to, value, fp_link) ucoro__switch(save, to, value)
+#endif
 
 /*
  * The same switch under a second name, used for the way back (yield to the
@@ -105,6 +114,22 @@ UCORO_HIDDEN void ucoro__no_resumer(void);
  * outermost frame did before (C++ then calls std::terminate), and lets a
  * forced unwind (a thread's exit or cancellation) go on. Backtraces call
  * no personality routine.
+ *
+ * Frame-pointer walkers (perf --call-graph fp, the kernel's and most
+ * profilers' own) follow a chain of frame records instead, reading memory
+ * only: they cannot evaluate an expression. Where an architecture keeps
+ * such records (x86_64: rbp -> {rbp, return address}; aarch64: x29 ->
+ * {x29, x30}) and its saved context holds its record in that layout, the
+ * switch into a coroutine (ucoro__switch, not the way back) also writes
+ * the address of the record it just saved into the coroutine's link slot,
+ * cc->fp_link, which is the frame-pointer slot of the fake context; the
+ * start stub begins with its frame pointer pointing at that slot. A walker
+ * then goes from the coroutine's first frame through the fake record (one
+ * frame: ucoro__no_resumer) into the resumer's saved record and on into
+ * its frames. The cost is one store per switch in (UCORO_ARCH_FP_LINK).
+ * Before the first switch in, and for a suspended coroutine, the slot
+ * holds 0 or a record of a resumer that may have moved on: walkers sample
+ * running code only, and gdb unwinds by CFI.
  *
  * Offsets the expression reads, checked against struct continuation in
  * continuation.c.

@@ -51,6 +51,8 @@
 #endif
 
 UCORO_SWITCH_FN void *ucoro__switch(void **save, void *to, void *value);
+/* No frame-pointer link in these modes (arch/interface.h). */
+#define UCORO_SWITCH_IN(save, to, value, fp_link) ucoro__switch(save, to, value)
 /* One switch serves both directions here (see arch/x86_64.h). */
 #define ucoro__switch_back ucoro__switch
 UCORO_SWITCH_FN __attribute__((noreturn)) void ucoro__switch_exit(void *to,

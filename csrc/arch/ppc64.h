@@ -60,8 +60,10 @@
  * LR save doubleword of the frame above it, ucoro__no_resumer; its other
  * slots are only ever read as the registers of that outermost frame).
  */
-static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
+                                       void ***fp_link)
 {
+    *fp_link = NULL; /* no frame-pointer link here (arch/interface.h) */
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
     /* The fake context: a 528-byte frame and the 24 bytes above it that
      * hold its LR, 16-byte aligned, right above the stub's frame. */

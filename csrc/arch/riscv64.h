@@ -50,8 +50,10 @@
  * arch/interface.h (ra ucoro__no_resumer, s0 0; its other slots are only
  * ever read as the registers of that outermost frame).
  */
-static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
+                                       void ***fp_link)
 {
+    *fp_link = NULL; /* no frame-pointer link here (arch/interface.h) */
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
     void **fake = (void **)(top - UCORO_RISCV64_FRAME);
     void **sp = (void **)((uintptr_t)fake - UCORO_RISCV64_FRAME);

@@ -59,8 +59,10 @@
  * of arch/interface.h (r14 ucoro__no_resumer, r11 0; its other slots are
  * only ever read as the registers of that outermost frame).
  */
-static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
+                                       void ***fp_link)
 {
+    *fp_link = NULL; /* no frame-pointer link here (arch/interface.h) */
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
     void **frame = (void **)(top - UCORO_S390X_SAVE_AREA - UCORO_S390X_FRAME);
     void **sp = (void **)((uintptr_t)frame - UCORO_S390X_FPRS);

@@ -41,6 +41,7 @@
 #ifdef UCORO_SWITCH_ASM_WANTED
 #define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "x86_64 assembly"
+#define UCORO_ARCH_FP_LINK 1 /* rbp -> {rbp, return address} */
 #endif
 #include "interface.h"
 
@@ -55,7 +56,8 @@
  * (its rbp 0, its return address ucoro__no_resumer; its other slots are
  * only ever read as the registers of that outermost frame).
  */
-static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg)
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
+                                       void ***fp_link)
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
     /* The stub runs with rsp = top - 64, aligned as its call needs, the
@@ -69,10 +71,11 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[2] = NULL;                       /* r13 */
     sp[3] = NULL;                       /* r12 */
     sp[4] = start_arg;                  /* rbx: the continuation */
-    sp[5] = NULL;                       /* rbp: outermost frame */
+    sp[5] = &fake[5];                   /* rbp: the fake frame record */
     sp[6] = (void *)ucoro__start_stub;  /* "return address" */
-    fake[5] = NULL;                     /* rbp */
+    fake[5] = NULL;                     /* rbp: the link slot (0: no resumer yet) */
     fake[6] = (void *)ucoro__no_resumer; /* return address */
+    *fp_link = &fake[5];
     return sp;
 }
 
@@ -123,8 +126,9 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
     "popq %rcx\n"              /* the return address */ \
     ".cfi_def_cfa_offset 0\n"                         \
     ".cfi_register rip, rcx\n"
-/* The switch, emitted under two names (see ucoro__switch_back). */
-#define UCORO_X86_SWITCH(name)                                                 \
+/* The switch, emitted under two names (see ucoro__switch_back); link is
+ * what the copy does with its fourth argument (see arch/interface.h). */
+#define UCORO_X86_SWITCH(name, link)                                           \
     ".p2align 6\n"                                                            \
     ".globl " name "\n"                                                       \
     ".hidden " name "\n"                                                      \
@@ -139,6 +143,7 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
     "pushq %r15\n"                                                            \
     UCORO_X86_CFI_SAVED                                                       \
     "movq %rsp, (%rdi)\n"    /* our context is complete */                    \
+    link                                                                      \
     "movq %rsi, %rsp\n"      /* now on the other stack, same layout */        \
     "movq %rdx, %rax\n"      /* what the resumed call returns */              \
     UCORO_X86_RESTORE                                                         \
@@ -147,8 +152,10 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
     ".size " name ", .-" name "\n"
 __asm__(
     ".text\n"
-    UCORO_X86_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
-    UCORO_X86_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
+    /* rcx = fp_link: our frame record {rbp, return address} is at 40. */
+    UCORO_X86_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch),
+                     "leaq 40(%rsp), %r8\n" "movq %r8, (%rcx)\n")
+    UCORO_X86_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back), "")
 
     ".p2align 4\n"
     ".globl " UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"

@@ -38,10 +38,12 @@ pub struct continuation {
     pub tool_stack_size: usize,
     #[doc = " ThreadSanitizer's fiber for this context"]
     pub tool_fiber: *mut ::std::os::raw::c_void,
+    #[doc = " private: where a switch into this context writes the address of its\n resumer's frame record, for frame-pointer walkers (arch/interface.h);\n NULL where the switch keeps no such link."]
+    pub fp_link: *mut *mut ::std::os::raw::c_void,
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of continuation"][::std::mem::size_of::<continuation>() - 112usize];
+    ["Size of continuation"][::std::mem::size_of::<continuation>() - 120usize];
     ["Alignment of continuation"][::std::mem::align_of::<continuation>() - 8usize];
     ["Offset of field: continuation::stack"][::std::mem::offset_of!(continuation, stack) - 0usize];
     ["Offset of field: continuation::stack_size"]
@@ -69,6 +71,8 @@ const _: () = {
         [::std::mem::offset_of!(continuation, tool_stack_size) - 96usize];
     ["Offset of field: continuation::tool_fiber"]
         [::std::mem::offset_of!(continuation, tool_fiber) - 104usize];
+    ["Offset of field: continuation::fp_link"]
+        [::std::mem::offset_of!(continuation, fp_link) - 112usize];
 };
 extern "C" {
     #[doc = " Prepares cc: allocates a stack of cc->stack_size bytes (0: the default)\n with a guard region below it and writes the size used back. Every private\n field is reset, so never-zeroed memory is valid input. entry does not run\n yet.\n Returns 0, or -1 with errno: EINVAL (cc or cc->entry NULL, or a size that\n overflows when rounded up), ENOMEM (the system refused the memory). On\n failure cc is left in a state that cc_swap rejects."]
@@ -106,7 +110,7 @@ pub struct coroutine {
 }
 #[allow(clippy::unnecessary_operation, clippy::identity_op)]
 const _: () = {
-    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 168usize];
+    ["Size of coroutine"][::std::mem::size_of::<coroutine>() - 176usize];
     ["Alignment of coroutine"][::std::mem::align_of::<coroutine>() - 8usize];
     ["Offset of field: coroutine::stack_size"]
         [::std::mem::offset_of!(coroutine, stack_size) - 0usize];
