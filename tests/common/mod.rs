@@ -390,9 +390,46 @@ pub fn child(test: &str, scenario: impl FnOnce()) -> Option<Output> {
 /// regression in switching often hangs rather than fails).
 const CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 
+/// The same under an emulator (`UCORO_TEST_RUNNER`), where each child
+/// normally takes a second or two, and a hung child is tried once more.
+const EMULATED_CHILD_DEADLINE: std::time::Duration = std::time::Duration::from_secs(120);
+
 /// Runs `cmd` and collects its output like `Command::output`, but kills it
-/// and fails the test if it is still running after [`CHILD_DEADLINE`].
+/// and fails the test if it is still running after [`CHILD_DEADLINE`],
+/// showing what it had written by then.
+///
+/// Under an emulator a hung child is run once more before the test fails:
+/// qemu-user itself now and then hangs a process it forks from a
+/// multi-threaded one (a child here is such a fork), which says nothing
+/// about this library. Natively a hang fails at once.
 pub fn output_within_deadline(cmd: &mut Command) -> Output {
+    let emulated = env::var_os(RUNNER_ENV).is_some_and(|r| !r.is_empty());
+    let (deadline, attempts) = if emulated {
+        (EMULATED_CHILD_DEADLINE, 2)
+    } else {
+        (CHILD_DEADLINE, 1)
+    };
+    for attempt in 1..=attempts {
+        match run_with_deadline(cmd, deadline) {
+            Ok(out) => return out,
+            Err(partial) if attempt < attempts => eprintln!(
+                "note: the child test process hung under the emulator and was killed \
+                 after {deadline:?}; running it once more. What it had written:\n{}",
+                describe(&partial)
+            ),
+            Err(partial) => panic!(
+                "the child test process hung: killed after {deadline:?} \
+                 ({attempt} attempt(s)); what it had written:\n{}",
+                describe(&partial)
+            ),
+        }
+    }
+    unreachable!("the last attempt returns or panics")
+}
+
+/// One run of `cmd`: its output, or (`Err`) what it had written when it was
+/// killed at `deadline`.
+fn run_with_deadline(cmd: &mut Command, deadline: std::time::Duration) -> Result<Output, Output> {
     use std::process::Stdio;
     let child = cmd
         .stdout(Stdio::piped())
@@ -404,13 +441,22 @@ pub fn output_within_deadline(cmd: &mut Command) -> Output {
     std::thread::spawn(move || {
         let _ = tx.send(child.wait_with_output());
     });
-    match rx.recv_timeout(CHILD_DEADLINE) {
-        Ok(out) => out.expect("wait for the child test process"),
+    match rx.recv_timeout(deadline) {
+        Ok(out) => Ok(out.expect("wait for the child test process")),
         Err(_) => {
             // SAFETY: plain system call on the child's pid (not reaped yet:
             // its waiter is still blocked).
             unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            panic!("the child test process hung: killed after {CHILD_DEADLINE:?}");
+            // The waiter returns once the pipes close; a grandchild that
+            // still holds them would keep it, hence the second deadline.
+            match rx.recv_timeout(std::time::Duration::from_secs(10)) {
+                Ok(Ok(out)) => Err(out),
+                _ => Err(Output {
+                    status: std::os::unix::process::ExitStatusExt::from_raw(9),
+                    stdout: Vec::new(),
+                    stderr: b"(its output could not be collected)".to_vec(),
+                }),
+            }
         }
     }
 }
