@@ -412,11 +412,18 @@ pub fn output_within_deadline(cmd: &mut Command) -> Output {
     for attempt in 1..=attempts {
         match run_with_deadline(cmd, deadline) {
             Ok(out) => return out,
-            Err(partial) if attempt < attempts => eprintln!(
-                "note: the child test process hung under the emulator and was killed \
-                 after {deadline:?}; running it once more. What it had written:\n{}",
-                describe(&partial)
-            ),
+            Err(partial) if attempt < attempts => {
+                // Written to the process's stderr, not through eprintln!
+                // (which libtest captures and drops for a passing test), so
+                // that a retry shows in CI's log.
+                use std::io::Write;
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: the child test process hung under the emulator and was killed \
+                     after {deadline:?}; running it once more. What it had written:\n{}",
+                    describe(&partial)
+                );
+            }
             Err(partial) => panic!(
                 "the child test process hung: killed after {deadline:?} \
                  ({attempt} attempt(s)); what it had written:\n{}",
@@ -430,34 +437,59 @@ pub fn output_within_deadline(cmd: &mut Command) -> Output {
 /// One run of `cmd`: its output, or (`Err`) what it had written when it was
 /// killed at `deadline`.
 fn run_with_deadline(cmd: &mut Command, deadline: std::time::Duration) -> Result<Output, Output> {
+    use std::io::Read;
     use std::process::Stdio;
-    let child = cmd
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("run the child test process");
-    let pid = child.id();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let _ = tx.send(child.wait_with_output());
-    });
-    match rx.recv_timeout(deadline) {
-        Ok(out) => Ok(out.expect("wait for the child test process")),
-        Err(_) => {
-            // SAFETY: plain system call on the child's pid (not reaped yet:
-            // its waiter is still blocked).
-            unsafe { libc::kill(pid as libc::pid_t, libc::SIGKILL) };
-            // The waiter returns once the pipes close; a grandchild that
-            // still holds them would keep it, hence the second deadline.
-            match rx.recv_timeout(std::time::Duration::from_secs(10)) {
-                Ok(Ok(out)) => Err(out),
-                _ => Err(Output {
-                    status: std::os::unix::process::ExitStatusExt::from_raw(9),
-                    stdout: Vec::new(),
-                    stderr: b"(its output could not be collected)".to_vec(),
-                }),
+    // Each pipe is read as it comes, so that what a killed child wrote is
+    // there even if a process it started still holds the pipe open.
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        let buf = Arc::new(Mutex::new(Vec::new()));
+        let sink = buf.clone();
+        let reader = std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                sink.lock().unwrap().extend_from_slice(&chunk[..n]);
             }
+        });
+        (buf, reader)
+    };
+    let (stdout, out_reader) = drain(Box::new(child.stdout.take().expect("piped stdout")));
+    let (stderr, err_reader) = drain(Box::new(child.stderr.take().expect("piped stderr")));
+    let started = Instant::now();
+    let mut pause = Duration::from_millis(1);
+    let (status, hung) = loop {
+        if let Some(status) = child.try_wait().expect("wait for the child test process") {
+            break (status, false);
         }
+        if started.elapsed() >= deadline {
+            let _ = child.kill();
+            break (child.wait().expect("reap the killed child"), true);
+        }
+        std::thread::sleep(pause);
+        pause = (pause * 2).min(Duration::from_millis(20));
+    };
+    if !hung {
+        // The child has exited: read its pipes to the end, as
+        // `Command::output` does.
+        let _ = out_reader.join();
+        let _ = err_reader.join();
+    }
+    let output = Output {
+        status,
+        stdout: stdout.lock().unwrap().clone(),
+        stderr: stderr.lock().unwrap().clone(),
+    };
+    if hung {
+        Err(output)
+    } else {
+        Ok(output)
     }
 }
 
