@@ -35,8 +35,8 @@ use ucoro::{sys, Builder, Coroutine, CoroutineResult, Error, Generator, Yielder}
 
 mod common;
 use common::{
-    current, in_child_expecting, in_own_process, num, proc_status_bytes, val, with_errno, Owned,
-    SendPtr, SWAP_OTHER_MAIN, YIELDTO_CALLER,
+    current, in_child_expecting, in_own_process, num, proc_status_bytes, val, with_errno,
+    DropCounter, Owned, SendPtr, SWAP_OTHER_MAIN, YIELDTO_CALLER,
 };
 
 /// A test whose scenario runs in a child process of its own and must pass
@@ -59,15 +59,6 @@ macro_rules! in_child_test {
             in_child_expecting(stringify!($name), || $body, &[$($diag),*]);
         }
     };
-}
-
-/// Records its drop in a shared counter.
-struct DropCounter(Rc<Cell<u32>>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
 }
 
 /// The text of a panic payload (`&str` or `String`), or "".

@@ -35,7 +35,7 @@ mod common;
 use common::{
     arg, assert_child_aborted, assert_child_passed, calls_of, child, co_of, count_runs, current,
     describe, diagnostics, filled_co, in_child_expecting, init_with, is_main, malloc_filled, num,
-    page_size, return_7, set_fields, tracked, val, with_errno, Co, Owned, SendPtr,
+    page_size, return_7, set_fields, tracked, val, with_errno, Co, DropCounter, Owned, SendPtr,
     CC_INIT_NO_ENTRY, CC_INIT_NULL, CC_SWAP_EXITED, CC_SWAP_FROM_NULL, CC_SWAP_RUNNING,
     CC_SWAP_TO_NULL, CC_SWAP_UNINIT, DEFAULT_STACK, INIT_NO_ENTRY, INIT_NULL, MIN_STACK,
     RELEASE_BUSY, RELEASE_MAIN, RELEASE_NULL, RELEASE_UNINIT, SMALL_STACK, SWAP_EXITED, SWAP_FROM,
@@ -1560,15 +1560,6 @@ row!(stack_used_of_bad_input_is_zero, [], {
 // The safe API: misuse that compiles is a typed error (or a panic in the
 // caller of resume); nothing aborts, nothing is printed but where noted.
 // ---------------------------------------------------------------------------
-
-/// Records its drop in a shared counter.
-struct DropCounter(Rc<Cell<u32>>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
 
 row!(safe_resume_after_return_is_finished, [], {
     let drops = Rc::new(Cell::new(0));

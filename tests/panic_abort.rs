@@ -11,18 +11,12 @@ use std::rc::Rc;
 
 use ucoro::{Coroutine, Generator, Yielder};
 
+mod common;
+use common::DropCounter;
+
 /// Whether this test binary was built to abort on panic.
 fn aborting() -> bool {
     cfg!(panic = "abort")
-}
-
-/// Records its drop in a shared counter.
-struct DropCounter(Rc<Cell<u32>>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
 }
 
 #[test]

@@ -10,14 +10,8 @@ use std::sync::Arc;
 
 use ucoro::{Builder, Coroutine, CoroutineResult, Error, Generator, Yielder};
 
-/// Records its drop in a shared counter.
-struct DropCounter(Rc<Cell<u32>>);
-
-impl Drop for DropCounter {
-    fn drop(&mut self) {
-        self.0.set(self.0.get() + 1);
-    }
-}
+mod common;
+use common::DropCounter;
 
 #[test]
 fn generator_yields_values_in_order() {

@@ -602,3 +602,13 @@ pub const CC_SWAP_RUNNING: &str = "cc_swap: assertion 'to is not running' failed
 /// The fatal message of `coroutine_yield` with no caller, on stderr directly
 /// (not through the handler).
 pub const YIELD_TO_NO_ONE: &str = "Co-routine is yielding to no one\n";
+
+/// Records its drop in a shared counter (the tests' probe that a value's
+/// destructor ran, and how often).
+pub struct DropCounter(pub std::rc::Rc<std::cell::Cell<u32>>);
+
+impl Drop for DropCounter {
+    fn drop(&mut self) {
+        self.0.set(self.0.get() + 1);
+    }
+}
