@@ -35,7 +35,7 @@ trap 'rm -rf "$work"' EXIT
 passed=0
 while read -r name triple family cpu endian qemu; do
     [ -n "$name" ] || continue
-    if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then
+    if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -x "$name" >/dev/null; then
         continue
     fi
     dir="$work/$name"

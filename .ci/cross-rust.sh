@@ -40,7 +40,7 @@ tests="--lib --test safe_api --test threads --test c_semantics --test bad_input
 
 while read -r name target triple qemu; do
     [ -n "$name" ] || continue
-    if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then
+    if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -x "$name" >/dev/null; then
         continue
     fi
     rustup target add "$target" >/dev/null

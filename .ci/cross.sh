@@ -63,7 +63,7 @@ export out
 jobs=()
 while read -r name compiler runner modes; do
     [ -n "$name" ] || continue
-    if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -qx "$name"; then
+    if [ $# -gt 0 ] && ! printf '%s\n' "$@" | grep -x "$name" >/dev/null; then
         continue
     fi
     for mode in ${modes//,/ }; do

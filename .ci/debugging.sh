@@ -69,7 +69,7 @@ gdb_check "x86_64 core from ucoro gcore" gdb "$work/coroutines" "$work/gcore.cor
 pattern=$(cat /proc/sys/kernel/core_pattern)
 mkdir "$work/kernel"
 (cd "$work/kernel" && ulimit -c unlimited && { UCORO_ABORT_AT_STOP=1 ../coroutines || true; }) >/dev/null 2>&1
-core=$(find "$work/kernel" -name 'core*' -type f | head -n 1)
+core=$(find "$work/kernel" -name 'core*' -type f -print -quit)
 if [ -n "$core" ]; then
     gdb_check "x86_64 kernel core dump" gdb "$work/coroutines" "$core"
 else
@@ -210,7 +210,7 @@ under_qemu aarch64 aarch64-linux-gnu-gcc qemu-aarch64
 mkdir "$work/qemu-core"
 (cd "$work/qemu-core" && ulimit -c unlimited &&
     { UCORO_ABORT_AT_STOP=1 qemu-aarch64 ../coroutines-aarch64 || true; }) >/dev/null 2>&1
-core=$(find "$work/qemu-core" -name 'qemu_*.core' -type f | head -n 1)
+core=$(find "$work/qemu-core" -name 'qemu_*.core' -type f -print -quit)
 [ -n "$core" ] || fail "qemu-aarch64 wrote no core file"
 gdb_check "aarch64 core file (written by qemu-user)" gdb-multiarch "$work/coroutines-aarch64" "$core"
 under_qemu i686 i686-linux-gnu-gcc qemu-i386

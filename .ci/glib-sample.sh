@@ -45,7 +45,7 @@ ucoro_make_install csrc "$work/make-build" "$work/prefix"
 PKG_CONFIG_PATH=$work/prefix/lib/pkgconfig LD_LIBRARY_PATH=$work/prefix/lib \
     run_sample installed examples/glib-meson --wrap-mode=nofallback
 # --as-needed kept libucoro-glib: the calls in the objects reference it.
-needs "$work/build-installed/test-worker" | grep -q "libucoro-glib.so.${version%%.*} " ||
+needs "$work/build-installed/test-worker" | grep "libucoro-glib.so.${version%%.*} " >/dev/null ||
     fail "test-worker does not load libucoro-glib: $(needs "$work/build-installed/test-worker")"
 
 echo "== with ucoro as a subproject, from the release tarball through the wrap"
@@ -62,7 +62,7 @@ sed -e "s/@VERSION@/$version/g" -e "s/@SHA256@/$sha/" \
 
 run_sample subproject-shared "$sample" --force-fallback-for=ucoro,ucoro-glib
 [ -f "$sample/subprojects/ucoro-$version/meson.build" ] || fail "the wrap did not unpack the tarball"
-needs "$work/build-subproject-shared/test-worker" | grep -q "libucoro-glib.so.${version%%.*} " ||
+needs "$work/build-subproject-shared/test-worker" | grep "libucoro-glib.so.${version%%.*} " >/dev/null ||
     fail "test-worker does not load libucoro-glib: $(needs "$work/build-subproject-shared/test-worker")"
 
 run_sample subproject-static "$sample" --force-fallback-for=ucoro,ucoro-glib \
