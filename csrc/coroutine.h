@@ -5,7 +5,9 @@
  * A coroutine is a function (entry) that runs on a stack of its own and can
  * pause (coroutine_yield) and be resumed (coroutine_yieldto) where it paused.
  * Every thread has its own main ("leader") coroutine and its own current
- * coroutine; coroutines on different threads run independently.
+ * coroutine; coroutines on different threads run independently. A process
+ * may fork() at any time, also while other threads are in the library: the
+ * child can go on creating and running coroutines (on its one thread).
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */

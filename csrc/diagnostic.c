@@ -13,16 +13,15 @@
 
 /* The handler and its user data change together under the lock, so a
  * diagnostic never pairs one handler with another's data. */
-static pthread_mutex_t handler_lock = PTHREAD_MUTEX_INITIALIZER;
 static ucoro_diagnostic_fn handler_fn;
 static void *handler_data;
 
 void ucoro_set_diagnostic_handler(ucoro_diagnostic_fn fn, void *user_data)
 {
-    pthread_mutex_lock(&handler_lock);
+    ucoro__lock(UCORO_LOCK_DIAGNOSTIC);
     handler_fn = fn;
     handler_data = fn ? user_data : NULL;
-    pthread_mutex_unlock(&handler_lock);
+    ucoro__unlock(UCORO_LOCK_DIAGNOSTIC);
 }
 
 void ucoro__diagnose(const char *function, const char *condition)
@@ -30,10 +29,10 @@ void ucoro__diagnose(const char *function, const char *condition)
     ucoro_diagnostic_fn fn;
     void *data;
 
-    pthread_mutex_lock(&handler_lock);
+    ucoro__lock(UCORO_LOCK_DIAGNOSTIC);
     fn = handler_fn;
     data = handler_data;
-    pthread_mutex_unlock(&handler_lock);
+    ucoro__unlock(UCORO_LOCK_DIAGNOSTIC);
 
     /* Called outside the lock: a handler may itself install a handler. */
     if (fn)

@@ -36,8 +36,7 @@
 
 #define ALT_STACK_SIZE ((size_t)64 << 10)
 
-static pthread_mutex_t install_lock = PTHREAD_MUTEX_INITIALIZER;
-static int installed;      /* under install_lock */
+static int installed;      /* under the overflow lock */
 static int disabled = -1;  /* -1: environment not read yet */
 static struct sigaction previous_segv, previous_bus;
 
@@ -135,7 +134,7 @@ void ucoro__overflow_install(void)
 
     if (__atomic_load_n(&installed, __ATOMIC_ACQUIRE))
         return;
-    pthread_mutex_lock(&install_lock);
+    ucoro__lock(UCORO_LOCK_OVERFLOW);
     if (!installed && !reporting_disabled()) {
         memset(&sa, 0, sizeof(sa));
         sa.sa_sigaction = on_fault;
@@ -145,12 +144,12 @@ void ucoro__overflow_install(void)
             sigaction(SIGBUS, &sa, &previous_bus) == 0)
             __atomic_store_n(&installed, 1, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&install_lock);
+    ucoro__unlock(UCORO_LOCK_OVERFLOW);
 }
 
 void ucoro_set_overflow_reporting(int enable)
 {
-    pthread_mutex_lock(&install_lock);
+    ucoro__lock(UCORO_LOCK_OVERFLOW);
     disabled = !enable;
     if (!enable && installed) {
         struct sigaction cur;
@@ -165,7 +164,7 @@ void ucoro_set_overflow_reporting(int enable)
             sigaction(SIGBUS, &previous_bus, NULL);
         __atomic_store_n(&installed, 0, __ATOMIC_RELEASE);
     }
-    pthread_mutex_unlock(&install_lock);
+    ucoro__unlock(UCORO_LOCK_OVERFLOW);
     if (enable)
         ucoro__overflow_install();
 }

@@ -125,7 +125,7 @@ _Static_assert(UCORO_MIN_STACK_SIZE == (size_t)1 << MIN_SHIFT, "MIN_SHIFT");
 #define NO_SLOT UINT32_MAX
 
 struct slab {
-    /* Read without a lock by slab_guard_hit: written under global_lock
+    /* Read without a lock by slab_guard_hit: written under the stacks lock
      * only, between slab_change_begin and slab_change_end. */
     unsigned sequence; /* a seqlock: odd while the fields below change */
     char *base;        /* NULL: this slot holds no slab */
@@ -134,7 +134,7 @@ struct slab {
     size_t size;       /* usable size of each stack */
     struct ucoro_stack_record *records; /* SLAB_MAX_STACKS; fixed for the slot */
 
-    /* Under global_lock. */
+    /* Under the stacks lock. */
     struct slab *room_prev, *room_next; /* the class's slabs with room */
     uint32_t index;                     /* of this slot, for records */
     uint32_t class_index;
@@ -197,8 +197,7 @@ struct size_class {
  * and give-backs announced, so the hot path pays one load otherwise. */
 static int tools_watch_stacks = UCORO_STACK_TOOL_BUILT_IN;
 
-static pthread_mutex_t global_lock = PTHREAD_MUTEX_INITIALIZER;
-/* All under global_lock. */
+/* All under the stacks lock. */
 static struct size_class classes[CLASS_COUNT];
 static uint32_t free_slot_head = NO_SLOT;
 static unsigned empty_slabs;
@@ -590,7 +589,7 @@ static void slab_put(struct ucoro_stack_record *r)
 /* ---- giving back under pressure ----------------------------------------- */
 
 /* A mapping was refused: gives back what is cached (this thread's pool,
- * empty slabs, the unused tails of slabs). Called with global_lock held. */
+ * empty slabs, the unused tails of slabs). Called with the stacks lock held. */
 static void give_back_cached(void)
 {
     struct pool *p = &thread_pool;
@@ -615,7 +614,7 @@ static void give_back_cached(void)
 /* Maps one more slab for the class of size: the next one in the class's
  * geometric growth, or smaller ones if the system refuses. Returns 0, or
  * -1 with errno when not even one stride can be had. Called with
- * global_lock held; may give back cached memory. */
+ * the stacks lock held; may give back cached memory. */
 static int grow_class(uint32_t class_index, size_t size, int *gave_back)
 {
     struct size_class *c = &classes[class_index];
@@ -657,7 +656,7 @@ static struct ucoro_stack_record *global_alloc(size_t size)
     struct ucoro_stack_record *r = NULL;
     int gave_back = 0;
 
-    pthread_mutex_lock(&global_lock);
+    ucoro__lock(UCORO_LOCK_STACKS);
     for (;;) {
         struct slab *s = classes[class_index].room;
 
@@ -668,16 +667,16 @@ static struct ucoro_stack_record *global_alloc(size_t size)
         if (grow_class(class_index, size, &gave_back) != 0)
             break;
     }
-    pthread_mutex_unlock(&global_lock);
+    ucoro__unlock(UCORO_LOCK_STACKS);
     return r;
 }
 
 static void global_free(struct ucoro_stack_record *r)
 {
     give_back(r->base, r->size);
-    pthread_mutex_lock(&global_lock);
+    ucoro__lock(UCORO_LOCK_STACKS);
     slab_put(r);
-    pthread_mutex_unlock(&global_lock);
+    ucoro__unlock(UCORO_LOCK_STACKS);
 }
 
 /* ---- the per-thread pool ------------------------------------------------- */

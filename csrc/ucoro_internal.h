@@ -62,6 +62,24 @@ static inline unsigned long ucoro__magic(const void *owner, unsigned long kind)
     return kind ^ (unsigned long)(uintptr_t)owner;
 }
 
+/*
+ * The library's few mutexes (locks.c), all process-wide and all on slow
+ * paths: none is ever taken on a switch. fork() keeps them usable in the
+ * child: the first ucoro__lock registers pthread_atfork handlers that take
+ * every one of them (in enum order) before the fork and release them in
+ * both processes after it, so the child never inherits one held by a
+ * thread that does not exist there, nor the state it guards half changed.
+ * Never hold two at once, or take them in enum order.
+ */
+enum ucoro_lock {
+    UCORO_LOCK_OVERFLOW,   /* overflow.c: installing the signal handlers */
+    UCORO_LOCK_STACKS,     /* stack.c: the slabs and the size classes */
+    UCORO_LOCK_DIAGNOSTIC, /* diagnostic.c: the diagnostic handler */
+    UCORO_LOCK_COUNT
+};
+UCORO_HIDDEN void ucoro__lock(enum ucoro_lock which);
+UCORO_HIDDEN void ucoro__unlock(enum ucoro_lock which);
+
 /* Reports a non-fatal misuse through the installed diagnostic handler. */
 UCORO_HIDDEN void ucoro__diagnose(const char *function, const char *condition);
 

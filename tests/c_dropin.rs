@@ -623,6 +623,8 @@ c_suites! {
     gtk_vnc_style_shared: "styles_gtkvnc.c", "c89", Shared, [], [];
     gtk_vnc_style_static: "styles_gtkvnc.c", "c89", Static, [], [];
     tls_migration_c_o2: "tls_migration.c", "c11", Shared, [], ["-pthread", "-O2"];
+    fork_while_another_thread_holds_the_library_shared: "fork_safety.c", "c11", Shared, [], ["-pthread"];
+    fork_while_another_thread_holds_the_library_static: "fork_safety.c", "c11", Static, [], ["-pthread"];
 }
 
 #[test]
