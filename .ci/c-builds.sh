@@ -2,9 +2,10 @@
 # The C library's two builds and its release tarball agree (issue 12):
 # - csrc/VERSION equals the crate version (Cargo.toml);
 # - `make install` and `meson install` lay out the same prefix: the same
-#   files and links, sonames, exported symbols (nm -D --defined-only), the
-#   static archives' global symbols, headers and the gdb extension byte
-#   for byte, and .pc files equal but for the prefix path;
+#   files and links, sonames, DT_FLAGS_1 (NODELETE), exported symbols
+#   (nm -D --defined-only), the static archives' global symbols, headers
+#   and the gdb extension byte for byte, and .pc files equal but for the
+#   prefix path;
 # - `make -C csrc dist` gives a tarball that holds csrc's tracked files and
 #   the licenses, builds on its own with make and with meson (to the same
 #   layout again), and the C suite (tests/c/spec_api.c, and the GLib
@@ -37,7 +38,8 @@ describe_prefix() {
         case $file in
             *-gdb.py) echo "  sha256 $(sha256sum <"$path" | cut -d' ' -f1)" ;;
             *.so.*)
-                readelf -d "$path" | sed -n 's/.*(SONAME).*\[\(.*\)\]/  soname \1/p'
+                readelf -d "$path" | sed -n -e 's/.*(SONAME).*\[\(.*\)\]/  soname \1/p' \
+                    -e 's/.*(FLAGS_1).*Flags: *\(.*\)/  flags_1 \1/p'
                 nm -D --defined-only "$path" | awk 'NF == 3 { print "  exports " $3 }' | sort ;;
             *.a) nm -g --defined-only "$path" | awk 'NF == 3 { print "  defines " $3 }' | sort ;;
             *.pc) sed -e "s|$prefix|PREFIX|g" -e 's/^/  /' "$path" ;;

@@ -747,6 +747,46 @@ fn seed_test_alternates_with_the_static_library() {
     seed_test_alternates(Link::Static);
 }
 
+// ---- dlopen and dlclose --------------------------------------------------------
+
+/// A program that dlopens libucoro (as a plugin's dependency), runs a
+/// coroutine on a thread and dlcloses the library before that thread exits:
+/// the library's per-thread destructor and signal handler must still find
+/// their code (the libraries are linked -z nodelete).
+#[test]
+fn dlclose_leaves_the_library_loaded_for_its_destructors() {
+    let inst = installed();
+    let source = Path::new(ROOT).join("tests/c/dlclose_safety.c");
+    let binary = inst.work.join("bin").join("dlclose_safety");
+    fs::create_dir_all(binary.parent().unwrap()).unwrap();
+    run_ok(
+        Command::new(env::var_os("CC").unwrap_or_else(|| "cc".into()))
+            .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-pthread"])
+            .args(inst.pkg_config(&["--cflags", "ucoro"]))
+            .arg(&source)
+            .arg("-ldl")
+            .arg("-o")
+            .arg(&binary),
+    );
+    let library = inst.libdir().join(format!("libucoro.so.{VERSION_MAJOR}"));
+    let (status, stdout, stderr) = run_program(Command::new(&binary).arg(&library), &binary);
+    assert!(
+        status.success() && stdout.ends_with(" passed, 0 failed\n"),
+        "dlclose_safety: {status}\n--- stdout\n{stdout}--- stderr\n{stderr}"
+    );
+    // libucoro-glib leaves its diagnostic handler in libucoro: the same flag.
+    for name in ["ucoro", "ucoro-glib"] {
+        let file = inst.libdir().join(format!("lib{name}.so.{VERSION_MAJOR}"));
+        let dynamic = stdout_of(Command::new("readelf").arg("-d").arg(&file));
+        assert!(
+            dynamic
+                .lines()
+                .any(|l| l.contains("(FLAGS_1)") && l.contains("NODELETE")),
+            "lib{name} is not linked -z nodelete:\n{dynamic}"
+        );
+    }
+}
+
 // ---- scale and stack overflow, through the installed library ----------------
 
 /// Builds tests/c/scale_overflow.c against the installed library (one
