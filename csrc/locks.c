@@ -18,7 +18,6 @@ static pthread_mutex_t locks[UCORO_LOCK_COUNT] = {
     PTHREAD_MUTEX_INITIALIZER,
     PTHREAD_MUTEX_INITIALIZER,
 };
-static pthread_once_t fork_handlers_once = PTHREAD_ONCE_INIT;
 
 static void before_fork(void)
 {
@@ -38,18 +37,21 @@ static void after_fork(void)
         pthread_mutex_unlock(&locks[i]);
 }
 
-static void register_fork_handlers(void)
+/* Registered when the library is loaded: nothing can hold its locks yet
+ * (none of its functions can have been called), and pthread_atfork is
+ * itself serialised with fork by the C library. Registered from a
+ * once-guard on first use instead, a fork that came while another thread
+ * was registering would leave the child's guard "in progress" for good
+ * (glibc's pthread_once restarts it in a child; ThreadSanitizer's and
+ * other C libraries' do not). Fails only with ENOMEM: then a fork while
+ * another thread holds one of the locks leaves the child unable to take it. */
+__attribute__((constructor)) static void register_fork_handlers(void)
 {
-    /* Fails only with ENOMEM: then a fork while another thread holds one
-     * of the locks leaves the child unable to take it, as before. */
     (void)pthread_atfork(before_fork, after_fork, after_fork);
 }
 
 void ucoro__lock(enum ucoro_lock which)
 {
-    /* Registered before any lock is first held, so a fork never finds one
-     * held without the handlers in place. */
-    pthread_once(&fork_handlers_once, register_fork_handlers);
     pthread_mutex_lock(&locks[which]);
 }
 

@@ -65,7 +65,7 @@ static inline unsigned long ucoro__magic(const void *owner, unsigned long kind)
 /*
  * The library's few mutexes (locks.c), all process-wide and all on slow
  * paths: none is ever taken on a switch. fork() keeps them usable in the
- * child: the first ucoro__lock registers pthread_atfork handlers that take
+ * child: pthread_atfork handlers (registered when the library is loaded) take
  * every one of them (in enum order) before the fork and release them in
  * both processes after it, so the child never inherits one held by a
  * thread that does not exist there, nor the state it guards half changed.
