@@ -171,6 +171,20 @@ where
 /// });
 /// ```
 ///
+/// A thread started inside the closure cannot suspend the coroutine from
+/// under it either (`Yielder` is not `Sync`):
+///
+/// ```compile_fail
+/// use ucoro::Generator;
+///
+/// let mut g = Generator::new(|y| {
+///     std::thread::scope(|s| {
+///         s.spawn(|| y.suspend(1)); // suspend, but on another thread
+///     });
+/// });
+/// g.next();
+/// ```
+///
 /// ```
 /// use ucoro::{Coroutine, CoroutineResult};
 ///
