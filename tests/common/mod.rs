@@ -475,6 +475,13 @@ fn run_with_deadline(cmd: &mut Command, deadline: std::time::Duration) -> Result
             break (status, false);
         }
         if started.elapsed() >= deadline {
+            // Where it hangs (blocked or spinning, in which call), for the
+            // message: read before the kill takes the threads away.
+            let threads = thread_states(child.id());
+            let _ = std::io::Write::write_all(
+                &mut std::io::stderr(),
+                format!("the hung child's threads:\n{threads}").as_bytes(),
+            );
             let _ = child.kill();
             break (child.wait().expect("reap the killed child"), true);
         }
@@ -497,6 +504,42 @@ fn run_with_deadline(cmd: &mut Command, deadline: std::time::Duration) -> Result
     } else {
         Ok(output)
     }
+}
+
+/// One line per thread of process `pid`: its id, state (R running, S
+/// sleeping, ...), CPU time in clock ticks, kernel wait channel and current
+/// system call (number and arguments, from /proc), or what could be read.
+fn thread_states(pid: u32) -> String {
+    let read = |path: String| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|e| format!("({e})"))
+    };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return format!("  (no /proc/{pid}/task)\n");
+    };
+    let mut lines = Vec::new();
+    for task in tasks.flatten() {
+        let tid = task.file_name().to_string_lossy().into_owned();
+        let dir = format!("/proc/{pid}/task/{tid}");
+        let stat = read(format!("{dir}/stat"));
+        // After the ")" closing the command name: state, then field 14
+        // (utime) and 15 (stime) are the 12th and 13th fields.
+        let after = stat.rsplit_once(") ").map_or("", |(_, rest)| rest);
+        let fields: Vec<&str> = after.split(' ').collect();
+        let state = fields.first().copied().unwrap_or("?");
+        let cpu = match (fields.get(11), fields.get(12)) {
+            (Some(u), Some(s)) => format!("utime {u} stime {s}"),
+            _ => "cpu ?".to_string(),
+        };
+        lines.push(format!(
+            "  thread {tid}: state {state}, {cpu}, wchan {}, syscall {}\n",
+            read(format!("{dir}/wchan")),
+            read(format!("{dir}/syscall"))
+        ));
+    }
+    lines.sort();
+    lines.concat()
 }
 
 pub fn describe(out: &Output) -> String {
