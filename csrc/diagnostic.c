@@ -5,7 +5,6 @@
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
-#include <pthread.h>
 #include <stdio.h>
 
 #include "coroutine.h"

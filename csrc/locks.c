@@ -18,6 +18,7 @@ static pthread_mutex_t locks[UCORO_LOCK_COUNT] = {
     PTHREAD_MUTEX_INITIALIZER,
     PTHREAD_MUTEX_INITIALIZER,
 };
+_Static_assert(UCORO_LOCK_COUNT == 3, "one initializer above per lock");
 
 static void before_fork(void)
 {
