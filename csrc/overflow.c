@@ -186,6 +186,12 @@ static void make_alt_key(void)
         alt_key = (pthread_key_t)-1;
 }
 
+/* Passed at load, as stack.c's pool key (see make_pool_key_at_load). */
+__attribute__((constructor)) static void make_alt_key_at_load(void)
+{
+    pthread_once(&alt_key_once, make_alt_key);
+}
+
 void ucoro__overflow_arm_thread(void)
 {
     stack_t current, ss;

@@ -700,6 +700,16 @@ static void make_pool_key(void)
         pool_key = (pthread_key_t)-1;
 }
 
+/* The once-guard is also passed at load: a fork() that came while another
+ * thread was inside it would leave the child's guard "in progress" for good
+ * where pthread_once does not restart in a child (musl, ThreadSanitizer;
+ * glibc does). A use before this constructor (from another constructor)
+ * still goes through the guard. */
+__attribute__((constructor)) static void make_pool_key_at_load(void)
+{
+    pthread_once(&pool_key_once, make_pool_key);
+}
+
 static struct ucoro_stack_record *hand_out(struct ucoro_stack_record *r)
 {
     if (__builtin_expect(__atomic_load_n(&tools_watch_stacks, __ATOMIC_RELAXED), 0))
