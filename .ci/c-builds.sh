@@ -8,8 +8,8 @@
 #   prefix path;
 # - `make -C csrc dist` gives a tarball that holds csrc's tracked files and
 #   the licenses, builds on its own with make and with meson (to the same
-#   layout again), and the C suite (tests/c/spec_api.c, and the GLib
-#   module's tests/c/glib_module.c) passes against each install, linked
+#   layout again), and the C suite (csrc/tests/spec_api.c, and the GLib
+#   module's csrc/tests/glib_module.c) passes against each install, linked
 #   shared (with --as-needed) and static.
 # Used by .ci/run; runnable alone.
 set -euo pipefail
@@ -90,9 +90,9 @@ same_prefix "$work/make" "$work/tar-meson" "the repository's make install and th
 echo "== the C suite against the tarball's builds"
 for build in tar-make tar-meson; do
     for link in shared static; do
-        ucoro_run_c_test "$work/$build" tests/c/spec_api.c ucoro "$link" \
+        ucoro_run_c_test "$work/$build" csrc/tests/spec_api.c ucoro "$link" \
             "$work/spec_api-$build-$link" -pthread
-        ucoro_run_c_test "$work/$build" tests/c/glib_module.c ucoro-glib "$link" \
+        ucoro_run_c_test "$work/$build" csrc/tests/glib_module.c ucoro-glib "$link" \
             "$work/glib_module-$build-$link"
     done
 done

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 srcs=$(ucoro_sources)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-programs=${UCORO_C_TOOL_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c tests/c/arch_switch.c tests/c/fork_safety.c"}
+programs=${UCORO_C_TOOL_PROGRAMS:-"csrc/tests/spec_api.c csrc/tests/tls_migration.c csrc/tests/arch_switch.c csrc/tests/fork_safety.c"}
 
 run() { # name, command...
     local name=$1; shift
@@ -41,7 +41,7 @@ for prog in $programs; do
             esac
             bin="$out/$base-$mode-$tool"
             # shellcheck disable=SC2086
-            cc -std=c11 -g -Wall -Wextra -Werror $flags $def -Icsrc -Itests/c \
+            cc -std=c11 -g -Wall -Wextra -Werror $flags $def -Icsrc/include/ucoro -Icsrc/tests \
                 "$prog" $srcs -lpthread -o "$bin"
             case $tool in
                 valgrind) run "$base-$mode-$tool" valgrind -q --error-exitcode=99 "$bin" ;;

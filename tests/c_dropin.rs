@@ -1,6 +1,6 @@
 //! The C drop-in (SPEC §1–2): libucoro built from `csrc/` alone and installed
 //! by `make -C csrc install` into a temporary prefix; then the C programs of
-//! `tests/c/` and the canonical caller `examples/c/seed_test.c` are compiled
+//! `csrc/tests/` and the canonical caller `examples/c/seed_test.c` are compiled
 //! against the *installed* headers and libraries through pkg-config, as a C
 //! project would do it, once against the shared and once against the static
 //! library.
@@ -54,10 +54,10 @@ const API_FUNCTIONS: &[&str] = &[
 /// libucoro and the GLib module, libucoro-glib, and the gdb extension.
 fn installed_files(prefix: &Path) -> Vec<String> {
     let mut files = vec![
-        "include/continuation.h".to_string(),
-        "include/coroutine.h".to_string(),
-        "include/ucoro_glib.h".to_string(),
-        "include/ucoro_version.h".to_string(),
+        "include/ucoro/continuation.h".to_string(),
+        "include/ucoro/coroutine.h".to_string(),
+        "include/ucoro/ucoro_glib.h".to_string(),
+        "include/ucoro/ucoro_version.h".to_string(),
         "lib/pkgconfig/ucoro.pc".to_string(),
         "lib/pkgconfig/ucoro-glib.pc".to_string(),
         // The gdb extension, and gdb's auto-load script for the shared
@@ -422,7 +422,7 @@ fn library_path() -> OsString {
     path
 }
 
-/// Builds and runs one program of tests/c, which must exit 0 and end with
+/// Builds and runs one program of csrc/tests, which must exit 0 and end with
 /// "<n> passed, 0 failed". Returns its output.
 fn c_suite(file: &str, std: &str, link: Link, pkgs: &[&str], extra: &[&str]) -> String {
     c_suite_with(Module::Ucoro, file, std, link, pkgs, extra)
@@ -437,7 +437,7 @@ fn c_suite_with(
     pkgs: &[&str],
     extra: &[&str],
 ) -> String {
-    let source = Path::new(ROOT).join("tests/c").join(file);
+    let source = Path::new(ROOT).join("csrc/tests").join(file);
     let std_flag = format!("-std={std}");
     let mut flags = vec![
         std_flag.as_str(),
@@ -496,11 +496,11 @@ fn install_puts_headers_libraries_and_pc_file_in_the_prefix() {
             .unwrap()
             .is_file()
     );
-    // The public headers are installed as they are in csrc.
+    // The public headers are installed as they are in csrc/include/ucoro.
     for header in ["coroutine.h", "continuation.h"] {
         assert_eq!(
-            fs::read(inst.prefix.join("include").join(header)).unwrap(),
-            fs::read(Path::new(ROOT).join("csrc").join(header)).unwrap(),
+            fs::read(inst.prefix.join("include/ucoro").join(header)).unwrap(),
+            fs::read(Path::new(ROOT).join("csrc/include/ucoro").join(header)).unwrap(),
             "{header}"
         );
     }
@@ -512,7 +512,10 @@ fn pkg_config_gives_the_crate_version_and_the_flags() {
     assert_eq!(inst.pkg_config(&["--modversion", "ucoro"]), [VERSION]);
     assert_eq!(
         inst.pkg_config(&["--cflags", "ucoro"]),
-        [format!("-I{}", inst.prefix.join("include").display())]
+        [
+            format!("-I{}", inst.prefix.join("include/ucoro").display()),
+            format!("-I{}", inst.prefix.join("include").display())
+        ]
     );
     assert_eq!(
         inst.pkg_config(&["--libs", "ucoro"]),
@@ -525,7 +528,7 @@ fn pkg_config_gives_the_crate_version_and_the_flags() {
     );
     let pc = fs::read_to_string(inst.libdir().join("pkgconfig/ucoro.pc")).unwrap();
     for line in [
-        "Cflags: -I${includedir}",
+        "Cflags: -I${includedir}/ucoro -I${includedir}",
         "Libs: -L${libdir} -lucoro",
         "Libs.private: -lpthread",
     ] {
@@ -535,7 +538,8 @@ fn pkg_config_gives_the_crate_version_and_the_flags() {
 
 #[test]
 fn version_header_carries_the_crate_version() {
-    let header = fs::read_to_string(installed().prefix.join("include/ucoro_version.h")).unwrap();
+    let header =
+        fs::read_to_string(installed().prefix.join("include/ucoro/ucoro_version.h")).unwrap();
     let parts: Vec<&str> = VERSION.split(['.', '-', '+']).collect();
     for (name, value) in [
         ("UCORO_VERSION_MAJOR", parts[0].to_string()),
@@ -756,7 +760,7 @@ fn seed_test_alternates_with_the_static_library() {
 #[test]
 fn dlclose_leaves_the_library_loaded_for_its_destructors() {
     let inst = installed();
-    let source = Path::new(ROOT).join("tests/c/dlclose_safety.c");
+    let source = Path::new(ROOT).join("csrc/tests/dlclose_safety.c");
     let binary = inst.work.join("bin").join("dlclose_safety");
     fs::create_dir_all(binary.parent().unwrap()).unwrap();
     run_ok(
@@ -789,10 +793,10 @@ fn dlclose_leaves_the_library_loaded_for_its_destructors() {
 
 // ---- scale and stack overflow, through the installed library ----------------
 
-/// Builds tests/c/scale_overflow.c against the installed library (one
+/// Builds csrc/tests/scale_overflow.c against the installed library (one
 /// binary per scenario: tests run in parallel) and runs it with args.
 fn run_scale(link: Link, args: &[&str]) -> (ExitStatus, String, String) {
-    let source = Path::new(ROOT).join("tests/c/scale_overflow.c");
+    let source = Path::new(ROOT).join("csrc/tests/scale_overflow.c");
     let flags = [
         "-std=c11",
         "-O2",
