@@ -175,7 +175,7 @@
 //! README's Debugging section shows a session.
 //!
 //! ```text
-//! $ gdb -iex 'source ~/.cargo/registry/src/index.crates.io-*/ucoro-0.1.0/csrc/gdb/ucoro-gdb.py' ./my-program
+//! $ gdb -iex 'source ~/.cargo/registry/src/index.crates.io-*/ucoro-1.0.0/csrc/gdb/ucoro-gdb.py' ./my-program
 //! (gdb) ucoro list
 //! ```
 //!
