@@ -102,7 +102,7 @@
 //!
 //! ## Building
 //!
-//! The crate compiles its C library (`csrc/`) with the [`cc`] crate, so a
+//! The crate compiles its C library (`csrc/`) with the [`cc`](https://docs.rs/cc) crate, so a
 //! build needs a C11 compiler (`gcc` or `clang`) and nothing else: the raw
 //! bindings in [`sys`] are committed, generated from the C header. Linux
 //! only, on the architectures in the table above; any other target fails
