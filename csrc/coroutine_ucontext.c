@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "abi/layout.h"
 #include "cc_switch.h"
 #include "coroutine.h"
 #include "ucoro_internal.h"
@@ -92,42 +93,27 @@ static unsigned long magic_of(const struct coroutine *co, unsigned long kind)
     ((struct coroutine *)(void *)((char *)(ccp) - offsetof(struct coroutine, cc)))
 
 /*
- * The frozen layout of both public structs (ABI: callers embed them by
- * value; the offsets are in the headers' comments). A change here is an
- * incompatible change: new private state goes into the ucoro_private words,
- * or out of line when they are full.
+ * The frozen layout of both public structs (abi/layout.h; ABI: callers
+ * embed them by value). A change here is an incompatible change: new
+ * private state goes into the ucoro_private words, or out of line when they
+ * are full.
  */
 #if __SIZEOF_POINTER__ == 8
 #define ABI(lp64, ilp32) (lp64)
 #else
 #define ABI(lp64, ilp32) (ilp32)
 #endif
-#define FROZEN_AT(type, field, lp64, ilp32)                                    \
-    _Static_assert(offsetof(struct type, field) == ABI(lp64, ilp32), #type "." #field " moved")
-_Static_assert(sizeof(struct continuation) == ABI(200, 104), "struct continuation's size");
-_Static_assert(_Alignof(struct continuation) == _Alignof(void *), "struct continuation's alignment");
-FROZEN_AT(continuation, stack, 0, 0);
-FROZEN_AT(continuation, stack_size, 8, 4);
-FROZEN_AT(continuation, entry, 16, 8);
-FROZEN_AT(continuation, release, 24, 12);
-FROZEN_AT(continuation, exited, 32, 16);
-FROZEN_AT(continuation, started, 36, 20);
-FROZEN_AT(continuation, return_to, 40, 24);
-FROZEN_AT(continuation, ctx, 48, 28);
-FROZEN_AT(continuation, magic, 56, 32);
-FROZEN_AT(continuation, fp_link, 64, 36);
-FROZEN_AT(continuation, ucoro_private, 72, 40);
-_Static_assert(sizeof(struct coroutine) == ABI(288, 148), "struct coroutine's size");
-_Static_assert(_Alignof(struct coroutine) == _Alignof(void *), "struct coroutine's alignment");
-FROZEN_AT(coroutine, stack_size, 0, 0);
-FROZEN_AT(coroutine, entry, 8, 4);
-FROZEN_AT(coroutine, release, 16, 8);
-FROZEN_AT(coroutine, exited, 24, 12);
-FROZEN_AT(coroutine, caller, 32, 16);
-FROZEN_AT(coroutine, data, 40, 20);
-FROZEN_AT(coroutine, magic, 48, 24);
-FROZEN_AT(coroutine, cc, 56, 28);
-FROZEN_AT(coroutine, ucoro_private, 256, 132);
+#define FROZEN_SIZE(type, lp64, ilp32)                                         \
+    _Static_assert(sizeof(struct type) == ABI(lp64, ilp32), #type "'s size");  \
+    _Static_assert(_Alignof(struct type) == _Alignof(void *), #type "'s alignment");
+#define FROZEN_OFFSET(type, field, lp64, ilp32)                                \
+    _Static_assert(offsetof(struct type, field) == ABI(lp64, ilp32), #type "." #field " moved");
+UCORO_FROZEN_SIZES(FROZEN_SIZE)
+UCORO_FROZEN_OFFSETS(FROZEN_OFFSET)
+#undef FROZEN_OFFSET
+#undef FROZEN_SIZE
+#undef ABI
+
 /* The library's private continuation state fits the reserve, and needs no
  * more alignment than it has. */
 _Static_assert(sizeof(struct ucoro_continuation_private) <=
@@ -135,8 +121,6 @@ _Static_assert(sizeof(struct ucoro_continuation_private) <=
                "the private continuation state outgrew ucoro_private: move some out of line");
 _Static_assert(_Alignof(struct ucoro_continuation_private) <= _Alignof(void *),
                "the private continuation state needs more alignment than ucoro_private has");
-#undef FROZEN_AT
-#undef ABI
 
 /* The running coroutine of thread t, creating t's main one on first use. */
 static inline struct coroutine *current_of(struct ucoro_thread *t)
