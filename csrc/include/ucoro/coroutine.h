@@ -217,6 +217,77 @@ const char *ucoro_switch_mode(void);
  */
 void ucoro_set_overflow_reporting(int enable);
 
+/* ---- For runtimes that embed ucoro (QEMU's coroutine backend) --------------
+ *
+ * A runtime with coroutine objects of its own keeps them beside ucoro's,
+ * does its own bookkeeping of who resumes whom, and sizes its caches by
+ * what the library's stacks cost. The functions below (csrc/embed.c, and
+ * ucoro_switch in coroutine_ucontext.c) serve it without it having to keep
+ * thread-locals of its own in step with the library's.
+ */
+
+/*
+ * One pointer of the owner's per coroutine, read and written in O(1): the
+ * runtime's own object for co. Every coroutine has one, a thread's main
+ * coroutine too (coroutine_self() outside any coroutine); it is NULL until
+ * set, and coroutine_init and ucoro_create set it to NULL. Each coroutine
+ * has one owner: two runtimes that share a thread's main coroutine must
+ * agree on its slot.
+ * ucoro_get_user_data returns NULL (without a message: NULL is also a
+ * valid value) for NULL or a struct that is not an initialised coroutine.
+ * ucoro_set_user_data returns 0, or -1 with errno EINVAL and a diagnostic
+ * message for NULL or a struct that is not an initialised coroutine or a
+ * thread's main one (a released coroutine counts as not initialised).
+ */
+void *ucoro_get_user_data(const struct coroutine *co);
+int ucoro_set_user_data(struct coroutine *co, void *data);
+
+/*
+ * coroutine_swap for a trusted caller: switches from `from` (which must be
+ * the running coroutine) to `to`, passing arg, and touches no caller. When
+ * something switches back to from, stores the value it passed in *result
+ * (unless result is NULL) and returns 0; if to's entry returns, the value
+ * is its result, as with coroutine_swap.
+ * Checked on every call, at the cost of a few compares: from is the
+ * running coroutine; to is not NULL, not from, and an initialised coroutine
+ * or this thread's main one. Otherwise returns -1 with errno EINVAL and a
+ * diagnostic message, without switching.
+ * Not checked, the caller's duty (its own state must guarantee it, as a
+ * runtime that tracks its coroutines' states does): to has not exited, is
+ * not running (on any thread), and is not waiting in coroutine_yieldto on
+ * another thread's chain. Breaking that is undefined behaviour (two
+ * threads would run on one stack); coroutine_swap checks it instead.
+ */
+int ucoro_switch(struct coroutine *from, struct coroutine *to, void *arg, void **result);
+
+/*
+ * How the guard region below each stack is made on this system (decided
+ * once per process: the first call may map and unmap a probe page):
+ * UCORO_GUARD_MADVISE, madvise(MADV_GUARD_INSTALL) (Linux >= 6.13): a
+ * guard is no memory mapping of its own, and the stacks of a slab share
+ * one mapping, so vm.max_map_count does not bound the number of stacks;
+ * UCORO_GUARD_MPROTECT, mprotect(PROT_NONE): each stack in use costs up to
+ * two mappings (its guard and itself), as one mmap per stack with a guard
+ * page would. Cannot fail: if the probe cannot map its page, the answer is
+ * UCORO_GUARD_MPROTECT (the one that assumes the cost).
+ */
+#define UCORO_GUARD_MADVISE 1
+#define UCORO_GUARD_MPROTECT 2
+int ucoro_guard_mode(void);
+
+/*
+ * The sanitizers this build of the library announces its switches to (a
+ * program built with a sanitizer needs a library that does): a mask of
+ * UCORO_SANITIZER_ADDRESS (AddressSanitizer: fiber switches, stacks
+ * unpoisoned when reused) and UCORO_SANITIZER_THREAD (ThreadSanitizer:
+ * one fiber per coroutine); 0 for a plain build. Cannot fail.
+ */
+#define UCORO_SANITIZER_ADDRESS 1u
+#define UCORO_SANITIZER_THREAD 2u
+unsigned ucoro_sanitizers(void);
+
+/* ---- end of the embedding functions --------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif
