@@ -227,19 +227,23 @@ void ucoro_set_overflow_reporting(int enable);
  */
 
 /*
- * One pointer of the owner's per coroutine, read and written in O(1): the
- * runtime's own object for co. Every coroutine has one, a thread's main
- * coroutine too (coroutine_self() outside any coroutine); it is NULL until
- * set, and coroutine_init and ucoro_create set it to NULL. Each coroutine
- * has one owner: two runtimes that share a thread's main coroutine must
- * agree on its slot.
- * ucoro_get_user_data returns NULL (without a message: NULL is also a
- * valid value) for NULL or a struct that is not an initialised coroutine.
- * ucoro_set_user_data returns 0, or -1 with errno EINVAL and a diagnostic
- * message for NULL or a struct that is not an initialised coroutine or a
- * thread's main one (a released coroutine counts as not initialised).
+ * The owner's pointer for co, read in O(1): the runtime's own object for
+ * it. Every coroutine has one, a thread's main coroutine too
+ * (coroutine_self() outside any coroutine); it is NULL until set, and
+ * coroutine_init and ucoro_create set it to NULL. Each coroutine has one
+ * owner: two runtimes that share a thread's main coroutine must agree on
+ * its slot. Returns NULL (without a message: NULL is also a valid value)
+ * for NULL or a struct that is not an initialised coroutine or a thread's
+ * main one (a released coroutine counts as not initialised).
  */
 void *ucoro_get_user_data(const struct coroutine *co);
+
+/*
+ * Sets the owner's pointer for co (see ucoro_get_user_data), in O(1).
+ * Returns 0, or -1 with errno EINVAL and a diagnostic message
+ * ("ucoro_set_user_data: assertion 'co is initialised' failed") for NULL
+ * or a struct that is not an initialised coroutine or a thread's main one.
+ */
 int ucoro_set_user_data(struct coroutine *co, void *data);
 
 /*
@@ -260,30 +264,35 @@ int ucoro_set_user_data(struct coroutine *co, void *data);
  */
 int ucoro_switch(struct coroutine *from, struct coroutine *to, void *arg, void **result);
 
+/* Guards made with madvise(MADV_GUARD_INSTALL) (Linux >= 6.13): not a
+ * memory mapping of their own; the stacks of a slab share one mapping. */
+#define UCORO_GUARD_MADVISE 1
+/* Guards made with mprotect(PROT_NONE): each stack in use costs up to two
+ * mappings (its guard and itself), as one mmap per stack with a guard page
+ * would. */
+#define UCORO_GUARD_MPROTECT 2
+
 /*
- * How the guard region below each stack is made on this system (decided
- * once per process: the first call may map and unmap a probe page):
- * UCORO_GUARD_MADVISE, madvise(MADV_GUARD_INSTALL) (Linux >= 6.13): a
- * guard is no memory mapping of its own, and the stacks of a slab share
- * one mapping, so vm.max_map_count does not bound the number of stacks;
- * UCORO_GUARD_MPROTECT, mprotect(PROT_NONE): each stack in use costs up to
- * two mappings (its guard and itself), as one mmap per stack with a guard
- * page would. Cannot fail: if the probe cannot map its page, the answer is
+ * How the guard region below each stack is made on this system, decided
+ * once per process (the first call may map and unmap a probe page):
+ * UCORO_GUARD_MADVISE, where vm.max_map_count does not bound the number of
+ * stacks, or UCORO_GUARD_MPROTECT, where it does. Cannot fail, and keeps
+ * errno: if the probe cannot map its page, the answer is
  * UCORO_GUARD_MPROTECT (the one that assumes the cost).
  */
-#define UCORO_GUARD_MADVISE 1
-#define UCORO_GUARD_MPROTECT 2
 int ucoro_guard_mode(void);
+
+/* AddressSanitizer: fiber switches announced, stacks unpoisoned on reuse. */
+#define UCORO_SANITIZER_ADDRESS 1u
+/* ThreadSanitizer: one fiber per coroutine. */
+#define UCORO_SANITIZER_THREAD 2u
 
 /*
  * The sanitizers this build of the library announces its switches to (a
  * program built with a sanitizer needs a library that does): a mask of
- * UCORO_SANITIZER_ADDRESS (AddressSanitizer: fiber switches, stacks
- * unpoisoned when reused) and UCORO_SANITIZER_THREAD (ThreadSanitizer:
- * one fiber per coroutine); 0 for a plain build. Cannot fail.
+ * UCORO_SANITIZER_ADDRESS and UCORO_SANITIZER_THREAD, 0 for a plain build.
+ * Cannot fail.
  */
-#define UCORO_SANITIZER_ADDRESS 1u
-#define UCORO_SANITIZER_THREAD 2u
 unsigned ucoro_sanitizers(void);
 
 /* ---- end of the embedding functions --------------------------------------- */
