@@ -453,9 +453,9 @@ void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg)
  * without the checks a trusted caller's own books make redundant. What it
  * still checks costs a compare each on values the switch loads anyway.
  */
-__attribute__((noinline, cold)) static int switch_refused(struct ucoro_thread *t,
-                                                          struct coroutine *from,
-                                                          struct coroutine *to)
+__attribute__((noinline, cold)) static void *switch_refused(struct ucoro_thread *t,
+                                                            struct coroutine *from,
+                                                            struct coroutine *to, int *status)
 {
     if (from != current_of(t))
         ucoro__diagnose("ucoro_switch", "from == coroutine_self()");
@@ -465,24 +465,29 @@ __attribute__((noinline, cold)) static int switch_refused(struct ucoro_thread *t
         ucoro__diagnose("ucoro_switch", "!to->caller"); /* another thread's main */
     else
         ucoro__diagnose("ucoro_switch", "to is initialised");
+    if (status)
+        *status = -1;
     errno = EINVAL;
-    return -1;
+    return NULL;
 }
 
-UCORO_HOT int ucoro_switch(struct coroutine *from, struct coroutine *to, void *arg,
-                           void **result)
+UCORO_HOT void *ucoro_switch(struct coroutine *from, struct coroutine *to, void *arg,
+                             int *status)
 {
     struct ucoro_thread *t = this_thread();
-    void *value;
 
     if (UNLIKELY(from != t->current || !to || to == from ||
                  (to->magic != magic_of(to, UCORO_MAGIC_COROUTINE) && to != &t->leader)))
-        return switch_refused(t, from, to);
+        return switch_refused(t, from, to, status);
+    if (status)
+        *status = 0;
     ucoro__cc_swapping_back(&from->cc, &to->cc);
-    value = switch_to(t, from, to, arg);
-    if (result)
-        *result = value;
-    return 0;
+    return switch_to(t, from, to, arg); /* a tail call: see the header */
+}
+
+void *ucoro_self_user_data(void)
+{
+    return UCORO_USER_DATA(current_of(this_thread()));
 }
 
 /* coroutine_yieldto's uncommon cases, out of line so that its fast path

@@ -2054,9 +2054,17 @@ extern "C" fn bounce_to_user_data(mut arg: *mut c_void) -> *mut c_void {
         // SAFETY: the test set this coroutine's user data to the main
         // coroutine that entered it, which waits in ucoro_switch.
         let back = unsafe { sys::ucoro_get_user_data(sys::coroutine_self()) }.cast();
-        let next = arg.wrapping_byte_add(1);
+        let mut status = 1;
         // SAFETY: both are initialised and on this thread; back is switched out.
-        if unsafe { sys::ucoro_switch(sys::coroutine_self(), back, next, &mut arg) } != 0 {
+        arg = unsafe {
+            sys::ucoro_switch(
+                sys::coroutine_self(),
+                back,
+                arg.wrapping_byte_add(1),
+                &mut status,
+            )
+        };
+        if status != 0 {
             std::process::abort();
         }
     }
@@ -2073,12 +2081,14 @@ fn trusted_switch_passes_values_and_finds_the_runtime_object_through_user_data()
         assert!(sys::ucoro_get_user_data(co).is_null());
         let main = sys::coroutine_self();
         assert_eq!(sys::ucoro_set_user_data(co, main.cast()), 0);
-        let mut out = val(99);
-        assert_eq!(sys::ucoro_switch(main, co, val(1), &mut out), 0);
-        assert_eq!(out, val(2));
-        // NULL is a value: the status says the switch happened.
-        assert_eq!(sys::ucoro_switch(main, co, ptr::null_mut(), &mut out), 0);
-        assert_eq!(out, val(1));
+        let mut status = 1;
+        assert_eq!(sys::ucoro_switch(main, co, val(1), &mut status), val(2));
+        assert_eq!(status, 0);
+        // NULL can be the value: the status says the switch happened.
+        status = 1;
+        let back = sys::ucoro_switch(main, co, val(usize::MAX), &mut status);
+        assert!(back.is_null());
+        assert_eq!(status, 0);
         assert_eq!(sys::ucoro_destroy(co), 0);
     }
     // SAFETY: plain queries.

@@ -14,7 +14,8 @@
 #
 # --write replaces the section between the qemu-bench markers of
 # BENCHMARKS.md with the report. The builds are cached in $QEMU_CACHE
-# (default /var/cache/ucoro-qemu). The machine may be shared: the ratios
+# (default /var/cache/ucoro-qemu), shared with .ci/qemu.sh (one lock for
+# both). The machine may be shared: the ratios
 # come from runs interleaved in one session, never from absolute times.
 #
 # SPDX-License-Identifier: GPL-2.0-or-later
@@ -32,7 +33,8 @@ mkdir -p "$QEMU_CACHE"
 exec 9>"$QEMU_CACHE/lock"
 flock 9
 dsc=$(qemu_fetch)
-work=$QEMU_CACHE/bench/$(qemu_series_key "$dsc")
+# The tree and the ucoro build are those of .ci/qemu.sh.
+work=$QEMU_CACHE/ci/$(basename "$dsc" .dsc)
 qemu_tree "$dsc" "$work/qemu"
 prefix=$work/prefix
 rm -rf "$prefix"
@@ -42,7 +44,8 @@ qemu_build "$work/qemu" "$work/build-stock"
 echo "building QEMU on ucoro" >&2
 PKG_CONFIG_PATH=$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} \
     qemu_build "$work/qemu" "$work/build-ucoro" --with-coroutine=ucoro
-flock -u 9
+# The lock stays held: a CI run would reinstall the library under the
+# ucoro build's feet.
 
 # perf_time BUILD TEST: the seconds test-coroutine reports for /perf/TEST.
 perf_time() {

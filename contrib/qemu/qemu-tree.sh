@@ -55,26 +55,47 @@ EOF
     echo "$dsc"
 }
 
-# The series' fingerprint: a tree and its builds are reused while it holds.
+# The series' fingerprint: which series a tree has applied.
 qemu_series_key() {
     cat "$1" "$QEMU_SERIES_DIR"/*.patch | sha256sum | cut -c1-16
 }
 
-# qemu_tree DSC DEST: unpacks DSC into DEST, adds the wheels, applies the
-# series in name order. Leaves an existing DEST alone.
+# qemu_tree DSC DEST: DEST becomes DSC unpacked, with the wheels and the
+# series applied in name order. An existing DEST with another series is
+# brought up to date file by file, so that its builds recompile only what
+# the change touched (changed files get a fresh timestamp).
 qemu_tree() {
-    local dsc=$1 dest=$2 patch
-    [ -f "$dest/.series-applied" ] && return 0
-    rm -rf "$dest" && mkdir -p "$(dirname "$dest")"
+    local dsc=$1 dest=$2 key patch new line a b
+    key=$(qemu_series_key "$dsc")
+    [ "$(cat "$dest/.series" 2>/dev/null)" = "$key" ] && return 0
+    new=$dest.new
+    rm -rf "$new" && mkdir -p "$(dirname "$dest")"
     # --no-check: apt has checked the files against the signed Sources
     # index already (and the machine has no debian-keyring to check with).
-    (cd "$(dirname "$dest")" && dpkg-source --no-check -x "$dsc" "$(basename "$dest")" >/dev/null &&
+    (cd "$(dirname "$dest")" && dpkg-source --no-check -x "$dsc" "$(basename "$new")" >/dev/null &&
         rm -f ./*.orig.tar.* ./*.debian.tar.* ./*.dsc)
-    cp "$QEMU_CACHE"/wheels/*.whl "$dest/python/wheels/"
+    cp "$QEMU_CACHE"/wheels/*.whl "$new/python/wheels/"
     for patch in "$QEMU_SERIES_DIR"/*.patch; do
-        patch -s -p1 -d "$dest" <"$patch"
+        patch -s -p1 -d "$new" <"$patch"
     done
-    touch "$dest/.series-applied"
+    if [ -d "$dest" ]; then
+        diff -rq "$dest" "$new" | while IFS= read -r line; do
+            case $line in
+                "Files "*" differ")
+                    line=${line#Files }; a=${line%% and *}; b=${line#* and }; b=${b% differ}
+                    cp "$b" "$a" && touch "$a" ;;
+                "Only in $new"*)
+                    line=${line#Only in }; a=${line%%: *}
+                    cp -a "$a/${line#*: }" "$dest${a#"$new"}/" ;;
+                "Only in $dest"*)
+                    line=${line#Only in }; rm -rf "${line%%: *}/${line#*: }" ;;
+            esac
+        done
+        rm -rf "$new"
+    else
+        mv "$new" "$dest"
+    fi
+    echo "$key" >"$dest/.series"
 }
 
 # qemu_build SRC BUILD CONFIGURE-ARGS...: configures BUILD once, then

@@ -198,6 +198,10 @@ extern "C" {
     pub fn ucoro_get_user_data(co: *const coroutine) -> *mut ::std::os::raw::c_void;
 }
 extern "C" {
+    #[doc = " ucoro_get_user_data(coroutine_self()) in one call, for the runtime's\n \"which of my coroutines is running?\": the running coroutine is always\n valid, so nothing is checked. Cannot fail; NULL until set."]
+    pub fn ucoro_self_user_data() -> *mut ::std::os::raw::c_void;
+}
+extern "C" {
     #[doc = " Sets the owner's pointer for co (see ucoro_get_user_data), in O(1).\n Returns 0, or -1 with errno EINVAL and a diagnostic message\n (\"ucoro_set_user_data: assertion 'co is initialised' failed\") for NULL\n or a struct that is not an initialised coroutine or a thread's main one."]
     pub fn ucoro_set_user_data(
         co: *mut coroutine,
@@ -205,13 +209,13 @@ extern "C" {
     ) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " coroutine_swap for a trusted caller: switches from `from` (which must be\n the running coroutine) to `to`, passing arg, and touches no caller. When\n something switches back to from, stores the value it passed in *result\n (unless result is NULL) and returns 0; if to's entry returns, the value\n is its result, as with coroutine_swap.\n Checked on every call, at the cost of a few compares: from is the\n running coroutine; to is not NULL, not from, and an initialised coroutine\n or this thread's main one. Otherwise returns -1 with errno EINVAL and a\n diagnostic message, without switching.\n Not checked, the caller's duty (its own state must guarantee it, as a\n runtime that tracks its coroutines' states does): to has not exited, is\n not running (on any thread), and is not waiting in coroutine_yieldto on\n another thread's chain. Breaking that is undefined behaviour (two\n threads would run on one stack); coroutine_swap checks it instead."]
+    #[doc = " coroutine_swap for a trusted caller: switches from `from` (which must be\n the running coroutine) to `to`, passing arg, and touches no caller.\n Returns the value passed by whoever switches back to from (if to's entry\n returns, its result, as with coroutine_swap), and *status is 0: a NULL\n value is a value like any other. (0 is stored before switching, so the\n switch can be the function's last act: a resumed ucoro_switch returns\n straight into its caller.)\n Checked on every call, at the cost of a few compares: from is the\n running coroutine; to is not NULL, not from, and an initialised coroutine\n or this thread's main one. Otherwise returns NULL with *status -1, errno\n EINVAL and a diagnostic message, without switching. status may be NULL\n for a caller that relies on the message alone.\n Not checked, the caller's duty (its own state must guarantee it, as a\n runtime that tracks its coroutines' states does): to has not exited, is\n not running (on any thread), and is not waiting in coroutine_yieldto on\n another thread's chain. Breaking that is undefined behaviour (two\n threads would run on one stack); coroutine_swap checks it instead."]
     pub fn ucoro_switch(
         from: *mut coroutine,
         to: *mut coroutine,
         arg: *mut ::std::os::raw::c_void,
-        result: *mut *mut ::std::os::raw::c_void,
-    ) -> ::std::os::raw::c_int;
+        status: *mut ::std::os::raw::c_int,
+    ) -> *mut ::std::os::raw::c_void;
 }
 extern "C" {
     #[doc = " How the guard region below each stack is made on this system, decided\n once per process (the first call may map and unmap a probe page):\n UCORO_GUARD_MADVISE, where vm.max_map_count does not bound the number of\n stacks, or UCORO_GUARD_MPROTECT, where it does. Cannot fail, and keeps\n errno: if the probe cannot map its page, the answer is\n UCORO_GUARD_MPROTECT (the one that assumes the cost)."]

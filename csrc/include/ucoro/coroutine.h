@@ -221,8 +221,9 @@ void ucoro_set_overflow_reporting(int enable);
  *
  * A runtime with coroutine objects of its own keeps them beside ucoro's,
  * does its own bookkeeping of who resumes whom, and sizes its caches by
- * what the library's stacks cost. The functions below (csrc/embed.c, and
- * ucoro_switch in coroutine_ucontext.c) serve it without it having to keep
+ * what the library's stacks cost. The functions below (csrc/embed.c;
+ * ucoro_switch and ucoro_self_user_data, which need the thread's state,
+ * in coroutine_ucontext.c) serve it without it having to keep
  * thread-locals of its own in step with the library's.
  */
 
@@ -239,6 +240,13 @@ void ucoro_set_overflow_reporting(int enable);
 void *ucoro_get_user_data(const struct coroutine *co);
 
 /*
+ * ucoro_get_user_data(coroutine_self()) in one call, for the runtime's
+ * "which of my coroutines is running?": the running coroutine is always
+ * valid, so nothing is checked. Cannot fail; NULL until set.
+ */
+void *ucoro_self_user_data(void);
+
+/*
  * Sets the owner's pointer for co (see ucoro_get_user_data), in O(1).
  * Returns 0, or -1 with errno EINVAL and a diagnostic message
  * ("ucoro_set_user_data: assertion 'co is initialised' failed") for NULL
@@ -248,21 +256,24 @@ int ucoro_set_user_data(struct coroutine *co, void *data);
 
 /*
  * coroutine_swap for a trusted caller: switches from `from` (which must be
- * the running coroutine) to `to`, passing arg, and touches no caller. When
- * something switches back to from, stores the value it passed in *result
- * (unless result is NULL) and returns 0; if to's entry returns, the value
- * is its result, as with coroutine_swap.
+ * the running coroutine) to `to`, passing arg, and touches no caller.
+ * Returns the value passed by whoever switches back to from (if to's entry
+ * returns, its result, as with coroutine_swap), and *status is 0: a NULL
+ * value is a value like any other. (0 is stored before switching, so the
+ * switch can be the function's last act: a resumed ucoro_switch returns
+ * straight into its caller.)
  * Checked on every call, at the cost of a few compares: from is the
  * running coroutine; to is not NULL, not from, and an initialised coroutine
- * or this thread's main one. Otherwise returns -1 with errno EINVAL and a
- * diagnostic message, without switching.
+ * or this thread's main one. Otherwise returns NULL with *status -1, errno
+ * EINVAL and a diagnostic message, without switching. status may be NULL
+ * for a caller that relies on the message alone.
  * Not checked, the caller's duty (its own state must guarantee it, as a
  * runtime that tracks its coroutines' states does): to has not exited, is
  * not running (on any thread), and is not waiting in coroutine_yieldto on
  * another thread's chain. Breaking that is undefined behaviour (two
  * threads would run on one stack); coroutine_swap checks it instead.
  */
-int ucoro_switch(struct coroutine *from, struct coroutine *to, void *arg, void **result);
+void *ucoro_switch(struct coroutine *from, struct coroutine *to, void *arg, int *status);
 
 /* Guards made with madvise(MADV_GUARD_INSTALL) (Linux >= 6.13): not a
  * memory mapping of their own; the stacks of a slab share one mapping. */
