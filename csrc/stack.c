@@ -47,7 +47,7 @@
  * of its newest slab not carved yet (< SLAB_MAX_BYTES); up to
  * EMPTY_SLABS_KEPT empty slabs; the stacks in thread pools; freed stacks
  * in slabs that still have a stack in use; and the slab records (groups
- * of 16, 32, ... up to 1024 slabs, 12 KiB each, never unmapped). When a
+ * of 16, 32, ... up to 1024 slabs, 16 KiB each, never unmapped). When a
  * mapping is refused, the calling thread's pool, the empty slabs and the
  * tails are given back.
  *
@@ -502,6 +502,19 @@ static struct slab *map_slab(uint32_t class_index, size_t size, uint32_t count)
     return s;
 }
 
+/* The stacks of slab s from index first up are about to be unmapped (all
+ * free): the tools forget them, so that nothing they knew of the stacks
+ * sticks to whatever is mapped there next. */
+static void tools_forget(struct slab *s, uint32_t first)
+{
+    uint32_t i;
+
+    if (!__atomic_load_n(&tools_watch_stacks, __ATOMIC_RELAXED))
+        return;
+    for (i = first; i < s->carved; i++)
+        ucoro__tool_stack_unmapped(&s->records[i]);
+}
+
 /* Unmaps a slab with no stack in use; its slot can take another slab. */
 static void unmap_slab(struct slab *s)
 {
@@ -509,6 +522,7 @@ static void unmap_slab(struct slab *s)
     char *base = s->base;
     size_t bytes = s->bytes;
 
+    tools_forget(s, 0);
     room_remove(s);
     if (s->counted_empty)
         empty_slabs--;
@@ -547,6 +561,7 @@ static void trim_slab(struct slab *s)
         else
             link = &s->records[*link].next_free;
     }
+    tools_forget(s, keep);
     slab_publish(s, s->base, keep * s->stride);
     munmap(s->base + keep * s->stride, (s->count - keep) * s->stride);
     s->count = keep;
@@ -573,6 +588,8 @@ static struct ucoro_stack_record *slab_take(struct slab *s)
         r->base = stride_base + GUARD_SIZE;
         r->size = s->size;
         r->slab = s->index;
+        r->tool_poisoned = 0;
+        r->tool_fake = NULL;
     }
     r->next_free = IN_USE;
     if (s->in_use++ == 0 && s->counted_empty) {
