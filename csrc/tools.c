@@ -81,6 +81,26 @@ void ucoro__tool_stack_taken(struct ucoro_stack_record *stack)
 }
 
 #ifdef UCORO_ASAN
+static __thread UCORO_TLS int thread_switching;
+
+__attribute__((noinline)) void ucoro__tool_set_switching(int switching)
+{
+    int *flag = &thread_switching;
+
+    /* The empty asm hides where flag comes from: even inlined (link-time
+     * optimisation), its address is not one computed before a switch. */
+    __asm__ volatile("" : "+r"(flag));
+    *flag = switching;
+}
+
+__attribute__((noinline)) static int switching_now(void)
+{
+    int *flag = &thread_switching;
+
+    __asm__ volatile("" : "+r"(flag));
+    return *flag;
+}
+
 /*
  * Frees the fake stack (detect_stack_use_after_return) of a coroutine that
  * was released while suspended: AddressSanitizer frees a fiber's fake stack
@@ -96,11 +116,14 @@ drop_fake_stack(struct ucoro_stack_record *stack)
     const void *bottom = NULL;
     size_t size = 0;
 
+    /* Inside an exit hook (a release callback that releases another
+     * coroutine) no switch may begin: the fake stack is left to leak. */
+    if (switching_now())
+        return;
     __sanitizer_start_switch_fiber(&mine, stack->base, stack->size);
     __sanitizer_finish_switch_fiber(stack->tool_fake, &bottom, &size);
     __sanitizer_start_switch_fiber(NULL, bottom, size);
     __sanitizer_finish_switch_fiber(mine, NULL, NULL);
-    stack->tool_fake = NULL;
 }
 #endif
 
@@ -120,8 +143,10 @@ void ucoro__tool_stack_given_back(struct ucoro_stack_record *stack)
          * write (and keep resident) 2 MiB of shadow per free stack. */
         size_t touched = ucoro__stack_touched(stack->base, stack->size);
 
-        if (stack->tool_fake)
+        if (stack->tool_fake) {
             drop_fake_stack(stack);
+            stack->tool_fake = NULL;
+        }
         __asan_poison_memory_region(stack->base + stack->size - touched, touched);
         stack->tool_poisoned = touched;
     }

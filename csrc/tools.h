@@ -78,6 +78,15 @@ static inline void ucoro__tool_bounds(const struct continuation *to, const void 
 
 /* About to leave the running context for to; *fake receives ASan's fake
  * stack of the context being left (NULL: it is being left for good). */
+#ifdef UCORO_ASAN
+/* Marks the calling thread as between the two halves of an announced
+ * switch (1), or not (0). Between them only an exit hook runs (cc_switch.h),
+ * which may free stacks: AddressSanitizer refuses to begin another switch
+ * there (tools.c). Out of line, so that no thread-local address is kept
+ * across the switch. */
+UCORO_HIDDEN void ucoro__tool_set_switching(int switching);
+#endif
+
 static inline void ucoro__tool_leave(const struct continuation *to, void **fake)
 {
 #ifdef UCORO_ASAN
@@ -85,6 +94,7 @@ static inline void ucoro__tool_leave(const struct continuation *to, void **fake)
     size_t size;
 
     ucoro__tool_bounds(to, &bottom, &size);
+    ucoro__tool_set_switching(1);
     __sanitizer_start_switch_fiber(fake, bottom, size);
 #else
     (void)fake;
@@ -101,6 +111,7 @@ static inline void ucoro__tool_arrive(void *fake)
 {
 #ifdef UCORO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+    ucoro__tool_set_switching(0);
 #else
     (void)fake;
 #endif

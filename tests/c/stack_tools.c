@@ -21,7 +21,9 @@
  *                           releases coroutines while they are suspended,
  *                           many times: the address space stays flat (with
  *                           AddressSanitizer's detect_stack_use_after_return,
- *                           each has a fake stack that must be freed too)
+ *                           each has a fake stack that must be freed too),
+ *                           also by a release callback that runs as
+ *                           another coroutine exits
  *
  * Without a tool the reads succeed (the memory stays mapped) and the
  * program prints what it read.
@@ -218,8 +220,20 @@ static size_t vm_size(void)
     return kib << 10;
 }
 
+static struct coroutine *released_by_callback;
+
+/* A release callback that releases another, suspended coroutine: it runs
+ * while the library finishes the switch out of the one that exited. */
+static int release_another(struct coroutine *co)
+{
+    (void)co;
+    CHECK(coroutine_release(released_by_callback) == 0);
+    return 0;
+}
+
 static int release_suspended(void)
 {
+    struct coroutine other, exiting;
     size_t before = 0, after, i;
 
     for (i = 0; i < 1000; i++) {
@@ -237,6 +251,19 @@ static int release_suspended(void)
     printf("VmSize %+.1f MiB over 900 coroutines released while suspended\n",
            ((double)after - (double)before) / (1 << 20));
     CHECK(before && after < before + ((size_t)64 << 20));
+
+    memset(&other, 0, sizeof(other));
+    other.entry = suspend_in_a_frame;
+    CHECK(coroutine_init(&other) == 0);
+    CHECK(coroutine_yieldto(&other, &other) == &other);
+    memset(&exiting, 0, sizeof(exiting));
+    exiting.entry = suspend_in_a_frame;
+    exiting.release = release_another;
+    released_by_callback = &other;
+    CHECK(coroutine_init(&exiting) == 0);
+    CHECK(coroutine_yieldto(&exiting, &exiting) == &exiting);
+    CHECK(coroutine_yieldto(&exiting, NULL) == (void *)1);
+    CHECK(other.magic != exiting.magic); /* released: no longer a coroutine */
     return check_report();
 }
 
