@@ -43,7 +43,9 @@ static struct sigaction previous_segv, previous_bus;
 /* The alternate signal stack this library made for the thread, if any;
  * (void *)-1 once the thread's exit destructor gave it back: coroutines run
  * by destructors that come later get none (one made then might never be
- * given back), so an overflow there dies of a plain SIGSEGV. */
+ * given back), so an overflow there dies of a plain SIGSEGV. (A thread
+ * whose first coroutine runs in the last destructor round keeps its 64 KiB:
+ * the destructor registered then is never called.) */
 #define ALT_STACK_GONE ((void *)-1)
 static __thread UCORO_TLS void *thread_alt_stack;
 static pthread_key_t alt_key;

@@ -211,7 +211,10 @@ static unsigned empty_slabs;
  * and musl). The program's own destructors (and C++ or Rust thread_local
  * destructors, which glibc runs before any key's) may free or run
  * coroutines before or after ours: once ours has run, the thread's pool is
- * closed, and stacks freed later go straight back to the slabs.
+ * closed, and stacks freed later go straight back to the slabs. The one
+ * case left: a thread whose first stack or free comes in the last round
+ * registers a destructor that is never called, and its pool (at most
+ * POOL_SIZE stacks) is not given back.
  */
 enum pool_state {
     POOL_UNREGISTERED, /* the exit destructor does not know this pool yet */
