@@ -20,6 +20,11 @@
  * the program is linked with it statically (constructor priority 101); the
  * late one is made in main, after the library's in every build.
  *
+ * The last test also checks that a signal stack the thread set for itself
+ * (after the library gave it one) is still in place in a destructor that
+ * runs after the library's. Under a sanitizer two tests are skipped (see
+ * UNDER_SANITIZER).
+ *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
 #define _GNU_SOURCE
