@@ -815,9 +815,15 @@ void ucoro__stack_free(struct ucoro_stack_record *r)
     ucoro__stack_set_owner(r, NULL);
     if (__builtin_expect(__atomic_load_n(&tools_watch_stacks, __ATOMIC_RELAXED), 0))
         ucoro__tool_stack_given_back(r);
-    if (p->state == POOL_UNREGISTERED)
-        pool_register(p);
-    if (p->state == POOL_OPEN && p->count < POOL_SIZE && p->bytes + r->size <= POOL_BYTES) {
+    if (__builtin_expect(p->state != POOL_OPEN, 0)) {
+        if (p->state == POOL_UNREGISTERED)
+            pool_register(p);
+        if (p->state != POOL_OPEN) {
+            global_free(r);
+            return;
+        }
+    }
+    if (p->count < POOL_SIZE && p->bytes + r->size <= POOL_BYTES) {
         /* The first pooled stack keeps its pages: create/run/release in a
          * loop reuses it with no system call. */
         if (p->count > 0 && r->size > WATERMARK)
