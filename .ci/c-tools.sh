@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 srcs=$(ucoro_sources)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-programs=${UCORO_C_TOOL_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c tests/c/arch_switch.c tests/c/fork_safety.c"}
+programs=${UCORO_C_TOOL_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c tests/c/arch_switch.c tests/c/fork_safety.c tests/c/thread_exit.c"}
 
 run() { # name, command...
     local name=$1; shift
