@@ -203,9 +203,13 @@ pub mod __bench_modes;
 mod coroutine;
 mod error;
 mod generator;
+mod overflow;
+mod scope;
 pub mod sys;
 mod unwind;
 
 pub use coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
 pub use error::Error;
 pub use generator::Generator;
+pub use overflow::set_overflow_reporting;
+pub use scope::{scope, Scope, ScopedCoroutine, ScopedGenerator};
