@@ -847,6 +847,17 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         std::mem::ManuallyDrop::new(self).release()
     }
 
+    /// Whether dropping it now would leak a stack that could be unwound
+    /// later: it suspended while its resumer was panicking, and this thread
+    /// is still panicking (see `release`).
+    pub(crate) fn unwinding_must_wait(&self) -> bool {
+        self.started
+            && !self.finished
+            && !self.leaked
+            && self.shared().header.maybe_mid_unwind.get()
+            && thread::panicking()
+    }
+
     /// The body of `Drop`, run exactly once (by `drop` or by `close`).
     fn release(&mut self) -> Closed {
         if self.leaked {
@@ -860,10 +871,16 @@ impl<I, Y, R> Coroutine<I, Y, R> {
                 return Closed::Leaked;
             }
             if header.maybe_mid_unwind.get() {
-                // A panic may be unwinding its stack (a destructor of it
-                // suspended): starting another would abort the process.
                 unwind::count_maybe_mid_unwind(false);
-                return Closed::Leaked;
+                header.maybe_mid_unwind.set(false);
+                if thread::panicking() {
+                    // A panic may be unwinding its stack (a destructor of
+                    // it suspended): starting another would abort.
+                    return Closed::Leaked;
+                }
+                // This thread is not panicking, so no panic is in flight on
+                // any of its stacks (each would count): none is unwinding
+                // this one, and it can be unwound.
             }
             header.unwind_id.set(unwind::next_unwind_id());
             self.enter(Message::Unwind);

@@ -459,7 +459,11 @@ impl<'scope> Registry<'scope> {
         let mut next = 0;
         // Not an iterator over the list: ending a coroutine runs its
         // destructors, which may make more (pushed at the end).
-        while let Some(slot) = self.slots.borrow().get(next).copied() {
+        loop {
+            // (The list's borrow must end before any user code runs.)
+            let Some(slot) = self.slots.borrow().get(next).copied() else {
+                break;
+            };
             next += 1;
             // SAFETY: slots are freed only below, once this loop is over.
             let slot = unsafe { slot.as_ref() };
@@ -642,6 +646,12 @@ impl<I, Y, R> ScopedCoroutine<'_, I, Y, R> {
 
 impl<I, Y, R> Drop for ScopedCoroutine<'_, I, Y, R> {
     fn drop(&mut self) {
+        if self.coroutine().is_some_and(Coroutine::unwinding_must_wait) {
+            // Suspended during a panic that is still in flight: it cannot be
+            // unwound before that panic is over. The scope ends it later;
+            // its slot stays recorded until then.
+            return;
+        }
         // SAFETY: as in `coroutine_mut`; the reference ends here.
         let coroutine = unsafe { (*self.slot.as_ref().coroutine.get()).take() };
         if !self.registry.closing.get() {
