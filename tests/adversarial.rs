@@ -36,7 +36,7 @@ use ucoro::{sys, Builder, Coroutine, CoroutineResult, Error, Generator, Yielder}
 mod common;
 use common::{
     current, in_child_expecting, in_own_process, num, proc_status_bytes, val, with_errno,
-    DropCounter, Owned, SendPtr, SWAP_OTHER_MAIN, YIELDTO_CALLER,
+    DropCounter, Owned, SendPtr, SWAP_OTHER_MAIN, YIELDTO_CALLER, YIELD_FROM,
 };
 
 /// A test whose scenario runs in a child process of its own and must pass
@@ -504,6 +504,28 @@ in_own_process_test!(
         }));
         assert!(r.is_err());
         assert_eq!(sum.get(), 10);
+        assert_panic_state_clean();
+    }
+);
+
+in_child_test!(
+    on_stack_inside_a_coroutine_cannot_suspend_it,
+    [YIELD_FROM],
+    {
+        // The coroutine's yielder, reached from inside on_stack's closure, is
+        // refused: the running coroutine is on_stack's, not its own. The panic
+        // says so and unwinds the fresh stack.
+        let mut co = Coroutine::new(|y: &Yielder<(), u8>, ()| {
+            let r = panic::catch_unwind(AssertUnwindSafe(|| ucoro::on_stack(0, || y.suspend(1))));
+            panic_text(&*r.expect_err("refused"))
+        });
+        let CoroutineResult::Return(text) = co.resume(()).unwrap() else {
+            panic!("the coroutine must return");
+        };
+        assert!(
+            text.contains("outside the coroutine it belongs to"),
+            "{text}"
+        );
         assert_panic_state_clean();
     }
 );
