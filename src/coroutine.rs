@@ -275,6 +275,12 @@ impl<I, Y> Yielder<I, Y> {
         unsafe { &*(header as *const Header<I, Y>).cast::<Self>() }
     }
 
+    /// Whether its coroutine is the one running (not one it resumed).
+    pub(crate) fn is_running(&self) -> bool {
+        // SAFETY: coroutine_self only reads this thread's state.
+        unsafe { sys::coroutine_self() == self.header.co }
+    }
+
     /// Suspends the coroutine, handing `value` to whoever called
     /// [`Coroutine::resume`]; returns the input of the next `resume`.
     ///

@@ -202,6 +202,7 @@
 pub mod __bench_modes;
 mod coroutine;
 mod error;
+mod fiber;
 mod generator;
 mod on_stack;
 mod overflow;
@@ -211,6 +212,7 @@ mod unwind;
 
 pub use coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
 pub use error::Error;
+pub use fiber::{Awaiter, Fiber};
 pub use generator::Generator;
 pub use on_stack::on_stack;
 pub use overflow::set_overflow_reporting;
