@@ -405,8 +405,9 @@ fn end<I, Y, R>(coroutine: Coroutine<I, Y, R>) {
     if coroutine.close() == Closed::Leaked {
         eprintln!(
             "ucoro: a scoped coroutine was dropped while suspended and could not be unwound \
-             (built with panic = \"abort\", or it suspended again while being unwound); its \
-             frames may still borrow data that outlives it only until the scope ends: aborting"
+             (built with panic = \"abort\", it suspended again while being unwound, or it \
+             suspended during a panic that is still in flight); its frames may still borrow \
+             data that outlives it only until the scope ends: aborting"
         );
         std::process::abort();
     }
