@@ -293,7 +293,7 @@ aborts_test!(
 );
 
 aborts_test!(catching_the_scope_unwind_and_suspending_again_aborts, {
-    let data = vec![1, 2, 3];
+    let data = String::from("abc");
     ucoro::scope(|s| {
         let mut co = s.coroutine(|y: &Yielder<(), usize>, ()| loop {
             let _ = panic::catch_unwind(AssertUnwindSafe(|| y.suspend(data.len())));

@@ -71,7 +71,7 @@ fn scoped_coroutines_run_to_their_end_work() {
     if !aborting() {
         return;
     }
-    let v = vec![1, 2, 3];
+    let v = [1, 2, 3];
     let mut pushed = Vec::new();
     let sum: i32 = ucoro::scope(|s| {
         let mut sink = s.coroutine(|y, mut x: i32| {
@@ -116,7 +116,7 @@ fn suspended_scoped_coroutine_dropped_aborts() {
         return;
     }
     scope_aborts_in_child("suspended_scoped_coroutine_dropped_aborts", || {
-        let v = vec![1, 2, 3];
+        let v = [1, 2, 3];
         ucoro::scope(|s| {
             let mut g = s.generator(|y| v.iter().for_each(|x| y.suspend(*x)));
             assert_eq!(g.next(), Some(1));
@@ -134,7 +134,7 @@ fn forgotten_suspended_scoped_coroutine_aborts_at_the_end_of_the_scope() {
     scope_aborts_in_child(
         "forgotten_suspended_scoped_coroutine_aborts_at_the_end_of_the_scope",
         || {
-            let v = vec![1, 2, 3];
+            let v = [1, 2, 3];
             ucoro::scope(|s| {
                 let mut g = s.generator(|y| v.iter().for_each(|x| y.suspend(*x)));
                 assert_eq!(g.next(), Some(1));

@@ -217,7 +217,7 @@ fn coroutines_still_there_are_ended_when_the_closure_returns() {
 #[test]
 fn scope_returns_the_closures_value_and_works_without_coroutines() {
     assert_eq!(ucoro::scope(|_| 42), 42);
-    let v = vec![1, 2];
+    let v = [1, 2];
     let r: &[i32] = ucoro::scope(|_| &v[..]);
     assert_eq!(r, [1, 2]);
 }
@@ -247,7 +247,7 @@ fn panic_in_the_scope_closure_unwinds_its_coroutines_then_propagates() {
 
 #[test]
 fn scopes_nest_and_run_inside_coroutines() {
-    let outer_data = vec![1, 2, 3];
+    let outer_data = [1, 2, 3];
     let sums = ucoro::scope(|outer| {
         let mut g = outer.generator(|y| {
             // A scope inside a scoped coroutine, whose coroutines borrow
@@ -395,7 +395,7 @@ fn scoped_coroutine_reports_sizes_and_errors_like_a_coroutine() {
 
 #[test]
 fn scoped_generator_is_fused_and_keeps_its_return_value() {
-    let v = vec!['x', 'y'];
+    let v = ['x', 'y'];
     ucoro::scope(|s| {
         let mut g = s.generator(|y| {
             v.iter().for_each(|c| y.suspend(*c));
