@@ -222,8 +222,9 @@ where
 ///
 /// It only exists behind a reference handed to the closure, cannot leave
 /// the closure (the reference's lifetime is the closure call) and is neither
-/// `Send` nor `Sync`. Nor can it reach another coroutine, whose closure and
-/// inputs are `'static`:
+/// `Send` nor `Sync`. Nor can it reach another plain coroutine, whose
+/// closure and inputs are `'static` (a scoped coroutine's can borrow it:
+/// suspending through it from there panics, see below):
 ///
 /// ```compile_fail
 /// use ucoro::{Coroutine, Yielder};
@@ -298,7 +299,9 @@ impl<I, Y> Yielder<I, Y> {
     ///
     /// # Panics
     /// If called from another coroutine than the one this `Yielder` belongs
-    /// to (not possible in safe code). When the `Coroutine` is dropped while
+    /// to: a scoped coroutine ([`scope`](crate::scope())) or
+    /// [`on_stack`](crate::on_stack)'s closure nested inside it may borrow
+    /// it; nothing switches then. When the `Coroutine` is dropped while
     /// suspended, this call unwinds the stack (with a private payload) so
     /// that destructors run.
     ///
@@ -513,7 +516,12 @@ impl<I, Y> Yielder<I, Y> {
 /// destructor suspends while it runs and the input type is not `()` — the
 /// coroutine is leaked there, once: its frames never run again and its
 /// stack is never freed. The thread's panic state
-/// (`std::thread::panicking()`) is left as it was before the drop. If the
+/// (`std::thread::panicking()`) is left as it was before the drop. One that
+/// suspended while its resumer was panicking (resumed from a destructor
+/// during a panic) might be in the middle of an unwind of its own, where
+/// another would abort: dropped while the thread is still panicking, it is
+/// leaked too; dropped once the thread no longer panics, it provably is not
+/// (its own panic would still count) and is unwound. If the
 /// closure panics while it is unwound, that panic resumes in the dropper
 /// (unless the dropper is itself unwinding: then it is dropped). A
 /// destructor whose panic escapes while the stack unwinds aborts the

@@ -198,7 +198,16 @@ impl<R> fmt::Debug for Fiber<R> {
 /// What a [`Fiber`]'s closure awaits futures with.
 ///
 /// It exists only inside the closure (the fiber hands it over by
-/// reference), and it is neither `Send` nor `Sync`.
+/// reference), and it is neither `Send` nor `Sync`: another thread cannot
+/// suspend the fiber.
+///
+/// ```compile_fail
+/// let fiber = ucoro::Fiber::new(|a: &ucoro::Awaiter| {
+///     std::thread::scope(|t| {
+///         t.spawn(|| a.block_on(async { 1 }));
+///     });
+/// });
+/// ```
 ///
 /// ```
 /// let fiber = ucoro::Fiber::new(|a: &ucoro::Awaiter| {

@@ -146,6 +146,17 @@ use crate::{Builder, Coroutine, CoroutineResult, Error, Yielder};
 /// });
 /// ```
 ///
+/// nor can a scoped thread use the scope to make coroutines there (`Scope`
+/// is not `Sync`):
+///
+/// ```compile_fail
+/// ucoro::scope(|s| {
+///     std::thread::scope(|t| {
+///         t.spawn(|| s.generator(|y| y.suspend(1)).next());
+///     });
+/// });
+/// ```
+///
 /// A coroutine cannot borrow a local of the scope's closure, which dies
 /// before the scope ends its coroutines:
 ///
