@@ -83,11 +83,17 @@ use crate::{Builder, Coroutine, CoroutineResult, Error, Yielder};
 ///    returns or resumes the panic. A coroutine that was not started has
 ///    no frames; one that finished has none left; a suspended one is
 ///    unwound to its end.
-/// 3. **Where it cannot be unwound, the process aborts.** Three cases:
-///    built with `panic = "abort"`, there is no unwinding; a coroutine that
-///    catches the unwind that ends it and suspends again, or that
-///    suspended in a destructor while a panic unwound it (input type other
-///    than `()`, see [`Yielder::suspend`]), stops for good. A plain
+/// 3. **Where it cannot be unwound, the process aborts.** Built with
+///    `panic = "abort"`, there is no unwinding. A coroutine that catches
+///    the unwind that ends it and suspends again, or that suspended in a
+///    destructor while a panic unwound it (input type other than `()`, see
+///    [`Yielder::suspend`]), stops for good. One that suspended while its
+///    resumer was panicking (it ran in a destructor during a panic) may be
+///    in the middle of an unwind of its own, where a second one would
+///    abort; once the thread no longer panics it provably is not, so a
+///    handle dropped while that panic lasts leaves it to the end of the
+///    scope, which unwinds it then, unless the whole scope runs inside
+///    that panic. A plain
 ///    [`Coroutine`] leaks its stack then, which is sound only because
 ///    everything such a stack reaches is `'static`. A scoped one may still
 ///    reach borrowed data, and not only from its own frames, which would
@@ -113,6 +119,16 @@ use crate::{Builder, Coroutine, CoroutineResult, Error, Yielder};
 /// 6. **Nothing crosses threads.** Handles and [`Scope`] are neither
 ///    `Send` nor `Sync`: the scope ends coroutines on the thread that made
 ///    them, and no other thread can make, resume or drop one.
+///
+/// 7. **A scope that never returns keeps what it lends.** If `scope`
+///    runs inside a coroutine that is suspended inside `f` and then leaked
+///    (a plain [`Coroutine`] or [`Fiber`](crate::Fiber), whose stacks may
+///    be leaked), `scope` never returns and its coroutines are never
+///    ended; but everything they borrow is then owned by that coroutine's
+///    leaked frames, which are never freed, or is `'static`. Inside a
+///    scoped coroutine, that coroutine is itself ended by its own scope:
+///    the unwind goes through this `scope`, which ends its coroutines on
+///    the way.
 ///
 /// Points 1 and 2 are why a scope owns its coroutines instead of each
 /// handle owning its own: `scope` cannot rely on destructors of handles
