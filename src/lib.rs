@@ -261,8 +261,9 @@
 //!   for thread stacks). A program that installs its own handler afterwards
 //!   owns fault reporting from then on. To keep ucoro's out, set the
 //!   environment variable `UCORO_OVERFLOW_REPORTING=0` before the first
-//!   coroutine, or call [`sys::ucoro_set_overflow_reporting`] with 0 (which
-//!   also puts the previous handler back);
+//!   coroutine, or call [`set_overflow_reporting`]`(false)` (the safe
+//!   form of [`sys::ucoro_set_overflow_reporting`], which also puts the
+//!   previous handler back);
 //! - **gives each thread that creates a coroutine an alternate signal
 //!   stack** (`sigaltstack`, 64 KiB), unless the thread
 //!   already has one; it is freed when the thread exits;
