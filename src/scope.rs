@@ -29,9 +29,11 @@ use crate::{Builder, Coroutine, CoroutineResult, Error, Yielder};
 /// there — their handle was forgotten, or is held by something leaked —
 /// are ended: one not started is dropped with its closure, a suspended one
 /// is unwound so that its destructors run, as dropping its handle would
-/// do. Only then does `scope` return, or resume `f`'s panic. A panic raised
-/// while a coroutine is unwound there (a destructor that panics) is
-/// resumed by `scope` after every other coroutine has been ended too.
+/// do. Only then does `scope` return, or resume `f`'s panic. A panic that
+/// a coroutine raises while it is unwound there (it caught the unwind and
+/// panicked; a destructor's panic that escapes during an unwind aborts, as
+/// anywhere in Rust) is resumed by `scope` once every other coroutine has
+/// been ended too.
 ///
 /// ```
 /// let words = vec!["one", "two", "three"];
