@@ -36,7 +36,8 @@ skip_under_qemu="hundred_thousand_suspended_coroutines_with_guards"
 # tests/stack_limits.rs is left out too: its address-space and data limits
 # would bind the emulator itself, whose reservations are not the guest's.
 tests="--lib --test safe_api --test threads --test c_semantics --test bad_input
-       --test stack_safety --test model --test adversarial --test backtraces"
+       --test stack_safety --test model --test adversarial --test backtraces
+       --test scope --test fiber"
 
 while read -r name target triple qemu; do
     [ -n "$name" ] || continue
