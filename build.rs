@@ -207,17 +207,16 @@ fn library_identifiers(csrc: &Path) -> std::collections::BTreeSet<String> {
         for entry in fs::read_dir(&dir).expect("read csrc") {
             let path = entry.expect("read csrc entry").path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            // csrc/build: the Makefile's output; csrc/tests: the C test
+            // programs; csrc/glib and include/ucoro/ucoro_glib.h: the GLib
+            // module, not part of the crate, whose header defines API names
+            // as macros (which would keep them from being renamed).
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if path.is_dir() {
-                // csrc/build: the Makefile's output; csrc/glib: the GLib
-                // module, not part of the crate, whose header defines API
-                // names as macros (which would keep them from being renamed).
-                if path
-                    .file_name()
-                    .is_some_and(|n| n != "build" && n != "glib")
-                {
+                if !matches!(name, "build" | "glib" | "tests") {
                     dirs.push(path);
                 }
-            } else if matches!(ext, "c" | "h" | "S" | "s") {
+            } else if matches!(ext, "c" | "h" | "S" | "s") && name != "ucoro_glib.h" {
                 files.push(path);
             }
         }

@@ -33,6 +33,10 @@ programs=${UCORO_CROSS_PROGRAMS:-"csrc/tests/spec_api.c csrc/tests/tls_migration
 # multi-threaded process is left out under qemu-user, whose own fork of its
 # threads is what hung there before (see tests/common).
 native_programs=${UCORO_CROSS_NATIVE_PROGRAMS:-"csrc/tests/fork_safety.c"}
+# The frozen ABI (sizes and offsets of both structs, csrc/abi/layout.h) as
+# each target's compiler lays out the headers: once per target, since the
+# switch mode changes no layout.
+layout_programs=${UCORO_CROSS_LAYOUT_PROGRAMS:-"csrc/tests/abi_layout.c"}
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -71,7 +75,8 @@ while read -r name compiler runner modes; do
         continue
     fi
     for mode in ${modes//,/ }; do
-        for prog in $programs $([ "$runner" = - ] && echo "$native_programs"); do
+        for prog in $programs $([ "$runner" = - ] && echo "$native_programs") \
+                    $([ "$mode" = default ] && echo "$layout_programs"); do
             jobs+=("$name $compiler $runner $mode $prog")
         done
     done

@@ -178,7 +178,7 @@ def struct_offsets(ptr, fields):
 
 
 def coroutine_offsets(ptr):
-    """struct coroutine (csrc/coroutine.h) and its struct continuation."""
+    """struct coroutine (coroutine.h) and its struct continuation."""
     co = struct_offsets(
         ptr,
         [

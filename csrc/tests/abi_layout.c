@@ -44,8 +44,10 @@ static void both_structs_have_their_frozen_layout(void)
 
 int main(void)
 {
-    printf("pointers of %lu bits: the %s column\n", (unsigned long)sizeof(void *) * 8,
-           LP64 ? "LP64" : "ILP32");
+    /* A call into the library, so that the program links to it as a caller
+     * does (and the link is checked too). */
+    printf("pointers of %lu bits: the %s column; switch: %s\n",
+           (unsigned long)sizeof(void *) * 8, LP64 ? "LP64" : "ILP32", ucoro_switch_mode());
     RUN(both_structs_have_their_frozen_layout);
     return check_report();
 }
