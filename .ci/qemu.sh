@@ -85,6 +85,17 @@ if ! grep -q 'in test_yield ()' <<<"${gdb_out%%==suspended==*}" ||
 fi
 echo "ok: qemu bt, qemu coroutine"
 
+echo "== the pool cap applies only where stacks cost mappings"
+caps=$(cd "$work/build-ucoro" && timeout 120 gdb -q -batch -nx -ex 'break main' -ex run \
+    -ex 'printf "mode %d cap %u\n", (int)ucoro_guard_mode(), global_pool_hard_max_size' -ex kill \
+    --args tests/unit/test-coroutine -p /basic/yield 2>&1 | grep '^mode ')
+max_map_count=$(cat /proc/sys/vm/max_map_count)
+case $caps in
+    "mode 1 cap 4294967295") echo "ok: MADV_GUARD_INSTALL guards, no cap" ;;
+    "mode 2 cap $(( (max_map_count - 5000) / 2 ))") echo "ok: mprotect guards, the cap of 2 mappings a stack" ;;
+    *) echo "FAILED: guard mode and pool cap: $caps (vm.max_map_count $max_map_count)"; exit 1 ;;
+esac
+
 echo "== QEMU with libucoro as a Meson subproject, under AddressSanitizer"
 # The files of the release tarball (git's csrc/), timestamps kept so that
 # an unchanged library is not rebuilt.
