@@ -23,7 +23,7 @@ qemu_apt() { # apt-get arguments...: apt with the private trixie deb-src list
     apt-get -q -o Dir::Etc::SourceList="$QEMU_CACHE/apt/trixie-src.sources" \
         -o Dir::Etc::SourceParts=/nonexistent \
         -o Dir::State::Lists="$QEMU_CACHE/apt/lists" \
-        -o Dir::Cache="$QEMU_CACHE/apt/cache" "$@"
+        -o Dir::Cache="$QEMU_CACHE/apt/cache" -o APT::Sandbox::User=root "$@"
 }
 
 # Prints the path of the .dsc of Debian trixie's qemu 10.0.x, downloading
