@@ -1,0 +1,119 @@
+# Unwind information right at every instruction (issue 17): single-steps
+# tests/gdb/stepping.c from step_begin to step_end, through every switch,
+# start stub and exit path of a round trip, and walks the stack at every
+# instruction with gdb's own unwinder (no ucoro-gdb.py: only the CFI is
+# tested). Each walk must name every frame, never see pc 0, and end at
+# main or, for a suspended coroutine's chain, at ucoro__no_resumer marked
+# outermost (arch/interface.h). Frames of the assembly must be named
+# where gdb stopped: a garbage return address shows as a wrong function.
+#
+#   gdb -batch -nx -x stepping.py PROGRAM
+#   UCORO_GDB_REMOTE=HOST:PORT gdb-multiarch -batch -nx -x stepping.py PROGRAM
+#
+# UCORO_STEPPING_VERBOSE=1 prints every walk.
+#
+# Prints the failed walks (at most 20 in full) and, last,
+# "stepping.py: N instructions checked (A in the assembly), M failed";
+# gdb exits with 1 if any failed or nothing was stepped.
+# .ci/debugging.sh runs it.
+#
+# SPDX-License-Identifier: MIT OR Apache-2.0
+
+import os
+
+import gdb
+
+ASSEMBLY = ("ucoro__switch", "ucoro__switch_back", "ucoro__switch_exit", "ucoro__start_stub",
+            "ucoro__enter_stack")
+END = "ucoro__no_resumer"
+LIMIT = 200000  # instructions: a runaway step loop fails instead of hanging
+
+checked = 0
+in_assembly = 0
+failures = []
+
+
+def walk():
+    """The frames from the innermost out, or a reason the walk is wrong."""
+    frames = []
+    frame = gdb.newest_frame()
+    while frame is not None:
+        name = frame.name()
+        # gdb shows the switch's local symbols (ucoro__switch, ...) as
+        # "ucoro.switch": the same names.
+        if name and name.startswith("ucoro."):
+            name = "ucoro__" + name[len("ucoro."):]
+        frames.append((name or "??", frame.pc()))
+        if name is None:
+            return frames, "a frame gdb cannot name"
+        if frame.pc() == 0:
+            return frames, "a frame with pc 0"
+        if len(frames) > 64:
+            return frames, "more than 64 frames"
+        try:
+            older = frame.older()
+        except gdb.error as e:
+            return frames, "unwinding failed: %s" % e
+        if older is None:
+            reason = frame.unwind_stop_reason()
+            if name == "main":
+                return frames, None
+            if name == END and reason == gdb.FRAME_UNWIND_OUTERMOST:
+                return frames, None
+            return frames, "the walk stops at %s: %s" % (name, gdb.frame_stop_reason_string(reason))
+        frame = older
+    return frames, "no frame"
+
+
+def main():
+    global checked, in_assembly
+    remote = os.environ.get("UCORO_GDB_REMOTE")
+    verbose = bool(os.environ.get("UCORO_STEPPING_VERBOSE"))
+    gdb.execute("set pagination off")
+    gdb.execute("set confirm off")
+    if remote:
+        gdb.execute("target remote " + remote)
+    gdb.execute("break step_begin")
+    gdb.execute("continue" if remote else "run", to_string=True)
+    gdb.execute("delete")
+    while True:
+        frames, problem = walk()
+        checked += 1
+        here = frames[0][0]
+        if here in ASSEMBLY:
+            in_assembly += 1
+        if verbose:
+            print("stepping.py: at %#x: %s" % (frames[0][1], " <- ".join(n for n, _ in frames)))
+        if problem:
+            failures.append((here, frames, problem))
+            if len(failures) <= 20:
+                pc = frames[0][1]
+                print("stepping.py: FAILED at %#x in %s: %s" % (pc, here, problem))
+                print("  " + gdb.execute("x/i $pc", to_string=True).strip())
+                for name, pc in frames:
+                    print("    %#x %s" % (pc, name))
+        if here == "step_end" or checked >= LIMIT:
+            break
+        gdb.execute("stepi", to_string=True)
+
+
+try:
+    main()
+except Exception as e:  # a failed command is a failure, not a pass
+    failures.append(("", [], "stopped by %s: %s" % (type(e).__name__, e)))
+    print("stepping.py: FAILED: stopped by %s: %s" % (type(e).__name__, e))
+if checked >= LIMIT:
+    failures.append(("", [], "step_end not reached"))
+    print("stepping.py: FAILED: step_end not reached in %d instructions" % LIMIT)
+by_function = {}
+for here, _, _ in failures:
+    by_function[here] = by_function.get(here, 0) + 1
+if by_function:
+    print("stepping.py: failures by function: %s" % sorted(by_function.items()))
+print("stepping.py: %d instructions checked (%d in the assembly), %d failed"
+      % (checked, in_assembly, len(failures)))
+try:
+    gdb.execute("kill")
+except gdb.error:
+    pass
+gdb.execute("quit %d" % (1 if failures or in_assembly == 0 else 0))
