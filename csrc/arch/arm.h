@@ -49,6 +49,15 @@
 
 #ifdef UCORO_SWITCH_ASM
 #define UCORO_ARM_FRAME 104
+/* The size of the nop the start stub begins with (nop.n in Thumb-2; the
+ * functions are in Arm code otherwise, see UCORO_ARM_FUNCTION). */
+#ifdef __thumb2__
+#define UCORO_ARM_STUB_NOP 2
+#define UCORO_ARM_NOP "nop.n\n"
+#else
+#define UCORO_ARM_STUB_NOP 4
+#define UCORO_ARM_NOP "nop\n"
+#endif
 
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
@@ -70,7 +79,8 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     for (i = 0; i < UCORO_ARM_FRAME / 4; i++)
         sp[i] = NULL;
     sp[17] = start_arg;                 /* r4: the continuation */
-    sp[25] = (void *)ucoro__start_stub; /* lr (Thumb bit included) */
+    /* lr, past the stub's nop (see arch/x86_64.h); Thumb bit included */
+    sp[25] = (void *)((uintptr_t)ucoro__start_stub + UCORO_ARM_STUB_NOP);
     fake[20] = NULL;                      /* r7 */
     fake[24] = NULL;                      /* r11 */
     fake[25] = (void *)ucoro__no_resumer; /* lr */
@@ -189,6 +199,13 @@ __asm__(
 /* Loads a saved context's registers, its return address into ip. */
 #define UCORO_ARM_RESTORE                                                      \
     "vpop {d8-d15}\n"                                                         \
+    ".cfi_adjust_cfa_offset -64\n"                                            \
+    ".cfi_restore 80\n" ".cfi_restore 81\n" ".cfi_restore 82\n"               \
+    ".cfi_restore 83\n" ".cfi_restore 84\n" ".cfi_restore 85\n"               \
+    ".cfi_restore 86\n" ".cfi_restore 87\n" ".cfi_restore 88\n"               \
+    ".cfi_restore 89\n" ".cfi_restore 90\n" ".cfi_restore 91\n"               \
+    ".cfi_restore 92\n" ".cfi_restore 93\n" ".cfi_restore 94\n"               \
+    ".cfi_restore 95\n"                                                       \
     "pop {r3-r12}\n"                                                          \
     ".cfi_def_cfa_offset 0\n"                                                 \
     ".cfi_restore r4\n" ".cfi_restore r5\n" ".cfi_restore r6\n"               \
@@ -200,6 +217,12 @@ __asm__(
     UCORO_ARM_BEGIN(name) /* r0 = save, r1 = to, r2 = value */                \
     "push {r3-r11, lr}\n"                                                     \
     ".save {r3-r11, lr}\n"                                                    \
+    ".cfi_def_cfa_offset 40\n"                                                \
+    ".cfi_offset r4, -36\n" ".cfi_offset r5, -32\n"                           \
+    ".cfi_offset r6, -28\n" ".cfi_offset r7, -24\n"                           \
+    ".cfi_offset r8, -20\n" ".cfi_offset r9, -16\n"                           \
+    ".cfi_offset r10, -12\n" ".cfi_offset r11, -8\n"                          \
+    ".cfi_offset lr, -4\n"                                                    \
     "vpush {d8-d15}\n"                                                        \
     ".vsave {d8-d15}\n"                                                       \
     UCORO_ARM_CFI_SAVED                                                       \
@@ -233,6 +256,8 @@ __asm__(
     /* The frame above: the resumer's, or the fake context at sp. */
     UCORO_STUB_LINKED_CFA(4 /* r4 */, 13 /* sp */, 0, UCORO_ARM_FRAME)
     UCORO_ARM_CFI_SLOTS
+    /* Never runs: a fresh context "returns" past it (see arch/x86_64.h). */
+    UCORO_ARM_NOP
     "mov r0, r4\n"
     "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "bkpt #0\n"

@@ -2,7 +2,8 @@
 # tests/gdb/stepping.c from step_begin to step_end, through every switch,
 # start stub and exit path of a round trip, and walks the stack at every
 # instruction with gdb's own unwinder (no ucoro-gdb.py: only the CFI is
-# tested). Each walk must name every frame, never see pc 0, and end at
+# tested), wherever the innermost frame is the library's or the
+# program's (instructions of the C library are stepped, not checked). Each walk must name every frame, never see pc 0, and end at
 # main or, for a suspended coroutine's chain, at ucoro__no_resumer marked
 # outermost (arch/interface.h). Frames of the assembly must be named
 # where gdb stopped: a garbage return address shows as a wrong function.
@@ -30,6 +31,7 @@ LIMIT = 200000  # instructions: a runaway step loop fails instead of hanging
 
 checked = 0
 in_assembly = 0
+in_libc = 0
 failures = []
 
 
@@ -65,8 +67,18 @@ def walk():
     return frames, "no frame"
 
 
+def ours(frame, name):
+    """Whether the frame runs the library's or this program's code (with
+    debug information, or the assembly), not the C library's."""
+    if name in ASSEMBLY or name == END:
+        return True
+    symbol = frame.function()
+    return symbol is not None and symbol.symtab is not None and (
+        "csrc/" in symbol.symtab.filename or "tests/" in symbol.symtab.filename)
+
+
 def main():
-    global checked, in_assembly
+    global checked, in_assembly, in_libc
     remote = os.environ.get("UCORO_GDB_REMOTE")
     verbose = bool(os.environ.get("UCORO_STEPPING_VERBOSE"))
     gdb.execute("set pagination off")
@@ -78,8 +90,17 @@ def main():
     gdb.execute("delete")
     while True:
         frames, problem = walk()
+        here = frames[0][0] if frames else "??"
+        if frames and not ours(gdb.newest_frame(), here):
+            # Stopped in the C library (a syscall wrapper, memset...):
+            # its unwind information is not this test's to judge (glibc's
+            # Arm syscall wrappers have none right after the svc).
+            in_libc += 1
+            if checked + in_libc >= LIMIT:
+                break
+            gdb.execute("stepi", to_string=True)
+            continue
         checked += 1
-        here = frames[0][0]
         if here in ASSEMBLY:
             in_assembly += 1
         if verbose:
@@ -92,7 +113,7 @@ def main():
                 print("  " + gdb.execute("x/i $pc", to_string=True).strip())
                 for name, pc in frames:
                     print("    %#x %s" % (pc, name))
-        if here == "step_end" or checked >= LIMIT:
+        if here == "step_end" or checked + in_libc >= LIMIT:
             break
         gdb.execute("stepi", to_string=True)
 
@@ -102,7 +123,7 @@ try:
 except Exception as e:  # a failed command is a failure, not a pass
     failures.append(("", [], "stopped by %s: %s" % (type(e).__name__, e)))
     print("stepping.py: FAILED: stopped by %s: %s" % (type(e).__name__, e))
-if checked >= LIMIT:
+if checked + in_libc >= LIMIT:
     failures.append(("", [], "step_end not reached"))
     print("stepping.py: FAILED: step_end not reached in %d instructions" % LIMIT)
 by_function = {}
@@ -110,8 +131,8 @@ for here, _, _ in failures:
     by_function[here] = by_function.get(here, 0) + 1
 if by_function:
     print("stepping.py: failures by function: %s" % sorted(by_function.items()))
-print("stepping.py: %d instructions checked (%d in the assembly), %d failed"
-      % (checked, in_assembly, len(failures)))
+print("stepping.py: %d instructions checked (%d in the assembly; %d in the C library not), "
+      "%d failed" % (checked, in_assembly, in_libc, len(failures)))
 try:
     gdb.execute("kill")
 except gdb.error:
