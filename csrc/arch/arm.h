@@ -110,6 +110,20 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     name ":\n"                                                                \
     ".fnstart\n"                                                              \
     ".cfi_startproc\n"
+/* The same, preceded by a pad that never runs, whose EHABI range
+ * describes the state at the entry (the return address in lr), for an
+ * unwinder interrupted at the first instruction (see UCORO_ARM_RESTORE). */
+#define UCORO_ARM_BEGIN_PADDED(name)                                           \
+    ".p2align 2\n"                                                            \
+    ".globl " name "\n"                                                       \
+    ".hidden " name "\n"                                                      \
+    UCORO_ARM_FUNCTION(name)                                                  \
+    ".fnstart\n"                                                              \
+    UCORO_ARM_NOP                                                             \
+    ".fnend\n"                                                                \
+    name ":\n"                                                                \
+    ".fnstart\n"                                                              \
+    ".cfi_startproc\n"
 #define UCORO_ARM_END(name)                                                    \
     ".cfi_endproc\n"                                                          \
     ".fnend\n"                                                                \
@@ -157,6 +171,27 @@ ucoro__stub_personality(_Unwind_State state, _Unwind_Control_Block *ucbp,
     _Unwind_VRS_Set(context, _UVRSC_CORE, 15, _UVRSD_UINT32, &lr);
     return _URC_CONTINUE_UNWIND;
 }
+
+/*
+ * The EHABI "personality" of the instructions after a switch's last pop,
+ * where the return address is in ip (lr still holds the other context's)
+ * and sp is the caller's already: unwinding that frame is pc = ip. Only
+ * _Unwind_Backtrace gets here (no call is made from there).
+ */
+UCORO_HIDDEN __attribute__((used)) _Unwind_Reason_Code
+ucoro__ip_personality(_Unwind_State state, _Unwind_Control_Block *ucbp,
+                      _Unwind_Context *context)
+{
+    _uw ip;
+
+    (void)ucbp;
+    if ((state & _US_ACTION_MASK) != _US_VIRTUAL_UNWIND_FRAME || !(state & _US_FORCE_UNWIND))
+        return _URC_FAILURE; /* not _Unwind_Backtrace */
+    if (_Unwind_VRS_Get(context, _UVRSC_CORE, 12, _UVRSD_UINT32, &ip) != _UVRSR_OK)
+        return _URC_FAILURE;
+    _Unwind_VRS_Set(context, _UVRSC_CORE, 15, _UVRSD_UINT32, &ip);
+    return _URC_CONTINUE_UNWIND;
+}
 /* clang-format off */
 #endif
 
@@ -196,8 +231,20 @@ __asm__(
 #define UCORO_ARM_CFI_SAVED                                                    \
     ".cfi_def_cfa_offset 104\n"                                               \
     UCORO_ARM_CFI_SLOTS
-/* Loads a saved context's registers, its return address into ip. */
+/*
+ * EHABI unwind entries are not per instruction as CFI is: one describes a
+ * whole range, and unwinders look an interrupted pc up at pc - 2, in the
+ * instruction before. So the switch is cut into ranges (.fnend, .fnstart)
+ * that each describe the state after their instructions, and its entry
+ * point is preceded by a pad that never runs whose range describes the
+ * state at the entry (see UCORO_ARM_BEGIN_PADDED).
+ */
+#define UCORO_ARM_EHABI_NEXT ".fnend\n" ".fnstart\n"
+/* Loads a saved context's registers, its return address into ip; the
+ * range before it describes a saved context. */
 #define UCORO_ARM_RESTORE                                                      \
+    UCORO_ARM_EHABI_NEXT                                                      \
+    ".save {r3-r11, lr}\n"                                                    \
     "vpop {d8-d15}\n"                                                         \
     ".cfi_adjust_cfa_offset -64\n"                                            \
     ".cfi_restore 80\n" ".cfi_restore 81\n" ".cfi_restore 82\n"               \
@@ -206,6 +253,8 @@ __asm__(
     ".cfi_restore 89\n" ".cfi_restore 90\n" ".cfi_restore 91\n"               \
     ".cfi_restore 92\n" ".cfi_restore 93\n" ".cfi_restore 94\n"               \
     ".cfi_restore 95\n"                                                       \
+    UCORO_ARM_EHABI_NEXT                                                      \
+    ".personality " UCORO_ASM_SYMBOL(ucoro__ip_personality) "\n"               \
     "pop {r3-r12}\n"                                                          \
     ".cfi_def_cfa_offset 0\n"                                                 \
     ".cfi_restore r4\n" ".cfi_restore r5\n" ".cfi_restore r6\n"               \
@@ -214,8 +263,10 @@ __asm__(
     ".cfi_register lr, ip\n"
 /* The switch, emitted under two names (see arch/x86_64.h). */
 #define UCORO_ARM_SWITCH(name)                                                 \
-    UCORO_ARM_BEGIN(name) /* r0 = save, r1 = to, r2 = value */                \
+    UCORO_ARM_BEGIN_PADDED(name) /* r0 = save, r1 = to, r2 = value */         \
     "push {r3-r11, lr}\n"                                                     \
+    ".save {r3-r11, lr}\n"                                                    \
+    UCORO_ARM_EHABI_NEXT                                                      \
     ".save {r3-r11, lr}\n"                                                    \
     ".cfi_def_cfa_offset 40\n"                                                \
     ".cfi_offset r4, -36\n" ".cfi_offset r5, -32\n"                           \
@@ -239,7 +290,7 @@ __asm__(
     UCORO_ARM_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
     UCORO_ARM_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
-    UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__switch_exit)) /* r0 = to, r1 = hook, r2 = arg */
+    UCORO_ARM_BEGIN_PADDED(UCORO_ASM_SYMBOL(ucoro__switch_exit)) /* r0 = to, r1 = hook, r2 = arg */
     ".save {r3-r11, lr}\n"         /* what to's saved context holds */
     ".vsave {d8-d15}\n"
     "mov sp, r0\n"                 /* the old stack is abandoned */
@@ -275,6 +326,8 @@ __asm__(
 #undef UCORO_ARM_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 #undef UCORO_ARM_BEGIN
+#undef UCORO_ARM_BEGIN_PADDED
+#undef UCORO_ARM_EHABI_NEXT
 #undef UCORO_ARM_END
 #undef UCORO_ARM_FUNCTION
 #undef UCORO_ARM_ISA

@@ -1,7 +1,7 @@
 /*
  * A signal handler that unwinds (what in-process sampling profilers and
  * crash reporters do) while coroutines switch as fast as they can: a
- * helper thread sends the main thread SIGPROF without pause, and the
+ * helper process sends this one SIGPROF without pause, and the
  * handler walks the stack, alternately with glibc's backtrace() and with
  * libgcc's _Unwind_Backtrace, wherever the signal landed: in user code, in
  * the library, at any instruction of a switch, a start stub or the exit
@@ -41,8 +41,7 @@
  * against glibc: there the test is left out (as in arch_switch.c). */
 #ifdef __GLIBC__
 #include <execinfo.h>
-#include <pthread.h>
-#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unwind.h>
 
 #define STACK_SIZE ((size_t)64 << 10)
@@ -56,8 +55,6 @@ extern void ucoro__no_resumer(void) __attribute__((weak));
 extern void ucoro__enter_stack(void *cc, void *top) __attribute__((weak));
 extern void ucoro__cc_entry(void *cc) __attribute__((weak));
 extern void ucoro__switch(void) __attribute__((weak));
-extern void ucoro__switch_back(void) __attribute__((weak));
-extern void ucoro__switch_exit(void) __attribute__((weak));
 
 #ifdef __ARM_EABI_UNWINDER__
 /* Arm EHABI: a walk ends with _URC_FAILURE at a .cantunwind function and
@@ -77,14 +74,14 @@ static struct {
     unsigned long walks, glibc_walks, in_switch, too_deep, not_ended, garbage, lost;
     int deepest;
     uintptr_t garbage_ip; /* the first frame without an unwind entry */
+    uintptr_t lost_at, lost_end; /* the first lost walk: where it began, ended */
 } seen;
 
 struct walk {
     int frames;
     int passed_main;
-    int first_after_signal; /* index of the interrupted frame, or -1 */
     uintptr_t last_start;
-    uintptr_t interrupted_start;
+    uintptr_t interrupted; /* the interrupted pc (frame 2) */
 };
 
 static _Unwind_Reason_Code note_frame(struct _Unwind_Context *context, void *arg)
@@ -103,7 +100,7 @@ static _Unwind_Reason_Code note_frame(struct _Unwind_Context *context, void *arg
     if (start)
         w->last_start = start;
     if (w->frames == 2)
-        w->interrupted_start = start;
+        w->interrupted = ip;
     return ++w->frames < MAX_FRAMES ? _URC_NO_REASON : _URC_END_OF_STACK;
 }
 
@@ -119,6 +116,16 @@ static int ended_at_a_first_frame(uintptr_t start)
 {
     return STARTS_AT(start, ucoro__start_stub) || STARTS_AT(start, ucoro__no_resumer) ||
            STARTS_AT(start, ucoro__enter_stack) || STARTS_AT(start, ucoro__cc_entry);
+}
+
+/* Whether pc lies in the switch functions or the start stub: emitted in
+ * this order by one asm statement (csrc/arch/), so between ucoro__switch
+ * and ucoro__no_resumer. (Arm EHABI's region starts cut the switch into
+ * pieces: a function's start does not tell.) */
+static int in_the_assembly(uintptr_t pc)
+{
+    return ucoro__switch && ucoro__no_resumer && pc >= CODE_ADDRESS(ucoro__switch) &&
+           pc < CODE_ADDRESS(ucoro__no_resumer);
 }
 
 /* Only what is async-signal-safe in practice: the unwinders (backtrace()
@@ -150,31 +157,40 @@ static void on_sigprof(int sig)
         seen.not_ended++;
     if (w.frames > seen.deepest)
         seen.deepest = w.frames;
-    if (STARTS_AT(w.interrupted_start, ucoro__switch) ||
-        STARTS_AT(w.interrupted_start, ucoro__switch_back) ||
-        STARTS_AT(w.interrupted_start, ucoro__switch_exit) ||
-        STARTS_AT(w.interrupted_start, ucoro__start_stub))
-        seen.in_switch++;
-    /* Checked where the stubs are visible: else a walk that ends early
-     * cannot be told from one that ends at a first frame. */
-    if (ucoro__cc_entry && !w.passed_main && !ended_at_a_first_frame(w.last_start))
-        seen.lost++;
+    if (!in_the_assembly(w.interrupted)) {
+        errno = saved;
+        return;
+    }
+    /* Interrupted in the assembly (known where this program links the
+     * library's sources): the walk must go on through the frames of
+     * whichever context the CFI describes, to main or to a coroutine's
+     * first frame. (Elsewhere, C library code without unwind information,
+     * such as i386's pc thunks, may end a walk early, cleanly.) */
+    seen.in_switch++;
+    if (!w.passed_main && !ended_at_a_first_frame(w.last_start) && !seen.lost++) {
+        seen.lost_at = w.interrupted;
+        seen.lost_end = w.last_start;
+    }
     errno = saved;
 }
 
 /* ---- the storm ---- */
 
-static volatile int storm_over;
-static pid_t main_tid;
-
-static void *send_signals(void *unused)
+/* The sender: a child process, so that this one stays single-threaded
+ * and every signal lands in the main thread (qemu-i386 mixes up threads'
+ * TLS when one signals another with tgkill). It stops when its parent
+ * is gone. */
+static pid_t start_sender(void)
 {
-    pid_t pid = getpid();
+    pid_t parent = getpid();
+    pid_t child = fork();
 
-    (void)unused;
-    while (!storm_over)
-        syscall(SYS_tgkill, pid, main_tid, SIGPROF);
-    return NULL;
+    if (child == 0) {
+        while (getppid() == parent && kill(parent, SIGPROF) == 0)
+            ;
+        _exit(0);
+    }
+    return child;
 }
 
 static volatile uintptr_t sink;
@@ -227,7 +243,8 @@ static double now(void)
 static void a_signal_handler_unwinds_cleanly_at_any_instruction_of_a_switch(void)
 {
     struct sigaction sa;
-    pthread_t sender;
+    pid_t sender;
+    int status;
     void *warm[4];
     double end = now() + storm_seconds();
     unsigned long round_trips = 0;
@@ -238,8 +255,8 @@ static void a_signal_handler_unwinds_cleanly_at_any_instruction_of_a_switch(void
     sa.sa_flags = SA_RESTART;
     sigemptyset(&sa.sa_mask);
     CHECK(sigaction(SIGPROF, &sa, NULL) == 0);
-    main_tid = (pid_t)syscall(SYS_gettid);
-    CHECK(pthread_create(&sender, NULL, send_signals, NULL) == 0);
+    sender = start_sender();
+    CHECK(sender > 0);
 
     do {
         struct coroutine outer;
@@ -262,15 +279,21 @@ static void a_signal_handler_unwinds_cleanly_at_any_instruction_of_a_switch(void
         }
     } while (now() < end);
 
-    storm_over = 1;
-    CHECK(pthread_join(sender, NULL) == 0);
     signal(SIGPROF, SIG_IGN);
+    if (sender > 0) {
+        kill(sender, SIGKILL);
+        CHECK(waitpid(sender, &status, 0) == sender);
+    }
 
     printf("%lu round trips, %lu unwinds (%lu with backtrace()), %lu in a switch or stub, "
            "deepest %d frames\n",
            round_trips, seen.walks, seen.glibc_walks, seen.in_switch, seen.deepest);
     if (seen.garbage)
         printf("first frame without an unwind entry: %#lx\n", (unsigned long)seen.garbage_ip);
+    if (seen.lost)
+        printf("first walk from the assembly neither through main nor to a first frame: "
+               "interrupted at %#lx, ended in the function at %#lx\n",
+               (unsigned long)seen.lost_at, (unsigned long)seen.lost_end);
     CHECK(seen.walks > 0);
     CHECK(seen.too_deep == 0);
     CHECK(seen.not_ended == 0);
