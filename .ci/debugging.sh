@@ -16,10 +16,15 @@
 # - frame-pointer walks do too, where the switch links them (x86_64,
 #   aarch64: tests/c/fp_walk.c), and so do perf --call-graph fp's samples;
 # - an exception thrown in a coroutine still stops at its first frame
-#   (tests/c/exception_stops.cpp): backtraces go on, exceptions do not.
+#   (tests/c/exception_stops.cpp): backtraces go on, exceptions do not;
+# - unwind information is right at every instruction (issue 17):
+#   tests/gdb/stepping.py single-steps a round trip (tests/gdb/stepping.c)
+#   and walks the stack at each instruction, natively in every switch mode
+#   and under qemu-user's gdb stub on the six other architectures.
 #
 # glibc's backtrace() and _Unwind_Backtrace are checked by
-# tests/c/arch_switch.c (.ci/c-tools.sh, .ci/cross.sh), Rust's Backtrace
+# tests/c/arch_switch.c and, from a signal handler at any instruction, by
+# tests/c/signal_unwind.c (.ci/c-tools.sh, .ci/cross.sh), Rust's Backtrace
 # and panics by tests/backtraces.rs (cargo test).
 #
 # Needs gdb, gdb-multiarch, libunwind-dev, g++, qemu-user and the cross
@@ -192,7 +197,8 @@ wait_listening() {
     return 1
 }
 
-# under_qemu NAME COMPILER QEMU: the live check through qemu's gdb stub.
+# under_qemu NAME COMPILER QEMU: the live check through qemu's gdb stub,
+# then the stepping check.
 under_qemu() {
     local name=$1 compiler=$2 qemu=$3 port
     build "$compiler" "$work/coroutines-$name" -static
@@ -202,7 +208,45 @@ under_qemu() {
     UCORO_GDB_REMOTE=127.0.0.1:$port gdb_check "$name under qemu-user, live" gdb-multiarch \
         "$work/coroutines-$name"
     wait
+
+    stepping_build "$compiler" "$work/stepping-$name" -static
+    port=$(free_port)
+    "$qemu" -g "$port" "$work/stepping-$name" >"$work/qemu-stepping-$name.log" 2>&1 &
+    wait_listening "$port" || fail "$qemu -g $port did not start"
+    UCORO_GDB_REMOTE=127.0.0.1:$port stepping_check "$name under qemu-user" gdb-multiarch \
+        "$work/stepping-$name"
+    wait
 }
+
+# stepping_check LABEL GDB PROGRAM [gdb arguments...]: tests/gdb/stepping.py
+# (no extension: gdb's own unwinder); passes if no walk failed.
+stepping_check() {
+    local label=$1 gdb=$2 log
+    shift 2
+    log=$work/stepping-$(echo "$label" | tr -c 'a-zA-Z0-9\n' '-').log
+    if ! timeout 600 "$gdb" -q -batch -nx -x tests/gdb/stepping.py "$@" >"$log" 2>&1 ||
+        ! grep -Eq '^stepping.py: [0-9]+ instructions checked .*, 0 failed$' "$log"; then
+        grep -A 12 '^stepping.py' "$log" | head -n 200
+        fail "stepping: $label"
+    fi
+    echo "ok: stepping: $label ($(grep '^stepping.py: [0-9]' "$log" | sed 's/^stepping.py: //'))"
+}
+
+# stepping_build COMPILER OUTPUT [flags...]: tests/gdb/stepping.c with csrc.
+stepping_build() {
+    local compiler=$1 out=$2
+    shift 2
+    # shellcheck disable=SC2046
+    "$compiler" -std=c11 -g -O2 -funwind-tables -Wall -Wextra -Werror -Icsrc "$@" \
+        tests/gdb/stepping.c $(ucoro_sources) -lpthread -o "$out"
+}
+
+echo "== unwind information at every instruction: x86_64, every switch mode"
+for mode in default setjmp ucontext; do
+    # -z now: no lazy binding, whose PLT header has no symbol to name.
+    stepping_build gcc "$work/stepping-$mode" -Wl,-z,now $(ucoro_mode_flag "$mode")
+    stepping_check "x86_64 $mode mode" gdb "$work/stepping-$mode"
+done
 
 echo "== other architectures, under qemu-user's gdb stub"
 under_qemu aarch64 aarch64-linux-gnu-gcc qemu-aarch64

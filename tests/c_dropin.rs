@@ -625,6 +625,8 @@ c_suites! {
     tls_migration_c_o2: "tls_migration.c", "c11", Shared, [], ["-pthread", "-O2"];
     fork_while_another_thread_holds_the_library_shared: "fork_safety.c", "c11", Shared, [], ["-pthread"];
     fork_while_another_thread_holds_the_library_static: "fork_safety.c", "c11", Static, [], ["-pthread"];
+    unwinding_from_a_signal_handler_during_switches_shared: "signal_unwind.c", "c11", Shared, [], [];
+    unwinding_from_a_signal_handler_during_switches_static: "signal_unwind.c", "c11", Static, [], [];
 }
 
 #[test]

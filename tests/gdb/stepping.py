@@ -5,7 +5,8 @@
 # tested), wherever the innermost frame is the library's or the
 # program's (instructions of the C library are stepped, not checked). Each walk must name every frame, never see pc 0, and end at
 # main or, for a suspended coroutine's chain, at ucoro__no_resumer marked
-# outermost (arch/interface.h). Frames of the assembly must be named
+# outermost (arch/interface.h); in the portable modes (-DUCORO_SWITCH_SETJMP,
+# -DUCORO_SWITCH_UCONTEXT) a coroutine's walk ends at ucoro__enter_stack. Frames of the assembly must be named
 # where gdb stopped: a garbage return address shows as a wrong function.
 #
 #   gdb -batch -nx -x stepping.py PROGRAM
@@ -26,7 +27,9 @@ import gdb
 
 ASSEMBLY = ("ucoro__switch", "ucoro__switch_back", "ucoro__switch_exit", "ucoro__start_stub",
             "ucoro__enter_stack")
-END = "ucoro__no_resumer"
+# The outermost frames a walk may end at: the end of a suspended
+# coroutine's chain, and a stack's first frame in the portable modes.
+END = ("ucoro__no_resumer", "ucoro__enter_stack")
 LIMIT = 200000  # instructions: a runaway step loop fails instead of hanging
 
 checked = 0
@@ -60,7 +63,7 @@ def walk():
             reason = frame.unwind_stop_reason()
             if name == "main":
                 return frames, None
-            if name == END and reason == gdb.FRAME_UNWIND_OUTERMOST:
+            if name in END and reason == gdb.FRAME_UNWIND_OUTERMOST:
                 return frames, None
             return frames, "the walk stops at %s: %s" % (name, gdb.frame_stop_reason_string(reason))
         frame = older
@@ -70,7 +73,7 @@ def walk():
 def ours(frame, name):
     """Whether the frame runs the library's or this program's code (with
     debug information, or the assembly), not the C library's."""
-    if name in ASSEMBLY or name == END:
+    if name in ASSEMBLY or name in END:
         return True
     symbol = frame.function()
     return symbol is not None and symbol.symtab is not None and (
@@ -131,7 +134,7 @@ for here, _, _ in failures:
     by_function[here] = by_function.get(here, 0) + 1
 if by_function:
     print("stepping.py: failures by function: %s" % sorted(by_function.items()))
-print("stepping.py: %d instructions checked (%d in the assembly; %d in the C library not), "
+print("stepping.py: %d instructions checked (%d in the switch and stubs; %d in the C library not), "
       "%d failed" % (checked, in_assembly, in_libc, len(failures)))
 try:
     gdb.execute("kill")
