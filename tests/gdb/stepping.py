@@ -38,21 +38,45 @@ in_libc = 0
 failures = []
 
 
+def natural(name):
+    """gdb shows the switch's local symbols (ucoro__switch, ...) as
+    "ucoro.switch": the same names."""
+    if name and name.startswith("ucoro."):
+        return "ucoro__" + name[len("ucoro."):]
+    return name
+
+
+symbols = {}
+
+
+def symbol_at(address):
+    """The name of the symbol whose code holds address, or None."""
+    if address not in symbols:
+        out = gdb.execute("info symbol %#x" % address, to_string=True)
+        name = None if out.startswith("No symbol") else out.split(" + ")[0].split(" in section")[0]
+        symbols[address] = natural(name)
+    return symbols[address]
+
+
 def walk():
     """The frames from the innermost out, or a reason the walk is wrong."""
     frames = []
     frame = gdb.newest_frame()
     while frame is not None:
-        name = frame.name()
-        # gdb shows the switch's local symbols (ucoro__switch, ...) as
-        # "ucoro.switch": the same names.
-        if name and name.startswith("ucoro."):
-            name = "ucoro__" + name[len("ucoro."):]
+        name = natural(frame.name())
         frames.append((name or "??", frame.pc()))
         if name is None:
             return frames, "a frame gdb cannot name"
         if frame.pc() == 0:
             return frames, "a frame with pc 0"
+        # A caller's pc is a return address, which most unwinders (libgcc,
+        # libunwind) look up at pc - 1, in the call. gdb is kinder to code
+        # without debug information; hold it to the same rule there.
+        younger = frame.newer()
+        if (younger is not None and younger.type() == gdb.NORMAL_FRAME
+                and frame.function() is None and symbol_at(frame.pc() - 1) != name):
+            return frames, "a return address at the start of %s (pc - 1 is in %s)" % (
+                name, symbol_at(frame.pc() - 1))
         if len(frames) > 64:
             return frames, "more than 64 frames"
         try:
