@@ -39,35 +39,52 @@ trap 'rm -rf "$work"' EXIT
 
 extension=$PWD/csrc/gdb/ucoro-gdb.py
 
-# gdb_check LABEL GDB [gdb arguments...]: runs check.py, with the
-# extension sourced unless UCORO_AUTOLOAD is set; passes if it reports
-# no failed check.
-gdb_check() {
-    local label=$1 gdb=$2 log
-    shift 2
-    log=$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' '-').log
-    local load=(-iex "source $extension")
-    [ -z "${UCORO_AUTOLOAD:-}" ] || load=()
-    if ! timeout 300 "$gdb" -q -batch -nx "${load[@]}" -x tests/gdb/check.py "$@" >"$log" 2>&1 ||
-        ! grep -Eq '^check.py: [0-9]+ passed, 0 failed$' "$log"; then
-        cat "$log"
+# gdb_run SCRIPT LABEL GDB [gdb arguments...]: runs tests/gdb/SCRIPT in
+# batch mode; passes if its summary line ("SCRIPT: N ..., 0 failed") says
+# that nothing failed.
+gdb_run() {
+    local script=$1 label=$2 gdb=$3 log
+    shift 3
+    log=$work/$script-$(echo "$label" | tr -c 'a-zA-Z0-9\n' '-').log
+    if ! timeout 600 "$gdb" -q -batch -nx "$@" -x "tests/gdb/$script" >"$log" 2>&1 ||
+        ! grep -Eq "^$script: [0-9]+ .*[^0-9]0 failed\$" "$log"; then
+        grep -E -A 12 "^$script: FAILED" "$log" | head -n 200
+        tail -n 40 "$log"
         fail "gdb: $label"
     fi
-    echo "ok: gdb: $label ($(grep '^check.py:' "$log" | tail -n 1 | sed 's/^check.py: //'))"
+    echo "ok: gdb: $label ($(grep "^$script: [0-9]" "$log" | tail -n 1 | sed "s/^$script: //"))"
 }
 
-# build COMPILER OUTPUT [flags...]: tests/gdb/coroutines.c with csrc,
+# gdb_check LABEL GDB [gdb arguments...]: runs check.py, with the
+# extension sourced unless UCORO_AUTOLOAD is set.
+gdb_check() {
+    local label=$1 gdb=$2
+    shift 2
+    local load=(-iex "source $extension")
+    [ -z "${UCORO_AUTOLOAD:-}" ] || load=()
+    gdb_run check.py "$label" "$gdb" "${load[@]}" "$@"
+}
+
+# stepping_check LABEL GDB [gdb arguments...]: runs stepping.py, without
+# the extension (gdb's own unwinder reads the CFI).
+stepping_check() {
+    local label=$1 gdb=$2
+    shift 2
+    gdb_run stepping.py "stepping, $label" "$gdb" "$@"
+}
+
+# build NAME COMPILER OUTPUT [flags...]: tests/gdb/NAME.c with csrc,
 # static where it runs under qemu.
 build() {
-    local compiler=$1 out=$2
-    shift 2
+    local name=$1 compiler=$2 out=$3
+    shift 3
     # shellcheck disable=SC2046
     "$compiler" -std=c11 -g -O2 -funwind-tables -Wall -Wextra -Werror -Icsrc "$@" \
-        tests/gdb/coroutines.c $(ucoro_sources) -lpthread -o "$out"
+        "tests/gdb/$name.c" $(ucoro_sources) -lpthread -o "$out"
 }
 
 echo "== x86_64: live, ucoro gcore, the kernel's core dump"
-build gcc "$work/coroutines"
+build coroutines gcc "$work/coroutines"
 UCORO_GDB_GCORE=$work/gcore.core gdb_check "x86_64 live" gdb "$work/coroutines"
 gdb_check "x86_64 core from ucoro gcore" gdb "$work/coroutines" "$work/gcore.core"
 
@@ -83,7 +100,7 @@ fi
 
 echo "== x86_64: the portable modes"
 for mode in setjmp ucontext; do
-    build gcc "$work/coroutines-$mode" "$(ucoro_mode_flag "$mode")"
+    build coroutines gcc "$work/coroutines-$mode" "$(ucoro_mode_flag "$mode")"
     UCORO_GDB_SWITCH=portable gdb_check "x86_64 $mode mode, live" gdb "$work/coroutines-$mode"
 done
 
@@ -197,54 +214,31 @@ wait_listening() {
     return 1
 }
 
-# under_qemu NAME COMPILER QEMU: the live check through qemu's gdb stub,
-# then the stepping check.
+# qemu_gdb CHECK LABEL QEMU PROGRAM: CHECK (gdb_check, stepping_check) on
+# PROGRAM under QEMU's gdb stub.
+qemu_gdb() {
+    local check=$1 label=$2 qemu=$3 program=$4 port
+    port=$(free_port)
+    "$qemu" -g "$port" "$program" >"$program.qemu.log" 2>&1 &
+    wait_listening "$port" || fail "$qemu -g $port did not start"
+    UCORO_GDB_REMOTE=127.0.0.1:$port "$check" "$label" gdb-multiarch "$program"
+    wait
+}
+
+# under_qemu NAME COMPILER QEMU: the live check and the stepping check
+# through qemu's gdb stub.
 under_qemu() {
-    local name=$1 compiler=$2 qemu=$3 port
-    build "$compiler" "$work/coroutines-$name" -static
-    port=$(free_port)
-    "$qemu" -g "$port" "$work/coroutines-$name" >"$work/qemu-$name.log" 2>&1 &
-    wait_listening "$port" || fail "$qemu -g $port did not start"
-    UCORO_GDB_REMOTE=127.0.0.1:$port gdb_check "$name under qemu-user, live" gdb-multiarch \
-        "$work/coroutines-$name"
-    wait
-
-    stepping_build "$compiler" "$work/stepping-$name" -static
-    port=$(free_port)
-    "$qemu" -g "$port" "$work/stepping-$name" >"$work/qemu-stepping-$name.log" 2>&1 &
-    wait_listening "$port" || fail "$qemu -g $port did not start"
-    UCORO_GDB_REMOTE=127.0.0.1:$port stepping_check "$name under qemu-user" gdb-multiarch \
-        "$work/stepping-$name"
-    wait
-}
-
-# stepping_check LABEL GDB PROGRAM [gdb arguments...]: tests/gdb/stepping.py
-# (no extension: gdb's own unwinder); passes if no walk failed.
-stepping_check() {
-    local label=$1 gdb=$2 log
-    shift 2
-    log=$work/stepping-$(echo "$label" | tr -c 'a-zA-Z0-9\n' '-').log
-    if ! timeout 600 "$gdb" -q -batch -nx -x tests/gdb/stepping.py "$@" >"$log" 2>&1 ||
-        ! grep -Eq '^stepping.py: [0-9]+ instructions checked .*, 0 failed$' "$log"; then
-        grep -A 12 '^stepping.py' "$log" | head -n 200
-        fail "stepping: $label"
-    fi
-    echo "ok: stepping: $label ($(grep '^stepping.py: [0-9]' "$log" | sed 's/^stepping.py: //'))"
-}
-
-# stepping_build COMPILER OUTPUT [flags...]: tests/gdb/stepping.c with csrc.
-stepping_build() {
-    local compiler=$1 out=$2
-    shift 2
-    # shellcheck disable=SC2046
-    "$compiler" -std=c11 -g -O2 -funwind-tables -Wall -Wextra -Werror -Icsrc "$@" \
-        tests/gdb/stepping.c $(ucoro_sources) -lpthread -o "$out"
+    local name=$1 compiler=$2 qemu=$3
+    build coroutines "$compiler" "$work/coroutines-$name" -static
+    qemu_gdb gdb_check "$name under qemu-user, live" "$qemu" "$work/coroutines-$name"
+    build stepping "$compiler" "$work/stepping-$name" -static
+    qemu_gdb stepping_check "$name under qemu-user" "$qemu" "$work/stepping-$name"
 }
 
 echo "== unwind information at every instruction: x86_64, every switch mode"
 for mode in default setjmp ucontext; do
     # -z now: no lazy binding, whose PLT header has no symbol to name.
-    stepping_build gcc "$work/stepping-$mode" -Wl,-z,now $(ucoro_mode_flag "$mode")
+    build stepping gcc "$work/stepping-$mode" -Wl,-z,now $(ucoro_mode_flag "$mode")
     stepping_check "x86_64 $mode mode" gdb "$work/stepping-$mode"
 done
 
