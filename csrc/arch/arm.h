@@ -27,7 +27,8 @@
  * Unwind information is given twice: Arm EHABI (.fnstart, .save: what
  * _Unwind_Backtrace and C++ exceptions read; the start stub has a
  * personality routine of its own, the other stubs are .cantunwind) and
- * DWARF CFI (what debuggers read). Included through cc_switch.h;
+ * DWARF CFI (what debuggers read), both right at every instruction of the
+ * switch (see UCORO_ARM_RESTORE for EHABI's). Included through cc_switch.h;
  * continuation.c defines UCORO_ARCH_IMPLEMENTATION to emit the assembly
  * once.
  *
@@ -222,6 +223,9 @@ __asm__(
     ".cfi_offset 90, -64\n" ".cfi_offset 91, -60\n"                           \
     ".cfi_offset 92, -56\n" ".cfi_offset 93, -52\n"                           \
     ".cfi_offset 94, -48\n" ".cfi_offset 95, -44\n" /* d15 */                 \
+    UCORO_ARM_CFI_CORE_SLOTS
+/* The core registers' part: where push {r3-r11, lr} puts them. */
+#define UCORO_ARM_CFI_CORE_SLOTS                                               \
     ".cfi_offset r4, -36\n" ".cfi_offset r5, -32\n"                           \
     ".cfi_offset r6, -28\n" ".cfi_offset r7, -24\n"                           \
     ".cfi_offset r8, -20\n" ".cfi_offset r9, -16\n"                           \
@@ -240,8 +244,9 @@ __asm__(
  * state at the entry (see UCORO_ARM_BEGIN_PADDED).
  */
 #define UCORO_ARM_EHABI_NEXT ".fnend\n" ".fnstart\n"
-/* Loads a saved context's registers, its return address into ip; the
- * range before it describes a saved context. */
+/* Loads a saved context's registers, its return address into ip. Its
+ * ranges: after vpop, the core registers' part of the context is left;
+ * after pop, the return address is in ip (ucoro__ip_personality). */
 #define UCORO_ARM_RESTORE                                                      \
     UCORO_ARM_EHABI_NEXT                                                      \
     ".save {r3-r11, lr}\n"                                                    \
@@ -269,11 +274,7 @@ __asm__(
     UCORO_ARM_EHABI_NEXT                                                      \
     ".save {r3-r11, lr}\n"                                                    \
     ".cfi_def_cfa_offset 40\n"                                                \
-    ".cfi_offset r4, -36\n" ".cfi_offset r5, -32\n"                           \
-    ".cfi_offset r6, -28\n" ".cfi_offset r7, -24\n"                           \
-    ".cfi_offset r8, -20\n" ".cfi_offset r9, -16\n"                           \
-    ".cfi_offset r10, -12\n" ".cfi_offset r11, -8\n"                          \
-    ".cfi_offset lr, -4\n"                                                    \
+    UCORO_ARM_CFI_CORE_SLOTS                                                  \
     "vpush {d8-d15}\n"                                                        \
     ".vsave {d8-d15}\n"                                                       \
     UCORO_ARM_CFI_SAVED                                                       \
@@ -324,6 +325,7 @@ __asm__(
 #undef UCORO_ARM_RESTORE
 #undef UCORO_ARM_CFI_SAVED
 #undef UCORO_ARM_CFI_SLOTS
+#undef UCORO_ARM_CFI_CORE_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 #undef UCORO_ARM_BEGIN
 #undef UCORO_ARM_BEGIN_PADDED

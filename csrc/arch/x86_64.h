@@ -17,9 +17,11 @@
  * coroutine_yield/coroutine_yieldto "returns" straight into user code with
  * no ret at all.
  *
- * Every function carries DWARF CFI, so debuggers and unwinders can walk
- * through a switch at any instruction: after the stack pointer moves, the
- * frame described is the resumed context's, which has the same layout.
+ * Every function carries DWARF CFI that follows each push, pop and move
+ * of the stack pointer, so debuggers and unwinders (a profiler's signal
+ * handler) can walk through a switch at any instruction: after the stack
+ * pointer moves, the frame described is the resumed context's, which has
+ * the same layout; after the last pop the return address is in rcx.
  * The start stub leads them on into the coroutine's resumer
  * (arch/interface.h); the portable modes' entry stub marks itself the
  * outermost frame.
