@@ -1,13 +1,16 @@
 # Unwind information right at every instruction (issue 17): single-steps
 # tests/gdb/stepping.c from step_begin to step_end, through every switch,
 # start stub and exit path of a round trip, and walks the stack at every
-# instruction with gdb's own unwinder (no ucoro-gdb.py: only the CFI is
-# tested), wherever the innermost frame is the library's or the
-# program's (instructions of the C library are stepped, not checked). Each walk must name every frame, never see pc 0, and end at
+# instruction with gdb's own unwinder (no ucoro-gdb.py: only the unwind
+# information is tested), wherever the innermost frame is the library's
+# or the program's (the C library's instructions are stepped, not
+# checked). Each walk must name every frame, never see pc 0, and end at
 # main or, for a suspended coroutine's chain, at ucoro__no_resumer marked
-# outermost (arch/interface.h); in the portable modes (-DUCORO_SWITCH_SETJMP,
-# -DUCORO_SWITCH_UCONTEXT) a coroutine's walk ends at ucoro__enter_stack. Frames of the assembly must be named
-# where gdb stopped: a garbage return address shows as a wrong function.
+# outermost (arch/interface.h); in the portable modes
+# (-DUCORO_SWITCH_SETJMP, -DUCORO_SWITCH_UCONTEXT) a coroutine's walk ends
+# at ucoro__enter_stack. A return address in code without debug
+# information must lie in the function it is named after also at - 1,
+# where other unwinders look it up.
 #
 #   gdb -batch -nx -x stepping.py PROGRAM
 #   UCORO_GDB_REMOTE=HOST:PORT gdb-multiarch -batch -nx -x stepping.py PROGRAM
@@ -15,7 +18,8 @@
 # UCORO_STEPPING_VERBOSE=1 prints every walk.
 #
 # Prints the failed walks (at most 20 in full) and, last,
-# "stepping.py: N instructions checked (A in the assembly), M failed";
+# "stepping.py: N instructions checked (A in the switch and stubs; L in
+# the C library not), M failed";
 # gdb exits with 1 if any failed or nothing was stepped.
 # .ci/debugging.sh runs it.
 #
