@@ -71,8 +71,13 @@ extern void ucoro__cc_entry(void *cc) __attribute__((weak));
 #else
 #define WALK_ENDED(result) ((result) == _URC_END_OF_STACK)
 #endif
-/* Function starts without Arm's Thumb bit. */
+/* Function starts without Arm's Thumb bit (only there: elsewhere a
+ * function may start at an odd address, as main does under ASan at -O1). */
+#ifdef __arm__
 #define CODE_ADDRESS(p) ((uintptr_t)(p) & ~(uintptr_t)1)
+#else
+#define CODE_ADDRESS(p) ((uintptr_t)(p))
+#endif
 
 int main(void);
 
