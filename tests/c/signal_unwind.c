@@ -285,14 +285,12 @@ static void a_signal_handler_unwinds_cleanly_at_any_instruction_of_a_switch(void
     CHECK(sigaction(SIGPROF, &sa, NULL) == 0);
     /* Whether this unwinder can leave a signal handler at all: libgcc
      * recognises the kernel's signal frame by its code, and qemu-user's
-     * ppc64le frame is not the one it knows; ThreadSanitizer delivers
-     * signals later, from its own frames. */
+     * ppc64le frame is not the one it knows. */
     probing = 1;
     raise(SIGPROF);
     if (!probe_reached_main) {
         printf("skipped: a walk from this signal handler does not reach main here (the "
-               "unwinder cannot leave the signal frame, or a sanitizer runs the handler from "
-               "its own frames)\n");
+               "unwinder cannot leave the signal frame)\n");
         signal(SIGPROF, SIG_IGN);
         return;
     }
