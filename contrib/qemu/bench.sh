@@ -89,14 +89,18 @@ report=$(
     echo "$(nproc) CPUs (shared: load average $load_before at the start,"
     echo "$load_after at the end), vm.max_map_count $(cat /proc/sys/vm/max_map_count)."
     echo "\`test-coroutine -m perf -p /perf/TEST\`, $rounds rounds, the two builds"
-    echo "alternating which runs first; the median of each, in seconds."
+    echo "alternating which runs first; the median of each, in seconds, their"
+    echo "ratio, and the ratio of each round's pair (the spread is the machine's)."
     echo
-    echo "| Test | stock | ucoro | ucoro/stock |"
-    echo "|---|---|---|---|"
+    echo "| Test | stock | ucoro | ucoro/stock | per round |"
+    echo "|---|---|---|---|---|"
     for t in "${tests[@]}"; do
         st=$(tr ' ' '\n' <<<"${times[stock.$t]}" | grep . | median)
         uc=$(tr ' ' '\n' <<<"${times[ucoro.$t]}" | grep . | median)
-        echo "| /perf/$t | $st | $uc | $(awk -v a="$uc" -v b="$st" 'BEGIN { printf "%.2f", a / b }') |"
+        per=$(paste -d' ' <(tr ' ' '\n' <<<"${times[ucoro.$t]}" | grep .) \
+                          <(tr ' ' '\n' <<<"${times[stock.$t]}" | grep .) |
+              awk '{ printf "%s%.2f", (NR > 1 ? ", " : ""), $1 / $2 }')
+        echo "| /perf/$t | $st | $uc | $(awk -v a="$uc" -v b="$st" 'BEGIN { printf "%.2f", a / b }') | $per |"
     done
     echo
     echo "Memory mappings (lines of /proc/self/maps) with 100,000 coroutines alive"
