@@ -250,6 +250,12 @@
 //! The environment variable `UCORO_SWITCH=setjmp|ucontext` picks the
 //! portable or strict switch at build time (see the table above).
 //!
+//! Build scripts of crates that depend on this one (`links = "ucoro"`) find
+//! the C headers in `DEP_UCORO_INCLUDE`: add it to the include path and use
+//! `#include <ucoro/coroutine.h>`, or add its `ucoro` subdirectory and use
+//! `#include "coroutine.h"`, as with the installed library's pkg-config
+//! flags. The C library itself is already linked into the crate.
+//!
 //! ## What the library does to the process
 //!
 //! A library that a plugin or a host program links should say what it
