@@ -1,0 +1,90 @@
+//! Runs one benchmark operation N times, for counting instructions per
+//! operation under callgrind (`benches/callgrind.py` runs it twice with
+//! different N and divides the difference, so setup cancels out). Counts
+//! are deterministic where times on a shared machine are not, and they
+//! cannot be flattered by a loop that inlines what callers would not.
+//!
+//! ```text
+//! cargo bench --bench instructions --no-run
+//! target/release/deps/instructions-* CASE N     # CASE: see `CASES`
+//! ```
+
+#[path = "ops.rs"]
+mod ops;
+
+use std::hint::black_box;
+
+use corosensei::stack::DefaultStack;
+
+/// Every case: its name (as in BENCHMARKS.md) and what runs it `n` times.
+const CASES: &[(&str, fn(u64))] = &[
+    ("round_trip/ucoro_safe", |n| {
+        let mut co = ops::ucoro_echo();
+        let mut v = 0;
+        for _ in 0..n {
+            v = ops::ucoro_round_trip(&mut co, v);
+        }
+        black_box(v);
+    }),
+    ("round_trip/corosensei", |n| {
+        let mut co = ops::corosensei_echo();
+        let mut v = 0;
+        for _ in 0..n {
+            v = ops::corosensei_round_trip(&mut co, v);
+        }
+        black_box(v);
+    }),
+    ("step/ucoro_safe", |n| {
+        let mut co = ops::ucoro_echo();
+        let mut v = 0;
+        for _ in 0..n {
+            v = ops::ucoro_step(&mut co, v);
+        }
+        black_box(v);
+    }),
+    ("step/corosensei", |n| {
+        let mut co = ops::corosensei_echo();
+        let mut v = 0;
+        for _ in 0..n {
+            v = ops::corosensei_step(&mut co, v);
+        }
+        black_box(v);
+    }),
+    ("generator_next/ucoro", |n| {
+        black_box(ops::sum_ucoro(&mut ops::ucoro_counter(), n));
+    }),
+    ("generator_next/corosensei", |n| {
+        black_box(ops::sum_corosensei(&mut ops::corosensei_counter(), n));
+    }),
+    ("lifecycle/ucoro_safe", |n| {
+        for _ in 0..n {
+            black_box(ops::ucoro_lifecycle());
+        }
+    }),
+    ("lifecycle/corosensei_reused_stack", |n| {
+        let mut stack = Some(DefaultStack::default());
+        for _ in 0..n {
+            black_box(ops::corosensei_lifecycle_reused(&mut stack));
+        }
+    }),
+];
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    // `cargo bench` runs every bench target with `--bench`: nothing to do.
+    if args.first().map_or(true, |a| a.starts_with("--")) {
+        if args.iter().any(|a| a == "--list") {
+            CASES.iter().for_each(|(name, _)| println!("{name}"));
+        }
+        return;
+    }
+    let n: u64 = args
+        .get(1)
+        .and_then(|s| s.parse().ok())
+        .expect("usage: instructions CASE N");
+    let (_, run) = CASES
+        .iter()
+        .find(|(name, _)| *name == args[0])
+        .unwrap_or_else(|| panic!("unknown case {}", args[0]));
+    run(n);
+}
