@@ -17,6 +17,10 @@
 //!   by its parent; the innermost yields, every level yields once back up to
 //!   the top, then the top is resumed once more and every level returns.
 //! - `generator_1m/*`: a generator yielding 0..1_000_000, summed.
+//! - `step/*`: one round trip inside a function that is not inlined and
+//!   returns (an iterator's `next`, a protocol step), as callers write it.
+//! - `generator_next/*`: one value of an endless generator through a
+//!   `next()` that is not inlined.
 //!
 //! The `ucoro_c_setjmp` / `ucoro_c_ucontext` benches use the copies of the C
 //! library built with `-DUCORO_SWITCH_SETJMP` / `-DUCORO_SWITCH_UCONTEXT`
@@ -31,6 +35,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 use criterion::{criterion_group, Bencher, Criterion, SamplingMode};
+
+#[path = "ops.rs"]
+mod ops;
 
 use ucoro::sys::coroutine;
 
@@ -190,24 +197,24 @@ fn c_nesting<A: CApi>(b: &mut Bencher) {
 // ucoro's safe API.
 
 fn safe_round_trip(b: &mut Bencher) {
-    let mut co: ucoro::Coroutine<u64, u64, ()> = ucoro::Coroutine::new(|y, mut v: u64| loop {
-        v = y.suspend(v.wrapping_add(1));
-    });
-    co.resume(0).unwrap();
+    let mut co = ops::ucoro_echo();
     let mut v = 0u64;
-    b.iter(|| match co.resume(black_box(v)).unwrap() {
-        ucoro::CoroutineResult::Yield(next) => v = next,
-        ucoro::CoroutineResult::Return(()) => unreachable!(),
-    });
+    b.iter(|| v = ops::ucoro_round_trip(&mut co, v));
+}
+
+fn safe_step(b: &mut Bencher) {
+    let mut co = ops::ucoro_echo();
+    let mut v = 0u64;
+    b.iter(|| v = ops::ucoro_step(&mut co, v));
+}
+
+fn safe_generator_next(b: &mut Bencher) {
+    let mut g = ops::ucoro_counter();
+    b.iter(|| ops::ucoro_next(&mut g));
 }
 
 fn safe_lifecycle(b: &mut Bencher) {
-    b.iter(|| {
-        let mut co: ucoro::Coroutine<u64, (), u64> = ucoro::Coroutine::new(|_, v| v + 1);
-        let r = co.resume(black_box(1)).unwrap();
-        drop(co);
-        black_box(r)
-    });
+    b.iter(ops::ucoro_lifecycle);
 }
 
 fn safe_level(below: usize) -> ucoro::Coroutine<(), usize, usize> {
@@ -265,17 +272,21 @@ fn safe_generator(b: &mut Bencher) {
 use corosensei::stack::DefaultStack;
 
 fn corosensei_round_trip(b: &mut Bencher) {
-    let mut co: corosensei::Coroutine<u64, u64, ()> =
-        corosensei::Coroutine::new(|y, mut v: u64| loop {
-            v = y.suspend(v.wrapping_add(1));
-        });
-    co.resume(0);
+    let mut co = ops::corosensei_echo();
     let mut v = 0u64;
-    b.iter(|| match co.resume(black_box(v)) {
-        corosensei::CoroutineResult::Yield(next) => v = next,
-        corosensei::CoroutineResult::Return(()) => unreachable!(),
-    });
+    b.iter(|| v = ops::corosensei_round_trip(&mut co, v));
     // Dropping the suspended coroutine unwinds its (drop-free) stack.
+}
+
+fn corosensei_step(b: &mut Bencher) {
+    let mut co = ops::corosensei_echo();
+    let mut v = 0u64;
+    b.iter(|| v = ops::corosensei_step(&mut co, v));
+}
+
+fn corosensei_generator_next(b: &mut Bencher) {
+    let mut co = ops::corosensei_counter();
+    b.iter(|| ops::corosensei_next(&mut co));
 }
 
 fn corosensei_lifecycle_fresh(b: &mut Bencher) {
@@ -289,13 +300,7 @@ fn corosensei_lifecycle_fresh(b: &mut Bencher) {
 
 fn corosensei_lifecycle_reused(b: &mut Bencher) {
     let mut stack = Some(DefaultStack::default());
-    b.iter(|| {
-        let mut co: corosensei::Coroutine<u64, (), u64, DefaultStack> =
-            corosensei::Coroutine::with_stack(stack.take().unwrap(), |_, v| v + 1);
-        let r = co.resume(black_box(1));
-        stack = Some(co.into_stack());
-        black_box(r)
-    });
+    b.iter(|| ops::corosensei_lifecycle_reused(&mut stack));
 }
 
 fn corosensei_level(below: usize) -> corosensei::Coroutine<(), usize, usize> {
@@ -433,6 +438,19 @@ fn round_trip(c: &mut Criterion) {
     g.finish();
 }
 
+/// One round trip inside a function that returns, and one generator value
+/// through a `next()` that is not inlined (benches/ops.rs).
+fn step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("step");
+    g.bench_function("ucoro_safe", safe_step);
+    g.bench_function("corosensei", corosensei_step);
+    g.finish();
+    let mut g = c.benchmark_group("generator_next");
+    g.bench_function("ucoro", safe_generator_next);
+    g.bench_function("corosensei", corosensei_generator_next);
+    g.finish();
+}
+
 fn lifecycle(c: &mut Criterion) {
     let mut g = c.benchmark_group("lifecycle");
     g.bench_function("ucoro_c", c_lifecycle::<DefaultMode>);
@@ -464,7 +482,7 @@ fn generator(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, round_trip, lifecycle, nesting, generator);
+criterion_group!(benches, round_trip, step, lifecycle, nesting, generator);
 
 /// `criterion_main!`, plus a marker with the start time of a measuring run,
 /// so that the report generator can tell this run's results from leftovers.

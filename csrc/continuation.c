@@ -248,6 +248,21 @@ static void *first_context(struct continuation *to)
 }
 #endif
 
+#if defined(UCORO_SWITCH_ASM) && !defined(UCORO_TOOL_SWITCH)
+int ucoro__cc_prepare(struct continuation *to)
+{
+    to->started = 1;
+    to->ctx = first_context(to);
+    return 1;
+}
+#else
+int ucoro__cc_prepare(struct continuation *to)
+{
+    (void)to;
+    return 0;
+}
+#endif
+
 void *ucoro__cc_first(struct continuation *from, struct continuation *to, void *value)
 {
 #ifdef UCORO_SWITCH_ASM

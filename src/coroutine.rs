@@ -28,7 +28,7 @@ use std::ptr::{self, NonNull};
 use std::thread;
 
 use crate::unwind::{self, ForcedUnwind};
-use crate::{sys, Error};
+use crate::{arch, sys, Error};
 
 /// The smallest stack the safe API hands out: a panic that prints a full
 /// backtrace (`RUST_BACKTRACE=full`) needs about 24 KiB of it, more than
@@ -348,14 +348,9 @@ impl<I: 'static, Y> Yielder<I, Y> {
     #[inline(always)]
     fn yield_to_caller(&self) -> bool {
         // SAFETY: `co` is this coroutine's live C struct (the Yielder only
-        // exists while its closure runs). ucoro_yield_from checks that it
-        // is the running coroutine and refuses (returning NULL, switching
-        // nowhere) otherwise. Our resumer always passes a non-null pointer,
-        // so NULL can only mean refused.
-        let back = unsafe {
-            sys::ucoro_yield_from(self.header.co, ptr::null_mut::<c_void>().wrapping_add(1))
-        };
-        !back.is_null()
+        // exists while its closure runs); `arch::suspend` refuses (false,
+        // switching nowhere) unless it is the running coroutine.
+        unsafe { arch::suspend(self.header.co) }
     }
 }
 
@@ -565,7 +560,8 @@ impl<I: 'static, Y: 'static, R> Coroutine<I, Y, R> {
             .wrapping_add(block.align_offset(align))
             .cast::<Inner<I, Y, R, F>>();
         // SAFETY: `inner` is aligned and its size_of bytes lie within the
-        // `extra` bytes reserved for us; nothing else uses that memory.
+        // `extra` bytes reserved for us; nothing else uses that memory. `co`
+        // is fresh from ucoro_create.
         unsafe {
             inner.write(Inner {
                 shared: Shared {
@@ -582,7 +578,9 @@ impl<I: 'static, Y: 'static, R> Coroutine<I, Y, R> {
                     drop_inner: drop_inner::<I, Y, R, F>,
                 },
                 func: Cell::new(Some(func)),
-            })
+            });
+            // The block is what `coroutine_main` expects; co is fresh.
+            arch::prepare(co.as_ptr(), inner.cast());
         };
         Ok(Coroutine {
             co,
@@ -613,11 +611,12 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         let header = &self.shared().header;
         header.resumer_panicking.set(thread::panicking());
         header.inbox.set(Some(message));
-        // SAFETY: `co` was made by ucoro_create and not destroyed; `&mut
+        // SAFETY: `co` was made by ucoro_create and not destroyed, and
+        // `finished` is false (callers check), so it has not exited; `&mut
         // self` means it is not running nor waiting on the chain (it only
-        // runs inside resume or drop). The argument is our block, which
-        // `coroutine_main` expects.
-        unsafe { sys::coroutine_yieldto(self.co.as_ptr(), self.shared.as_ptr().cast()) };
+        // runs inside resume or drop), and `Coroutine` is not `Send`. The
+        // argument is our block, which `coroutine_main` expects.
+        unsafe { arch::resume(self.co.as_ptr(), self.shared.as_ptr().cast()) };
         self.started = true;
     }
 

@@ -200,6 +200,7 @@
 #[doc(hidden)]
 #[path = "bench_modes.rs"]
 pub mod __bench_modes;
+mod arch;
 mod coroutine;
 mod error;
 mod generator;
