@@ -67,6 +67,15 @@ enum Outcome<R> {
     Unwound,
 }
 
+/// How a resume that brought no value ended (`Coroutine::ended`).
+enum NoValue<R> {
+    Returned(R),
+    /// The switch was refused: nothing ran (`Error::Running`).
+    Refused,
+    /// It stopped for good while this thread unwinds (`Error::Abandoned`).
+    Abandoned,
+}
+
 /// The part a [`Yielder`] sees (no return type, no closure type).
 #[repr(C)]
 struct Header<I, Y> {
@@ -653,7 +662,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         self.enter(Message::Resume(input));
         match self.shared().header.outbox.take() {
             Some(value) => Ok(CoroutineResult::Yield(value)),
-            None => self.ended(),
+            // Mapped here, not in `ended`: its small result comes back in
+            // registers, so the common path builds no `Result` in memory.
+            None => match self.ended() {
+                NoValue::Returned(value) => Ok(CoroutineResult::Return(value)),
+                NoValue::Refused => Err(Error::Running),
+                NoValue::Abandoned => Err(Error::Abandoned),
+            },
         }
     }
 
@@ -661,13 +676,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// panicked, it stopped for good, or the C layer refused the switch.
     #[cold]
     #[inline(never)]
-    fn ended(&mut self) -> Result<CoroutineResult<Y, R>, Error> {
+    fn ended(&mut self) -> NoValue<R> {
         let shared = self.shared();
         if shared.header.abandoned.get() {
             self.finished = true;
             self.leaked = true;
             if shared.header.resumer_panicking.get() {
-                return Err(Error::Abandoned);
+                return NoValue::Abandoned;
             }
             unwind::absorb_stuck_panics();
             panic!(
@@ -678,7 +693,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         match shared.outcome.take() {
             Some(Outcome::Returned(value)) => {
                 self.finished = true;
-                Ok(CoroutineResult::Return(value))
+                NoValue::Returned(value)
             }
             Some(Outcome::Panicked(payload)) => {
                 self.finished = true;
@@ -687,7 +702,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             Some(Outcome::Unwound) | None => {
                 // The C layer refused to switch: nothing ran.
                 shared.header.inbox.take();
-                Err(Error::Running)
+                NoValue::Refused
             }
         }
     }
