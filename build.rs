@@ -33,6 +33,12 @@ fn watch_sources(dir: &Path) {
 }
 
 fn main() {
+    // Linux only: elsewhere the crate stops with a compile_error! that says
+    // so (src/lib.rs), rather than with whatever the C compiler makes of
+    // Linux system calls.
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() != Ok("linux") {
+        return;
+    }
     let root = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let csrc = root.join("csrc");
     watch_sources(&csrc);
@@ -169,7 +175,7 @@ fn generate_bindings(csrc: &Path) {
 /// (`coroutine_*`, `cc_*`, `ucoro_*`, found by scanning csrc/) to
 /// `ucoro_<mode>_<name>`, so the copies link next to the default library
 /// without clashes and keep their own per-thread state.
-/// `src/bench_modes.rs` declares the renamed API.
+/// `benches/support/modes.rs` declares the renamed API.
 #[cfg(feature = "bench-modes")]
 fn build_bench_modes(csrc: &Path, base: &cc::Build) {
     let out = PathBuf::from(env::var("OUT_DIR").unwrap());

@@ -6,7 +6,7 @@ by callgrind (deterministic, unlike times on a shared machine).
     python3 benches/callgrind.py --write    # also put it in BENCHMARKS.md
 
 Builds the `instructions` bench target (benches/instructions.rs, whose
-operations come from benches/ops.rs, shared with the criterion benches),
+operations come from benches/support/ops.rs, shared with the criterion benches),
 runs each case under `valgrind --tool=callgrind` for N1 and N2
 operations, and divides the difference in instructions executed by
 N2 - N1, so that setup and teardown cancel out. With --write, the table

@@ -9,7 +9,7 @@
 //! target/release/deps/instructions-* CASE N     # CASE: see `CASES`
 //! ```
 
-#[path = "ops.rs"]
+#[path = "support/ops.rs"]
 mod ops;
 
 use std::hint::black_box;

@@ -5,7 +5,7 @@
 //! ```text
 //! cargo bench --bench switch                      # full run (a few minutes)
 //! cargo bench --bench switch -- --test            # smoke: each bench once
-//! cargo run --release --example bench_report      # BENCHMARKS.md + docs/benchmarks.svg
+//! cargo run --release --manifest-path benches/report/Cargo.toml  # BENCHMARKS.md + docs/benchmarks.svg
 //! ```
 //!
 //! Groups and IDs (the report generator knows these names):
@@ -36,10 +36,14 @@ use std::thread;
 
 use criterion::{criterion_group, Bencher, Criterion, SamplingMode};
 
-#[path = "ops.rs"]
+#[path = "support/ops.rs"]
 mod ops;
 
 use ucoro::sys::coroutine;
+
+#[cfg(feature = "bench-modes")]
+#[path = "support/modes.rs"]
+mod modes;
 
 /// Stack size of every coroutine in the nesting benches (all libraries).
 const NEST_STACK: usize = 64 << 10;
@@ -86,9 +90,9 @@ macro_rules! c_api {
 
 c_api!(DefaultMode, ucoro::sys);
 #[cfg(feature = "bench-modes")]
-c_api!(SetjmpMode, ucoro::__bench_modes::setjmp);
+c_api!(SetjmpMode, modes::setjmp);
 #[cfg(feature = "bench-modes")]
-c_api!(UcontextMode, ucoro::__bench_modes::ucontext);
+c_api!(UcontextMode, modes::ucontext);
 
 /// A heap-allocated `struct coroutine` (its address must not change).
 fn new_c_coroutine(
@@ -439,7 +443,7 @@ fn round_trip(c: &mut Criterion) {
 }
 
 /// One round trip inside a function that returns, and one generator value
-/// through a `next()` that is not inlined (benches/ops.rs).
+/// through a `next()` that is not inlined (benches/support/ops.rs).
 fn step(c: &mut Criterion) {
     let mut g = c.benchmark_group("step");
     g.bench_function("ucoro_safe", safe_step);

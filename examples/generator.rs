@@ -1,4 +1,4 @@
-//! The seed's Python generator in Rust:
+//! A Python generator, written with ucoro in Rust:
 //!
 //! ```python
 //! def coroutine():

@@ -1,4 +1,4 @@
-//! The seed's producer/consumer model with coroutines: one thread, no locks,
+//! The producer/consumer model with coroutines: one thread, no locks,
 //! no queue protection. The producer makes a batch of items and yields to
 //! the consumer; the consumer takes them and resumes the producer.
 //!

@@ -100,6 +100,49 @@
 //! Clang ≥ 11; on by default in some distributions' compilers, not in
 //! upstream GCC). Without probes, keep frames well under 64 KiB.
 //!
+//! ## Building
+//!
+//! The crate compiles its C library (`csrc/`) with the [`cc`](https://docs.rs/cc) crate, so a
+//! build needs a C11 compiler (`gcc` or `clang`) and nothing else: the raw
+//! bindings in [`sys`] are committed, generated from the C header. Linux
+//! only, on the architectures in the table above; any other target fails
+//! with a `compile_error!` naming this.
+//!
+//! Cargo features, all off by default:
+//!
+//! | feature | what it does |
+//! |---|---|
+//! | `bindgen` | regenerates the raw bindings from `csrc/coroutine.h` with `bindgen` at build time (needs libclang: Debian's `libclang-dev`); the result must equal the committed `src/sys/bindings.rs` |
+//! | `bench-modes` | benchmarks only: also builds the C library in its `_setjmp` and `swapcontext` modes, symbols renamed, so one benchmark run compares the three switches |
+//!
+//! The environment variable `UCORO_SWITCH=setjmp|ucontext` picks the
+//! portable or strict switch at build time (see the table above).
+//!
+//! ## What the library does to the process
+//!
+//! A library that a plugin or a host program links should say what it
+//! changes outside its own calls. ucoro:
+//!
+//! - **installs a `SIGSEGV` and `SIGBUS` handler** when the first coroutine
+//!   is created, to report a stack overflow in a guard region; every other
+//!   fault goes to the handler that was installed before it (Rust's own,
+//!   for thread stacks). A program that installs its own handler afterwards
+//!   owns fault reporting from then on. To keep ucoro's out, set the
+//!   environment variable `UCORO_OVERFLOW_REPORTING=0` before the first
+//!   coroutine, or call [`sys::ucoro_set_overflow_reporting`] with 0 (which
+//!   also puts the previous handler back);
+//! - **gives each thread that creates a coroutine an alternate signal
+//!   stack** (`sigaltstack`, 64 KiB), unless the thread
+//!   already has one; it is freed when the thread exits;
+//! - keeps its per-thread state in **initial-exec TLS** (a few words): a
+//!   program that `dlopen`s the shared C library late needs the libc's
+//!   static TLS reserve, which glibc sizes for such libraries;
+//! - registers **`pthread_atfork` handlers** (so a child can use coroutines
+//!   after a `fork` from any thread) and two thread-exit destructors;
+//! - the shared C library (`libucoro.so`, not this crate, which links its C
+//!   statically) is linked **`-z nodelete`**: `dlclose` leaves it loaded,
+//!   since its handler and thread-exit destructors may still run.
+//!
 //! ## What a coroutine costs
 //!
 //! - **Address space:** its stack, rounded up to a size class (whole pages,
@@ -196,10 +239,12 @@
 //! coroutine is leaked instead of unwound.
 #![warn(missing_docs)]
 
-#[cfg(feature = "bench-modes")]
-#[doc(hidden)]
-#[path = "bench_modes.rs"]
-pub mod __bench_modes;
+#[cfg(not(target_os = "linux"))]
+compile_error!(
+    "ucoro supports Linux only: its stacks, guard pages and overflow reporting \
+     use Linux system calls (mmap, madvise, sigaltstack)"
+);
+
 mod arch;
 mod coroutine;
 mod error;

@@ -1,19 +1,20 @@
-//! Benchmarks only (feature `bench-modes`): the C API of the two extra copies
-//! of the C library that build.rs compiles in the other switch modes, with
-//! every symbol renamed to `ucoro_<mode>_<name>`. Each copy has its own
-//! per-thread state: a coroutine of one copy must only ever be passed to the
-//! functions of that same copy.
+//! The C API of the two extra copies of the C library that build.rs compiles
+//! in the other switch modes when the `bench-modes` feature is on (it is, for
+//! `cargo bench`), with every symbol renamed to `ucoro_<mode>_<name>`. Each
+//! copy has its own per-thread state: a coroutine of one copy must only ever
+//! be passed to the functions of that same copy.
 //!
-//! Not part of the public API; it may change or vanish at any time.
-#![allow(missing_docs)]
+//! Benchmark tooling, declared here rather than in the library: the copies
+//! are linked into the benchmark through the crate's static C library.
 
 macro_rules! mode_api {
     ($(#[$attr:meta])* $module:ident, $prefix:literal) => {
         $(#[$attr])*
         pub mod $module {
+            #![allow(dead_code)] // not every benchmark calls every function
             use std::os::raw::{c_int, c_void};
 
-            use crate::sys::{continuation, coroutine, ucoro_diagnostic_fn};
+            use ucoro::sys::{continuation, coroutine, ucoro_diagnostic_fn};
 
             unsafe extern "C" {
                 #[link_name = concat!($prefix, "coroutine_init")]
