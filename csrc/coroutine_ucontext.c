@@ -127,6 +127,8 @@ static int release_hook(struct continuation *cc)
     return co->release ? co->release(co) : 0;
 }
 
+static int keep_embedded_stack(struct coroutine *co);
+
 /* Runs on the caller's stack once the coroutine co has finished: frees the
  * finished stack and hands over the entry's result. */
 static void *finish(void *arg)
@@ -137,7 +139,10 @@ static void *finish(void *arg)
 
     co->caller = NULL;
     this_thread()->current = back;
-    cc_release(&co->cc); /* runs co->release, which may free co */
+    /* A coroutine of ucoro_create keeps its stack until ucoro_destroy
+     * (its release callback vetoes): skip the round trip that ends so. */
+    if (co->release != keep_embedded_stack)
+        cc_release(&co->cc); /* runs co->release, which may free co */
     return result;
 }
 
@@ -512,6 +517,7 @@ UCORO_HIDDEN void *ucoro__rust_resume(struct coroutine *co, void *arg);
 UCORO_HIDDEN void *ucoro__rust_suspend(struct coroutine *co, void *arg);
 UCORO_HIDDEN struct coroutine **ucoro__rust_current(void);
 UCORO_HIDDEN void ucoro__rust_prepare(struct coroutine *co, void *arg);
+UCORO_HIDDEN void ucoro__rust_destroy(struct coroutine *co);
 
 UCORO_HOT void *ucoro__rust_resume(struct coroutine *co, void *arg)
 {
@@ -545,6 +551,21 @@ void ucoro__rust_prepare(struct coroutine *co, void *arg)
               stderr);
         abort();
     }
+}
+
+/* ucoro_destroy for the crate, which destroys only what its ucoro_create
+ * made, once, when it is neither running nor waiting in a resume: the same
+ * effect without the checks or the release callbacks' round trip. */
+void ucoro__rust_destroy(struct coroutine *co)
+{
+    struct ucoro_stack_record *record = co->cc.stack_record;
+    void *fiber = co->cc.tool_fiber;
+
+    co->magic = magic_of(co, UCORO_MAGIC_RELEASED);
+    co->cc.magic = 0;
+    co->cc.stack = NULL;
+    ucoro__tool_fiber_destroyed(fiber);
+    ucoro__stack_free(record); /* co is on that stack: not touched after */
 }
 
 /* Where this thread's running coroutine is kept (its main coroutine made

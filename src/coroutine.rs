@@ -820,13 +820,13 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
         }
         // SAFETY: the coroutine is not running (never started, finished, or
         // just unwound to its end). Our block is dropped in place first
-        // (a closure that never ran is dropped here), then ucoro_destroy
+        // (a closure that never ran is dropped here), then arch::destroy (ucoro_destroy)
         // frees the stack that holds it and the C struct; nothing uses
         // either afterwards.
         let drop_inner = self.shared().drop_inner;
         unsafe {
             drop_inner(self.shared.as_ptr());
-            sys::ucoro_destroy(self.co.as_ptr());
+            arch::destroy(self.co.as_ptr());
         }
         if let Some(payload) = deferred_panic {
             // A destructor panicked during the unwind: report it, unless we

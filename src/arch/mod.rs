@@ -59,6 +59,21 @@ extern "C" {
     /// starts its entry with `arg`.
     #[cfg_attr(not(ucoro_inline_switch), allow(dead_code))]
     fn ucoro__rust_prepare(co: *mut coroutine, arg: *mut c_void);
+    /// `ucoro_destroy` without its checks; `co` must not be running nor
+    /// waiting in a resume.
+    fn ucoro__rust_destroy(co: *mut coroutine);
+}
+
+/// Frees a coroutine made by `ucoro_create`: its stack, with the C struct
+/// and the crate's block on it.
+///
+/// # Safety
+/// `co` was made by `ucoro_create`, is not destroyed, and is not running
+/// nor waiting in a resume; nothing uses it or its stack afterwards.
+#[inline]
+pub(crate) unsafe fn destroy(co: *mut coroutine) {
+    // SAFETY: the caller's contract is the C function's.
+    unsafe { ucoro__rust_destroy(co) }
 }
 
 /// Readies a coroutine fresh from `ucoro_create` for its first resume,
