@@ -16,8 +16,12 @@ use std::hint::black_box;
 
 use corosensei::stack::DefaultStack;
 
-/// Every case: its name (as in BENCHMARKS.md) and what runs it `n` times.
-const CASES: &[(&str, fn(u64))] = &[
+/// Runs a case's operation `n` times.
+type Run = fn(u64);
+
+/// Every case: its name (criterion's group/id for the same operation) and
+/// what runs it.
+const CASES: &[(&str, Run)] = &[
     ("round_trip/ucoro_safe", |n| {
         let mut co = ops::ucoro_echo();
         let mut v = 0;
