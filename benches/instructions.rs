@@ -23,53 +23,45 @@ type Run = fn(u64);
 /// what runs it.
 const CASES: &[(&str, Run)] = &[
     ("round_trip/ucoro_safe", |n| {
-        let mut co = ops::ucoro_echo();
-        let mut v = 0;
-        for _ in 0..n {
-            v = ops::ucoro_round_trip(&mut co, v);
-        }
-        black_box(v);
+        black_box(ops::echo_n(
+            &mut ops::ucoro_echo(),
+            n,
+            ops::ucoro_round_trip,
+        ));
     }),
     ("round_trip/corosensei", |n| {
-        let mut co = ops::corosensei_echo();
-        let mut v = 0;
-        for _ in 0..n {
-            v = ops::corosensei_round_trip(&mut co, v);
-        }
-        black_box(v);
+        black_box(ops::echo_n(
+            &mut ops::corosensei_echo(),
+            n,
+            ops::corosensei_round_trip,
+        ));
     }),
     ("step/ucoro_safe", |n| {
-        let mut co = ops::ucoro_echo();
-        let mut v = 0;
-        for _ in 0..n {
-            v = ops::ucoro_step(&mut co, v);
-        }
-        black_box(v);
+        black_box(ops::echo_n(&mut ops::ucoro_echo(), n, ops::ucoro_step));
     }),
     ("step/corosensei", |n| {
-        let mut co = ops::corosensei_echo();
-        let mut v = 0;
-        for _ in 0..n {
-            v = ops::corosensei_step(&mut co, v);
-        }
-        black_box(v);
+        black_box(ops::echo_n(
+            &mut ops::corosensei_echo(),
+            n,
+            ops::corosensei_step,
+        ));
     }),
     ("generator_next/ucoro", |n| {
-        black_box(ops::sum_ucoro(&mut ops::ucoro_counter(), n));
+        black_box(ops::sum_n(&mut ops::ucoro_counter(), n, ops::ucoro_next));
     }),
     ("generator_next/corosensei", |n| {
-        black_box(ops::sum_corosensei(&mut ops::corosensei_counter(), n));
+        black_box(ops::sum_n(
+            &mut ops::corosensei_counter(),
+            n,
+            ops::corosensei_next,
+        ));
     }),
     ("lifecycle/ucoro_safe", |n| {
-        for _ in 0..n {
-            black_box(ops::ucoro_lifecycle());
-        }
+        (0..n).for_each(|_| _ = black_box(ops::ucoro_lifecycle()));
     }),
     ("lifecycle/corosensei_reused_stack", |n| {
         let mut stack = Some(DefaultStack::default());
-        for _ in 0..n {
-            black_box(ops::corosensei_lifecycle_reused(&mut stack));
-        }
+        (0..n).for_each(|_| _ = black_box(ops::corosensei_lifecycle_reused(&mut stack)));
     }),
 ];
 

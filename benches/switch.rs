@@ -200,21 +200,16 @@ fn c_nesting<A: CApi>(b: &mut Bencher) {
 // ---------------------------------------------------------------------------
 // ucoro's safe API.
 
-fn safe_round_trip(b: &mut Bencher) {
-    let mut co = ops::ucoro_echo();
+/// Round trips `op` on `co`, each handing on the value the last one
+/// brought back (benches/support/ops.rs has the operations).
+fn echo<C>(b: &mut Bencher, mut co: C, op: impl Fn(&mut C, u64) -> u64) {
     let mut v = 0u64;
-    b.iter(|| v = ops::ucoro_round_trip(&mut co, v));
+    b.iter(|| v = op(&mut co, v));
 }
 
-fn safe_step(b: &mut Bencher) {
-    let mut co = ops::ucoro_echo();
-    let mut v = 0u64;
-    b.iter(|| v = ops::ucoro_step(&mut co, v));
-}
-
-fn safe_generator_next(b: &mut Bencher) {
-    let mut g = ops::ucoro_counter();
-    b.iter(|| ops::ucoro_next(&mut g));
+/// Values of the generator `g`, each fetched by `next`.
+fn next_of<G>(b: &mut Bencher, mut g: G, next: impl Fn(&mut G) -> Option<u64>) {
+    b.iter(|| next(&mut g));
 }
 
 fn safe_lifecycle(b: &mut Bencher) {
@@ -274,24 +269,6 @@ fn safe_generator(b: &mut Bencher) {
 // corosensei.
 
 use corosensei::stack::DefaultStack;
-
-fn corosensei_round_trip(b: &mut Bencher) {
-    let mut co = ops::corosensei_echo();
-    let mut v = 0u64;
-    b.iter(|| v = ops::corosensei_round_trip(&mut co, v));
-    // Dropping the suspended coroutine unwinds its (drop-free) stack.
-}
-
-fn corosensei_step(b: &mut Bencher) {
-    let mut co = ops::corosensei_echo();
-    let mut v = 0u64;
-    b.iter(|| v = ops::corosensei_step(&mut co, v));
-}
-
-fn corosensei_generator_next(b: &mut Bencher) {
-    let mut co = ops::corosensei_counter();
-    b.iter(|| ops::corosensei_next(&mut co));
-}
 
 fn corosensei_lifecycle_fresh(b: &mut Bencher) {
     b.iter(|| {
@@ -430,13 +407,18 @@ fn thread_round_trip(b: &mut Bencher) {
 
 fn round_trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("round_trip");
-    g.bench_function("ucoro_safe", safe_round_trip);
+    g.bench_function("ucoro_safe", |b| {
+        echo(b, ops::ucoro_echo(), ops::ucoro_round_trip)
+    });
     g.bench_function("ucoro_c", c_round_trip::<DefaultMode>);
     #[cfg(feature = "bench-modes")]
     g.bench_function("ucoro_c_setjmp", c_round_trip::<SetjmpMode>);
     #[cfg(feature = "bench-modes")]
     g.bench_function("ucoro_c_ucontext", c_round_trip::<UcontextMode>);
-    g.bench_function("corosensei", corosensei_round_trip);
+    // Dropping the suspended coroutine unwinds its (drop-free) stack.
+    g.bench_function("corosensei", |b| {
+        echo(b, ops::corosensei_echo(), ops::corosensei_round_trip)
+    });
     g.bench_function("boost_context", boost_round_trip);
     g.bench_function("thread_condvar", thread_round_trip);
     g.finish();
@@ -446,12 +428,20 @@ fn round_trip(c: &mut Criterion) {
 /// through a `next()` that is not inlined (benches/support/ops.rs).
 fn step(c: &mut Criterion) {
     let mut g = c.benchmark_group("step");
-    g.bench_function("ucoro_safe", safe_step);
-    g.bench_function("corosensei", corosensei_step);
+    g.bench_function("ucoro_safe", |b| {
+        echo(b, ops::ucoro_echo(), ops::ucoro_step)
+    });
+    g.bench_function("corosensei", |b| {
+        echo(b, ops::corosensei_echo(), ops::corosensei_step)
+    });
     g.finish();
     let mut g = c.benchmark_group("generator_next");
-    g.bench_function("ucoro", safe_generator_next);
-    g.bench_function("corosensei", corosensei_generator_next);
+    g.bench_function("ucoro", |b| {
+        next_of(b, ops::ucoro_counter(), ops::ucoro_next)
+    });
+    g.bench_function("corosensei", |b| {
+        next_of(b, ops::corosensei_counter(), ops::corosensei_next)
+    });
     g.finish();
 }
 

@@ -98,21 +98,17 @@ pub fn corosensei_next(co: &mut corosensei::Coroutine<(), u64, ()>) -> Option<u6
     co.resume(()).as_yield()
 }
 
-/// Sums `n` values of a generator, each through a non-inlined `next()`.
+/// Runs `n` round trips `op` on `co`, each handing on the value the last
+/// one brought back.
 #[inline(always)]
-pub fn sum_ucoro(g: &mut ucoro::Generator<u64>, n: u64) -> u64 {
-    (0..n)
-        .map(|_| ucoro_next(g).unwrap())
-        .fold(0, u64::wrapping_add)
+pub fn echo_n<C>(co: &mut C, n: u64, op: impl Fn(&mut C, u64) -> u64) -> u64 {
+    (0..n).fold(0, |v, _| op(co, v))
 }
 
-/// Sums `n` values of a corosensei generator, each through a non-inlined
-/// `next()`.
+/// Sums `n` values of a generator `g`, each fetched by `next`.
 #[inline(always)]
-pub fn sum_corosensei(co: &mut corosensei::Coroutine<(), u64, ()>, n: u64) -> u64 {
-    (0..n)
-        .map(|_| corosensei_next(co).unwrap())
-        .fold(0, u64::wrapping_add)
+pub fn sum_n<G>(g: &mut G, n: u64, next: impl Fn(&mut G) -> Option<u64>) -> u64 {
+    (0..n).map(|_| next(g).unwrap()).fold(0, u64::wrapping_add)
 }
 
 /// Create, run to the end, drop (default stack size).
