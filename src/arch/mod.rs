@@ -27,7 +27,9 @@
 //! header's, through the bindings: one definition of the layout.
 
 use std::ffi::c_void;
-use std::ptr::{self, addr_of_mut};
+use std::ptr;
+#[cfg(ucoro_inline_switch)]
+use std::ptr::addr_of_mut;
 
 use crate::sys::coroutine;
 
