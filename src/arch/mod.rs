@@ -2,10 +2,10 @@
 //! library's stacks, context layout and bookkeeping.
 //!
 //! Where `build.rs` sets `ucoro_inline_switch` (x86_64 and aarch64 with the
-//! C library's assembly switch, no sanitizer), a resume after the first
-//! and every suspend are inlined into the caller: the bookkeeping below in
-//! Rust, the register switch in `asm!` (`x86_64.rs`, `aarch64.rs`); the C
-//! side prepares a coroutine's first context when it is created. Resume
+//! C library's assembly switch, no sanitizer), every resume and suspend is
+//! inlined into the caller: the bookkeeping below in Rust, the register
+//! switch in `asm!` (`x86_64.rs`, `aarch64.rs`); the C side prepares a
+//! coroutine's first context when it is created. Resume
 //! enters with a call and suspend leaves with a return to that call's
 //! address, so the CPU's return-address predictor stays balanced; the
 //! callee-saved registers the compiler may allocate are declared clobbered,
@@ -134,8 +134,8 @@ pub(crate) unsafe fn suspend(co: *mut coroutine) -> bool {
     #[cfg(not(ucoro_inline_switch))]
     {
         // SAFETY: the caller's contract; the C side checks that co runs.
-        // Any non-null argument tells "resumed" from the NULL of a refusal
-        // (our resumes pass none: what arrives is ours or C's, non-null).
+        // What a resume hands over is never NULL (ours pass the crate's
+        // block), so NULL can only mean refused.
         !unsafe { ucoro__rust_suspend(co, ptr::NonNull::dangling().as_ptr()) }.is_null()
     }
 }
