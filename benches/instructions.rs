@@ -7,7 +7,12 @@
 //! ```text
 //! cargo bench --bench instructions --no-run
 //! target/release/deps/instructions-* CASE N     # CASE: see `CASES`
+//! target/release/deps/instructions-* --time [N [ROUNDS]]
 //! ```
+//!
+//! `--time` prints each case's best time per operation over ROUNDS
+//! alternating batches, beside its corosensei twin (`CASES` lists them in
+//! pairs).
 
 #[path = "support/ops.rs"]
 mod ops;
@@ -65,8 +70,37 @@ const CASES: &[(&str, Run)] = &[
     }),
 ];
 
+/// `--time`: each case's best time per operation over `rounds` batches of
+/// `n` operations, ucoro's and corosensei's batches alternating. On a
+/// shared machine other work only ever adds time, so the minimum is the
+/// estimate least disturbed by it (criterion's medians, on a loaded
+/// machine, are not).
+fn best_times(n: u64, rounds: u32) {
+    let mut best = vec![f64::INFINITY; CASES.len()];
+    for _ in 0..rounds {
+        for (i, (_, run)) in CASES.iter().enumerate() {
+            let start = std::time::Instant::now();
+            run(n);
+            let ns = start.elapsed().as_nanos() as f64 / n as f64;
+            best[i] = best[i].min(ns);
+        }
+    }
+    for pair in CASES.iter().zip(&best).collect::<Vec<_>>().chunks(2) {
+        let [((ours, _), a), ((theirs, _), b)] = pair else {
+            continue;
+        };
+        println!("{ours:24} {a:8.2} ns  {theirs:34} {b:8.2} ns  ratio {:.2}", *a / *b);
+    }
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    if args.first().is_some_and(|a| a == "--time") {
+        let n = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
+        let rounds = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(30);
+        best_times(n, rounds);
+        return;
+    }
     // `cargo bench` runs every bench target with `--bench`: nothing to do.
     if args.first().map_or(true, |a| a.starts_with("--")) {
         if args.iter().any(|a| a == "--list") {
