@@ -59,7 +59,8 @@ UCORO_HIDDEN void *ucoro__cc_first(struct continuation *from, struct continuatio
                                    void *value);
 
 /* Makes to's first context now, as ucoro__cc_first would, so that any
- * switch in the same layout can start it (the Rust crate's inlined one).
+ * switch in the same layout can start it (the Rust crate's inlined one);
+ * to counts as started once its entry runs.
  * Returns 1, or 0 (nothing done) where this build's switch starts stacks
  * otherwise (the portable modes) or must announce it (sanitizers). */
 UCORO_HIDDEN int ucoro__cc_prepare(struct continuation *to);
