@@ -109,7 +109,10 @@ fn best_times(n: u64, rounds: u32, filter: &str) {
         if a.is_infinite() {
             continue;
         }
-        println!("{ours:24} {a:8.2} ns  {theirs:34} {b:8.2} ns  ratio {:.2}", *a / *b);
+        println!(
+            "{ours:24} {a:8.2} ns  {theirs:34} {b:8.2} ns  ratio {:.2}",
+            *a / *b
+        );
     }
 }
 
