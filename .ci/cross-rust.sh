@@ -39,7 +39,7 @@ skip_under_qemu="hundred_thousand_suspended_coroutines_with_guards"
 # would bind the emulator itself, whose reservations are not the guest's.
 tests="--lib --test safe_api --test threads --test c_semantics --test bad_input
        --test stack_safety --test model --test adversarial --test backtraces
-       --test switch_state"
+       --test scope --test fiber --test switch_state"
 
 while read -r name target triple qemu; do
     [ -n "$name" ] || continue

@@ -284,6 +284,10 @@ void *ucoro__cc_transfer_announced(struct continuation *from, struct continuatio
 {
     void *ctx = to->ctx;
     void *fake = NULL;
+    /* AddressSanitizer's fake stack of from while from is switched out: in
+     * its stack record, where a release of from while it is suspended finds
+     * it and frees it (tools.c); a thread's own context is never freed. */
+    void **fake_slot = from->stack_record ? &from->stack_record->tool_fake : &fake;
     void *r;
 
     /* Announce the switch, then switch with no instrumented call in
@@ -293,19 +297,20 @@ void *ucoro__cc_transfer_announced(struct continuation *from, struct continuatio
         to->started = 1;
 #ifdef UCORO_SWITCH_ASM
         ctx = first_context(to);
-        ucoro__tool_leave(to, &fake);
+        ucoro__tool_leave(to, fake_slot);
         r = UCORO_SWITCH_IN(&from->ctx, ctx, value, to->fp_link);
 #else
-        ucoro__tool_leave(to, &fake);
+        ucoro__tool_leave(to, fake_slot);
         r = ucoro__switch_start(&from->ctx, to->stack, to->stack_size - to->reserved, to,
                                 value);
 #endif
     } else {
         to->ctx = NULL;
-        ucoro__tool_leave(to, &fake);
+        ucoro__tool_leave(to, fake_slot);
         r = UCORO_SWITCH_IN(&from->ctx, ctx, value, to->fp_link);
     }
-    ucoro__tool_arrive(fake);
+    ucoro__tool_arrive(*fake_slot);
+    *fake_slot = NULL; /* in use again: from's own exit frees it */
     return r;
 }
 #endif

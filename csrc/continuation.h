@@ -79,7 +79,7 @@ int cc_init(struct continuation *cc);
  * returned as is and nothing is freed. Afterwards cc_swap refuses cc until
  * cc_init prepares it again. Returns 0 when there was nothing to free (NULL,
  * never initialised by cc_init, already released), so calling it twice is
- * safe. Must not be called on the running continuation or one that is
+ * safe (unless the release callback freed cc: then cc is gone). Must not be called on the running continuation or one that is
  * blocked in cc_swap (its frames would vanish): the caller's duty, since this
  * layer does not track who runs.
  */

@@ -64,7 +64,9 @@ int coroutine_init(struct coroutine *co);
 /*
  * Frees what coroutine_init allocated (calling co->release first, if set).
  * co must not be running or waiting in coroutine_yieldto. Safe to call twice
- * and on an exited coroutine (0, nothing to do).
+ * and on an exited coroutine (0, nothing to do) while co's memory is still
+ * the caller's: not after a release callback freed it, nor after
+ * ucoro_destroy (see there).
  * Returns 0; co->release's negative result as is (nothing freed); or -1 with
  * errno EINVAL for NULL or a struct never initialised, EBUSY for a running
  * coroutine or a thread's main coroutine (each with a diagnostic message).
@@ -88,10 +90,15 @@ struct coroutine *ucoro_create(size_t stack_size, void *(*entry)(void *), size_t
 
 /*
  * Frees a coroutine made by ucoro_create: its stack, its struct and the
- * extra bytes (co is invalid afterwards). Returns 0, or -1 with errno:
- * EINVAL (co not made by ucoro_create, or destroyed already while its
- * memory was not reused), EBUSY (running or waiting in coroutine_yieldto;
- * reported as coroutine_release's refusal).
+ * extra bytes. co is invalid afterwards, as a pointer passed to free() is:
+ * co lived on the stack just freed, which the library may unmap at any time
+ * after, so a second ucoro_destroy of it (or any other call with it) may
+ * crash. (Telling a destroyed co from a live one without reading it would
+ * cost every destroy a search of the stack table.)
+ * Returns 0, or -1 with errno: EINVAL (co NULL, or readable memory that is
+ * not a live coroutine made by ucoro_create, such as one from
+ * coroutine_init), EBUSY (running or waiting in coroutine_yieldto; reported
+ * as coroutine_release's refusal).
  */
 int ucoro_destroy(struct coroutine *co);
 
@@ -180,7 +187,8 @@ size_t ucoro_stack_size_for(size_t stack_size);
  * How many bytes of co's stack have been touched so far, counted from its
  * top (the deepest resident page; a stack reused from the pool may count
  * pages an earlier coroutine touched). Use it to size stacks. Returns 0 for
- * NULL, a struct never initialised, or a coroutine whose stack was freed.
+ * NULL, a struct never initialised, or a coroutine from coroutine_init whose
+ * stack was freed (one from ucoro_create is invalid after ucoro_destroy).
  */
 size_t ucoro_stack_used(struct coroutine *co);
 

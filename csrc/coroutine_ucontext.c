@@ -508,7 +508,8 @@ UCORO_HOT void *ucoro_yield_from(struct coroutine *co, void *arg)
  * coroutine_yieldto checks (a Coroutine resumed through `&mut` is live, not
  * exited, not running and waits in no resume), so the resume checks
  * nothing; the suspend keeps the one check the types may not cover, that
- * co is the running coroutine (NULL, no switch, otherwise). These are the
+ * co is the running coroutine (NULL, no switch, and ucoro_yield_from's
+ * diagnostic otherwise). These are the
  * whole switch where the crate has no inlined one (other architectures,
  * sanitizer builds, the portable modes), and its first switch into a
  * coroutine everywhere.
@@ -532,8 +533,11 @@ UCORO_HOT void *ucoro__rust_suspend(struct coroutine *co, void *arg)
 {
     struct ucoro_thread *t = this_thread();
 
-    if (UNLIKELY(co != t->current))
+    if (UNLIKELY(co != t->current)) {
+        /* The same report as ucoro_yield_from's, whose refusal this is. */
+        ucoro__diagnose("ucoro_yield_from", "co == coroutine_self()");
         return NULL;
+    }
     return yield_from(t, co, arg);
 }
 

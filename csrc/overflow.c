@@ -40,7 +40,13 @@ static int installed;      /* under the overflow lock */
 static int disabled = -1;  /* -1: environment not read yet */
 static struct sigaction previous_segv, previous_bus;
 
-/* The alternate signal stack this library made for the thread, if any. */
+/* The alternate signal stack this library made for the thread, if any;
+ * (void *)-1 once the thread's exit destructor gave it back: coroutines run
+ * by destructors that come later get none (one made then might never be
+ * given back), so an overflow there dies of a plain SIGSEGV. (A thread
+ * whose first coroutine runs in the last destructor round keeps its 64 KiB:
+ * the destructor registered then is never called.) */
+#define ALT_STACK_GONE ((void *)-1)
 static __thread UCORO_TLS void *thread_alt_stack;
 static pthread_key_t alt_key;
 static pthread_once_t alt_key_once = PTHREAD_ONCE_INIT;
@@ -169,13 +175,23 @@ void ucoro_set_overflow_reporting(int enable)
         ucoro__overflow_install();
 }
 
+/* The alt key's destructor, at thread exit. The signal stack is turned off
+ * only if it is still ours: a program that set its own since keeps it for
+ * its own destructors. If it cannot be turned off (the thread runs on it),
+ * it is left mapped rather than pulled from under the thread. */
 static void free_alt_stack(void *stack)
 {
-    stack_t off;
+    stack_t current, off;
 
-    memset(&off, 0, sizeof(off));
-    off.ss_flags = SS_DISABLE;
-    sigaltstack(&off, NULL);
+    thread_alt_stack = ALT_STACK_GONE;
+    if (sigaltstack(NULL, &current) != 0)
+        return;
+    if (!(current.ss_flags & SS_DISABLE) && current.ss_sp == stack) {
+        memset(&off, 0, sizeof(off));
+        off.ss_flags = SS_DISABLE;
+        if (sigaltstack(&off, NULL) != 0)
+            return;
+    }
     munmap(stack, ALT_STACK_SIZE);
 }
 

@@ -34,7 +34,8 @@
  *   others give back everything below their top WATERMARK bytes
  *   (MADV_DONTNEED). A stack freed on another thread than the one that made
  *   it joins the freeing thread's pool; a thread's pool goes back to the
- *   slabs when the thread exits;
+ *   slabs when the thread exits (and a stack freed after that, by a later
+ *   thread-exit destructor, goes there directly: see enum pool_state);
  * - beyond that, a freed stack gives back all its pages and returns to its
  *   slab. A slab none of whose stacks is in use is empty; beyond
  *   EMPTY_SLABS_KEPT empty slabs (process-wide) it is unmapped, which also
@@ -46,7 +47,7 @@
  * of its newest slab not carved yet (< SLAB_MAX_BYTES); up to
  * EMPTY_SLABS_KEPT empty slabs; the stacks in thread pools; freed stacks
  * in slabs that still have a stack in use; and the slab records (groups
- * of 16, 32, ... up to 1024 slabs, 12 KiB each, never unmapped). When a
+ * of 16, 32, ... up to 1024 slabs, 16 KiB each, never unmapped). When a
  * mapping is refused, the calling thread's pool, the empty slabs and the
  * tails are given back.
  *
@@ -202,9 +203,28 @@ static struct size_class classes[CLASS_COUNT];
 static uint32_t free_slot_head = NO_SLOT;
 static unsigned empty_slabs;
 
+/*
+ * A thread's pool goes through three states. It is drained by a
+ * thread-specific-data destructor, which the C library runs at thread exit
+ * for keys with a value, in rounds: a destructor that sets a value again is
+ * called in the next round, up to PTHREAD_DESTRUCTOR_ITERATIONS (4 in glibc
+ * and musl). The program's own destructors (and C++ or Rust thread_local
+ * destructors, which glibc runs before any key's) may free or run
+ * coroutines before or after ours: once ours has run, the thread's pool is
+ * closed, and stacks freed later go straight back to the slabs. The one
+ * case left: a thread whose first stack or free comes in the last round
+ * registers a destructor that is never called, and its pool (at most
+ * POOL_SIZE stacks) is not given back.
+ */
+enum pool_state {
+    POOL_UNREGISTERED, /* the exit destructor does not know this pool yet */
+    POOL_OPEN,         /* it does: it drains the pool when the thread exits */
+    POOL_CLOSED,       /* it has run (or cannot): nothing is pooled any more */
+};
+
 struct pool {
     unsigned count;
-    int registered; /* the exit destructor knows this thread's pool */
+    enum pool_state state;
     size_t bytes;
     struct ucoro_stack_record *entry[POOL_SIZE];
 };
@@ -485,6 +505,19 @@ static struct slab *map_slab(uint32_t class_index, size_t size, uint32_t count)
     return s;
 }
 
+/* The stacks of slab s from index first up are about to be unmapped (all
+ * free): the tools forget them, so that nothing they knew of the stacks
+ * sticks to whatever is mapped there next. */
+static void tools_forget(struct slab *s, uint32_t first)
+{
+    uint32_t i;
+
+    if (!__atomic_load_n(&tools_watch_stacks, __ATOMIC_RELAXED))
+        return;
+    for (i = first; i < s->carved; i++)
+        ucoro__tool_stack_unmapped(&s->records[i]);
+}
+
 /* Unmaps a slab with no stack in use; its slot can take another slab. */
 static void unmap_slab(struct slab *s)
 {
@@ -492,6 +525,7 @@ static void unmap_slab(struct slab *s)
     char *base = s->base;
     size_t bytes = s->bytes;
 
+    tools_forget(s, 0);
     room_remove(s);
     if (s->counted_empty)
         empty_slabs--;
@@ -530,6 +564,7 @@ static void trim_slab(struct slab *s)
         else
             link = &s->records[*link].next_free;
     }
+    tools_forget(s, keep);
     slab_publish(s, s->base, keep * s->stride);
     munmap(s->base + keep * s->stride, (s->count - keep) * s->stride);
     s->count = keep;
@@ -556,6 +591,8 @@ static struct ucoro_stack_record *slab_take(struct slab *s)
         r->base = stride_base + GUARD_SIZE;
         r->size = s->size;
         r->slab = s->index;
+        r->tool_poisoned = 0;
+        r->tool_fake = NULL;
     }
     r->next_free = IN_USE;
     if (s->in_use++ == 0 && s->counted_empty) {
@@ -681,10 +718,13 @@ static void global_free(struct ucoro_stack_record *r)
 
 /* ---- the per-thread pool ------------------------------------------------- */
 
+/* The pool key's destructor: gives the exiting thread's pool back and
+ * closes it for the destructors that run after this one. */
 static void pool_drain(void *arg)
 {
     struct pool *p = arg;
 
+    p->state = POOL_CLOSED;
     while (p->count) {
         struct ucoro_stack_record *r = p->entry[--p->count];
 
@@ -708,6 +748,20 @@ static void make_pool_key(void)
 __attribute__((constructor)) static void make_pool_key_at_load(void)
 {
     pthread_once(&pool_key_once, make_pool_key);
+}
+
+/* Lets the exit destructor know the calling thread's pool, on the thread's
+ * first stack from the slabs or first free, whichever comes first: a thread
+ * that took a stack before it began to exit has its destructor called in
+ * the first round, before any later destructor of the program could free
+ * into the pool. Without a key the pool stays closed (correct, slower). */
+static void pool_register(struct pool *p)
+{
+    pthread_once(&pool_key_once, make_pool_key);
+    if (pool_key != (pthread_key_t)-1 && pthread_setspecific(pool_key, p) == 0)
+        p->state = POOL_OPEN;
+    else
+        p->state = POOL_CLOSED;
 }
 
 static struct ucoro_stack_record *hand_out(struct ucoro_stack_record *r)
@@ -744,6 +798,8 @@ struct ucoro_stack_record *ucoro__stack_alloc(size_t size)
             return hand_out(r);
         }
     }
+    if (p->state == POOL_UNREGISTERED)
+        pool_register(p);
     r = global_alloc(want);
     if (!r) {
         errno = ENOMEM;
@@ -759,13 +815,15 @@ void ucoro__stack_free(struct ucoro_stack_record *r)
     ucoro__stack_set_owner(r, NULL);
     if (__builtin_expect(__atomic_load_n(&tools_watch_stacks, __ATOMIC_RELAXED), 0))
         ucoro__tool_stack_given_back(r);
-    if (p->count < POOL_SIZE && p->bytes + r->size <= POOL_BYTES) {
-        if (!p->registered) {
-            pthread_once(&pool_key_once, make_pool_key);
-            if (pool_key != (pthread_key_t)-1)
-                pthread_setspecific(pool_key, p);
-            p->registered = 1;
+    if (__builtin_expect(p->state != POOL_OPEN, 0)) {
+        if (p->state == POOL_UNREGISTERED)
+            pool_register(p);
+        if (p->state != POOL_OPEN) {
+            global_free(r);
+            return;
         }
+    }
+    if (p->count < POOL_SIZE && p->bytes + r->size <= POOL_BYTES) {
         /* The first pooled stack keeps its pages: create/run/release in a
          * loop reuses it with no system call. */
         if (p->count > 0 && r->size > WATERMARK)

@@ -1,5 +1,6 @@
 /*
- * The out-of-line part of the memory-tool annotations (see tools.h).
+ * The out-of-line part of the memory-tool annotations (see tools.h): what
+ * the tools are told when a stack is handed out, given back, or unmapped.
  *
  * SPDX-License-Identifier: MIT OR Apache-2.0
  */
@@ -74,9 +75,57 @@ void ucoro__tool_stack_taken(struct ucoro_stack_record *stack)
 #endif
 #ifdef UCORO_ASAN
     __asan_unpoison_memory_region(stack->base, stack->size);
+    stack->tool_poisoned = 0;
 #endif
     (void)stack;
 }
+
+#ifdef UCORO_ASAN
+static __thread UCORO_TLS int thread_switching;
+
+__attribute__((noinline)) void ucoro__tool_set_switching(int switching)
+{
+    int *flag = &thread_switching;
+
+    /* The empty asm hides where flag comes from: even inlined (link-time
+     * optimisation), its address is not one computed before a switch. */
+    __asm__ volatile("" : "+r"(flag));
+    *flag = switching;
+}
+
+__attribute__((noinline)) static int switching_now(void)
+{
+    int *flag = &thread_switching;
+
+    __asm__ volatile("" : "+r"(flag));
+    return *flag;
+}
+
+/*
+ * Frees the fake stack (detect_stack_use_after_return) of a coroutine that
+ * was released while suspended: AddressSanitizer frees a fiber's fake stack
+ * only when the fiber itself is left for good, so the running context
+ * pretends to switch into the dead fiber, to leave it for good, and to come
+ * back. No stack is switched, and nothing instrumented may run in between
+ * (hence no_sanitize_address: this function's locals are plain ones).
+ */
+__attribute__((no_sanitize_address, noinline)) static void
+drop_fake_stack(struct ucoro_stack_record *stack)
+{
+    void *mine = NULL;
+    const void *bottom = NULL;
+    size_t size = 0;
+
+    /* Inside an exit hook (a release callback that releases another
+     * coroutine) no switch may begin: the fake stack is left to leak. */
+    if (switching_now())
+        return;
+    __sanitizer_start_switch_fiber(&mine, stack->base, stack->size);
+    __sanitizer_finish_switch_fiber(stack->tool_fake, &bottom, &size);
+    __sanitizer_start_switch_fiber(NULL, bottom, size);
+    __sanitizer_finish_switch_fiber(mine, NULL, NULL);
+}
+#endif
 
 void ucoro__tool_stack_given_back(struct ucoro_stack_record *stack)
 {
@@ -94,8 +143,26 @@ void ucoro__tool_stack_given_back(struct ucoro_stack_record *stack)
          * write (and keep resident) 2 MiB of shadow per free stack. */
         size_t touched = ucoro__stack_touched(stack->base, stack->size);
 
+        if (stack->tool_fake) {
+            drop_fake_stack(stack);
+            stack->tool_fake = NULL;
+        }
         __asan_poison_memory_region(stack->base + stack->size - touched, touched);
+        stack->tool_poisoned = touched;
     }
+#endif
+    (void)stack;
+}
+
+void ucoro__tool_stack_unmapped(struct ucoro_stack_record *stack)
+{
+#ifdef UCORO_ASAN
+    /* Only what was poisoned: unpoisoning a whole stack writes an eighth
+     * of its size in shadow memory. */
+    if (stack->tool_poisoned)
+        __asan_unpoison_memory_region(stack->base + stack->size - stack->tool_poisoned,
+                                      stack->tool_poisoned);
+    stack->tool_poisoned = 0;
 #endif
     (void)stack;
 }

@@ -13,8 +13,10 @@
  *   the fiber interface (__sanitizer_start/finish_switch_fiber,
  *   __tsan_switch_to_fiber). Those builds switch without the tail call (the
  *   resumed side must run the "finish" half), so they are slower. Under
- *   AddressSanitizer a stack is unpoisoned when handed out and its touched
- *   part poisoned when given back.
+ *   AddressSanitizer a stack is unpoisoned when handed out, its touched
+ *   part poisoned when given back and unpoisoned again before its memory
+ *   is unmapped (the next owner of the addresses is not blamed), and the
+ *   fake stack of a coroutine released while suspended is freed with it.
  *
  * Everything here compiles to nothing in a plain build.
  *
@@ -76,6 +78,15 @@ static inline void ucoro__tool_bounds(const struct continuation *to, const void 
 
 /* About to leave the running context for to; *fake receives ASan's fake
  * stack of the context being left (NULL: it is being left for good). */
+#ifdef UCORO_ASAN
+/* Marks the calling thread as between the two halves of an announced
+ * switch (1), or not (0). Between them only an exit hook runs (cc_switch.h),
+ * which may free stacks: AddressSanitizer refuses to begin another switch
+ * there (tools.c). Out of line, so that no thread-local address is kept
+ * across the switch. */
+UCORO_HIDDEN void ucoro__tool_set_switching(int switching);
+#endif
+
 static inline void ucoro__tool_leave(const struct continuation *to, void **fake)
 {
 #ifdef UCORO_ASAN
@@ -83,6 +94,7 @@ static inline void ucoro__tool_leave(const struct continuation *to, void **fake)
     size_t size;
 
     ucoro__tool_bounds(to, &bottom, &size);
+    ucoro__tool_set_switching(1);
     __sanitizer_start_switch_fiber(fake, bottom, size);
 #else
     (void)fake;
@@ -99,6 +111,7 @@ static inline void ucoro__tool_arrive(void *fake)
 {
 #ifdef UCORO_ASAN
     __sanitizer_finish_switch_fiber(fake, NULL, NULL);
+    ucoro__tool_set_switching(0);
 #else
     (void)fake;
 #endif
@@ -130,6 +143,12 @@ UCORO_HIDDEN void ucoro__tool_stack_taken(struct ucoro_stack_record *stack);
 /* A stack is given back: no longer a stack to the tools, and any access to
  * it is an error until it is handed out again. As above. */
 UCORO_HIDDEN void ucoro__tool_stack_given_back(struct ucoro_stack_record *stack);
+
+/* A free stack's memory is about to be unmapped: whatever the tools still
+ * hold for its range (AddressSanitizer's poison, a fake stack of frames
+ * abandoned on it) is dropped, so that it is not blamed on the next owner
+ * of the addresses. Valgrind needs nothing: it sees the munmap. As above. */
+UCORO_HIDDEN void ucoro__tool_stack_unmapped(struct ucoro_stack_record *stack);
 
 #if defined(__has_include)
 #if __has_include(<valgrind/memcheck.h>)

@@ -104,7 +104,10 @@ struct ucoro_stack_record {
     /* private to stack.c */
     uint32_t slab;      /* index of the slab that holds the stack */
     uint32_t next_free; /* the slab's list of free stacks */
-    unsigned tool_id;   /* Valgrind's id for the stack while it is in use */
+    /* private to the memory-tool glue (tools.c) */
+    unsigned tool_id;     /* Valgrind's id for the stack while it is in use */
+    size_t tool_poisoned; /* AddressSanitizer: top bytes poisoned while free */
+    void *tool_fake;      /* AddressSanitizer's fake stack while switched out */
 };
 
 /*

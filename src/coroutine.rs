@@ -52,6 +52,71 @@ pub enum CoroutineResult<Y, R> {
     Return(R),
 }
 
+impl<Y, R> CoroutineResult<Y, R> {
+    /// The yielded value, if the coroutine suspended.
+    ///
+    /// ```
+    /// use ucoro::CoroutineResult;
+    ///
+    /// let r: CoroutineResult<u8, &str> = CoroutineResult::Yield(1);
+    /// assert_eq!(r.as_yield(), Some(&1));
+    /// assert_eq!(r.as_return(), None);
+    /// ```
+    #[must_use]
+    pub fn as_yield(&self) -> Option<&Y> {
+        match self {
+            CoroutineResult::Yield(value) => Some(value),
+            CoroutineResult::Return(_) => None,
+        }
+    }
+
+    /// The returned value, if the coroutine finished.
+    ///
+    /// ```
+    /// use ucoro::CoroutineResult;
+    ///
+    /// let r: CoroutineResult<u8, &str> = CoroutineResult::Return("done");
+    /// assert_eq!(r.as_return(), Some(&"done"));
+    /// assert_eq!(r.as_yield(), None);
+    /// ```
+    #[must_use]
+    pub fn as_return(&self) -> Option<&R> {
+        match self {
+            CoroutineResult::Yield(_) => None,
+            CoroutineResult::Return(value) => Some(value),
+        }
+    }
+
+    /// The yielded value, by value (corosensei's `as_yield`).
+    ///
+    /// ```
+    /// let mut co = ucoro::Coroutine::new(|y, ()| y.suspend(String::from("hi")));
+    /// assert_eq!(co.resume(()).unwrap().into_yield(), Some(String::from("hi")));
+    /// assert_eq!(co.resume(()).unwrap().into_yield(), None);
+    /// ```
+    #[must_use]
+    pub fn into_yield(self) -> Option<Y> {
+        match self {
+            CoroutineResult::Yield(value) => Some(value),
+            CoroutineResult::Return(_) => None,
+        }
+    }
+
+    /// The returned value, by value (corosensei's `as_return`).
+    ///
+    /// ```
+    /// let mut co = ucoro::Coroutine::new(|_: &ucoro::Yielder<(), ()>, ()| vec![1, 2]);
+    /// assert_eq!(co.resume(()).unwrap().into_return(), Some(vec![1, 2]));
+    /// ```
+    #[must_use]
+    pub fn into_return(self) -> Option<R> {
+        match self {
+            CoroutineResult::Yield(_) => None,
+            CoroutineResult::Return(value) => Some(value),
+        }
+    }
+}
+
 /// Sent from the resumer into the coroutine.
 enum Message<I> {
     Resume(I),
@@ -128,7 +193,7 @@ unsafe fn drop_inner<I, Y, R, F>(shared: *mut Shared<I, Y, R>) {
 /// Called by the C layer only, with the pointer `resume` passed, which
 /// points to a live `Inner<I, Y, R, F>` (the `Coroutine` is borrowed
 /// mutably by `resume` for the whole run).
-unsafe extern "C" fn coroutine_main<I: 'static, Y, R, F>(data: *mut c_void) -> *mut c_void
+unsafe extern "C" fn coroutine_main<I, Y, R, F>(data: *mut c_void) -> *mut c_void
 where
     F: FnOnce(&Yielder<I, Y>, I) -> R,
 {
@@ -166,8 +231,9 @@ where
 ///
 /// It only exists behind a reference handed to the closure, cannot leave
 /// the closure (the reference's lifetime is the closure call) and is neither
-/// `Send` nor `Sync`. Nor can it reach another coroutine, whose closure and
-/// inputs are `'static`:
+/// `Send` nor `Sync`. Nor can it reach another plain coroutine, whose
+/// closure and inputs are `'static` (a scoped coroutine's can borrow it:
+/// suspending through it from there panics, see below):
 ///
 /// ```compile_fail
 /// use ucoro::{Coroutine, Yielder};
@@ -213,10 +279,16 @@ pub struct Yielder<I, Y> {
     header: Header<I, Y>,
 }
 
-impl<I: 'static, Y> Yielder<I, Y> {
+impl<I, Y> Yielder<I, Y> {
     fn from_header(header: &Header<I, Y>) -> &Self {
         // SAFETY: `Yielder` is a `repr(transparent)` wrapper of `Header`.
         unsafe { &*(header as *const Header<I, Y>).cast::<Self>() }
+    }
+
+    /// Whether its coroutine is the one running (not one it resumed).
+    pub(crate) fn is_running(&self) -> bool {
+        // SAFETY: coroutine_self only reads this thread's state.
+        unsafe { sys::coroutine_self() == self.header.co }
     }
 
     /// Suspends the coroutine, handing `value` to whoever called
@@ -236,7 +308,9 @@ impl<I: 'static, Y> Yielder<I, Y> {
     ///
     /// # Panics
     /// If called from another coroutine than the one this `Yielder` belongs
-    /// to (not possible in safe code). When the `Coroutine` is dropped while
+    /// to: a scoped coroutine ([`scope`](crate::scope())) or
+    /// [`on_stack`](crate::on_stack)'s closure nested inside it may borrow
+    /// it; nothing switches then. When the `Coroutine` is dropped while
     /// suspended, this call unwinds the stack (with a private payload) so
     /// that destructors run.
     ///
@@ -446,7 +520,12 @@ impl<I: 'static, Y> Yielder<I, Y> {
 /// destructor suspends while it runs and the input type is not `()` — the
 /// coroutine is leaked there, once: its frames never run again and its
 /// stack is never freed. The thread's panic state
-/// (`std::thread::panicking()`) is left as it was before the drop. If the
+/// (`std::thread::panicking()`) is left as it was before the drop. One that
+/// suspended while its resumer was panicking (resumed from a destructor
+/// during a panic) might be in the middle of an unwind of its own, where
+/// another would abort: dropped while the thread is still panicking, it is
+/// leaked too; dropped once the thread no longer panics, it provably is not
+/// (its own panic would still count) and is unwound. If the
 /// closure panics while it is unwound, that panic resumes in the dropper
 /// (unless the dropper is itself unwinding: then it is dropped). A
 /// destructor whose panic escapes while the stack unwinds aborts the
@@ -481,6 +560,7 @@ impl<I: 'static, Y> Yielder<I, Y> {
 /// assert_eq!(co.resume(3).unwrap(), CoroutineResult::Return(12));
 /// assert!(co.is_finished());
 /// ```
+#[must_use = "a coroutine does nothing until it is resumed"]
 pub struct Coroutine<I, Y, R> {
     /// The C coroutine (made by `ucoro_create`), at the top of its stack.
     co: NonNull<sys::coroutine>,
@@ -521,10 +601,15 @@ impl<I: 'static, Y: 'static, R> Coroutine<I, Y, R> {
             .build(func)
             .unwrap_or_else(|e| panic!("ucoro: {e}"))
     }
+}
 
-    fn create<F>(stack_size: usize, func: F) -> Result<Self, Error>
+impl<I, Y, R> Coroutine<I, Y, R> {
+    /// Makes a coroutine with no lifetime bounds: the public constructors
+    /// add `'static`, and the crate's other users (scopes, `on_stack`)
+    /// make sure by other means that no frame outlives what it borrows.
+    pub(crate) fn create<F>(stack_size: usize, func: F) -> Result<Self, Error>
     where
-        F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+        F: FnOnce(&Yielder<I, Y>, I) -> R,
     {
         let requested = if stack_size == 0 {
             0 // the C default
@@ -782,23 +867,48 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     }
 }
 
-impl<I, Y, R> Drop for Coroutine<I, Y, R> {
-    fn drop(&mut self) {
+impl<I, Y, R> Coroutine<I, Y, R> {
+    /// Drops the coroutine and tells whether its stack had to be leaked
+    /// (see "Dropping" above): scopes must know, since a leaked scoped
+    /// stack may still hold borrows.
+    pub(crate) fn close(self) -> Closed {
+        std::mem::ManuallyDrop::new(self).release()
+    }
+
+    /// Whether dropping it now would leak a stack that could be unwound
+    /// later: it suspended while its resumer was panicking, and this thread
+    /// is still panicking (see `release`).
+    pub(crate) fn unwinding_must_wait(&self) -> bool {
+        self.started
+            && !self.finished
+            && !self.leaked
+            && self.shared().header.maybe_mid_unwind.get()
+            && thread::panicking()
+    }
+
+    /// The body of `Drop`, run exactly once (by `drop` or by `close`).
+    fn release(&mut self) -> Closed {
         if self.leaked {
-            return;
+            return Closed::Leaked;
         }
         let mut deferred_panic = None;
         if self.started && !self.finished {
             let header = &self.shared().header;
             if cfg!(panic = "abort") {
                 // No unwinding: the frames stay as they are, for good.
-                return;
+                return Closed::Leaked;
             }
             if header.maybe_mid_unwind.get() {
-                // A panic may be unwinding its stack (a destructor of it
-                // suspended): starting another would abort the process.
                 unwind::count_maybe_mid_unwind(false);
-                return;
+                header.maybe_mid_unwind.set(false);
+                if thread::panicking() {
+                    // A panic may be unwinding its stack (a destructor of
+                    // it suspended): starting another would abort.
+                    return Closed::Leaked;
+                }
+                // This thread is not panicking, so no panic is in flight on
+                // any of its stacks (each would count): none is unwinding
+                // this one, and it can be unwound.
             }
             header.unwind_id.set(unwind::next_unwind_id());
             self.enter(Message::Unwind);
@@ -814,7 +924,7 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
                     if header.abandoned.get() && !header.resumer_panicking.get() {
                         unwind::absorb_stuck_panics();
                     }
-                    return;
+                    return Closed::Leaked;
                 }
             }
         }
@@ -835,6 +945,23 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
                 panic::resume_unwind(payload);
             }
         }
+        Closed::Freed
+    }
+}
+
+/// How a dropped coroutine ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Closed {
+    /// Its frames are gone (finished, never started, or unwound) and its
+    /// stack is freed.
+    Freed,
+    /// Its stack may hold live frames: it is never resumed nor freed.
+    Leaked,
+}
+
+impl<I, Y, R> Drop for Coroutine<I, Y, R> {
+    fn drop(&mut self) {
+        self.release();
     }
 }
 
@@ -871,6 +998,7 @@ impl Builder {
     /// let co = ucoro::Builder::new().build(|_: &ucoro::Yielder<(), ()>, ()| ()).unwrap();
     /// assert_eq!(co.stack_size(), 16 << 20);
     /// ```
+    #[must_use]
     pub fn new() -> Self {
         Builder::default()
     }
@@ -889,6 +1017,7 @@ impl Builder {
     ///     .unwrap();
     /// assert_eq!(co.stack_size(), 64 * 1024);
     /// ```
+    #[must_use = "the builder is returned, not changed in place"]
     pub fn stack_size(mut self, bytes: usize) -> Self {
         self.stack_size = bytes;
         self
@@ -914,6 +1043,15 @@ impl Builder {
     pub fn build<I: 'static, Y: 'static, R, F>(self, func: F) -> Result<Coroutine<I, Y, R>, Error>
     where
         F: FnOnce(&Yielder<I, Y>, I) -> R + 'static,
+    {
+        self.create(func)
+    }
+
+    /// `build` without the `'static` bounds, for the crate's own users
+    /// that keep coroutines from outliving their borrows by other means.
+    pub(crate) fn create<I, Y, R, F>(self, func: F) -> Result<Coroutine<I, Y, R>, Error>
+    where
+        F: FnOnce(&Yielder<I, Y>, I) -> R,
     {
         Coroutine::create(self.stack_size, func)
     }

@@ -1,5 +1,7 @@
 //! A generator: a coroutine that yields values to a loop, as an `Iterator`.
 
+use std::iter::FusedIterator;
+
 use crate::{Builder, Coroutine, CoroutineResult, Error, Yielder};
 
 /// A coroutine that produces a sequence: its closure calls
@@ -23,6 +25,7 @@ use crate::{Builder, Coroutine, CoroutineResult, Error, Yielder};
 /// }
 /// // Dropping the suspended generator unwinds its stack.
 /// ```
+#[must_use = "a generator does nothing until it is iterated"]
 pub struct Generator<Y, R = ()> {
     coroutine: Coroutine<(), Y, R>,
     returned: Option<R>,
@@ -99,16 +102,29 @@ impl<Y, R> Iterator for Generator<Y, R> {
     /// Runs the closure until its next `suspend` (`Some(value)`) or its end
     /// (`None`, for good). A panic in the closure resumes here.
     fn next(&mut self) -> Option<Y> {
-        match self.coroutine.resume(()) {
-            Ok(CoroutineResult::Yield(value)) => Some(value),
-            Ok(CoroutineResult::Return(value)) => {
-                self.returned = Some(value);
-                None
-            }
-            Err(_) => None,
-        }
+        next_value(self.coroutine.resume(()), &mut self.returned)
     }
 }
+
+/// A generator's `next` from what `resume` brought: the yielded value, or
+/// `None` with the return value kept in `returned`.
+pub(crate) fn next_value<Y, R>(
+    resumed: Result<CoroutineResult<Y, R>, Error>,
+    returned: &mut Option<R>,
+) -> Option<Y> {
+    match resumed {
+        Ok(CoroutineResult::Yield(value)) => Some(value),
+        Ok(CoroutineResult::Return(value)) => {
+            *returned = Some(value);
+            None
+        }
+        Err(_) => None,
+    }
+}
+
+/// Once `next` has returned `None` (the closure returned, panicked or was
+/// abandoned), every later call returns `None` without running anything.
+impl<Y, R> FusedIterator for Generator<Y, R> {}
 
 impl<Y, R> std::fmt::Debug for Generator<Y, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -14,7 +14,9 @@
 //!   bindings are in [`sys`];
 //! - a safe Rust API on top: [`Coroutine`], [`Yielder`], [`Generator`],
 //!   [`Builder`], with typed [`Error`]s and panics that propagate to the
-//!   caller of `resume`.
+//!   caller of `resume`; coroutines that borrow local data
+//!   ([`scope`](scope())), deep recursion on a fresh stack ([`on_stack`]),
+//!   and futures awaited from synchronous code ([`Fiber`]).
 //!
 //! ```
 //! use ucoro::{Coroutine, CoroutineResult, Generator};
@@ -53,6 +55,136 @@
 //! Yield(3)
 //! Yield(6)
 //! Return("total 6")
+//! ```
+//!
+//! ## Coroutines that borrow: `scope`
+//!
+//! A [`Coroutine`]'s closure is `'static`. Inside [`scope`](scope()), the
+//! closures, inputs and yields of [`Scope::coroutine`] and
+//! [`Scope::generator`] may borrow anything that outlives the call, as
+//! threads of `std::thread::scope` do: the scope does not return before
+//! every coroutine it made has finished or been unwound, even one whose
+//! handle was forgotten (the proof is in [`scope`](scope())'s docs).
+//!
+//! ```
+//! let words = vec!["stackful", "coroutines", "borrow"];
+//! let mut longest = "";
+//! ucoro::scope(|s| {
+//!     // Iterates a borrowed Vec...
+//!     let gen = s.generator(|y| words.iter().for_each(|w| y.suspend(*w)));
+//!     // ...and writes to a borrowed variable.
+//!     let mut judge = s.coroutine(|y, mut w: &'static str| loop {
+//!         if w.len() > longest.len() {
+//!             longest = w;
+//!         }
+//!         w = y.suspend(());
+//!     });
+//!     for w in gen {
+//!         println!("{w}");
+//!         judge.resume(w).unwrap();
+//!     }
+//! });
+//! println!("longest: {longest}");
+//! ```
+//!
+//! prints
+//!
+//! ```text
+//! stackful
+//! coroutines
+//! borrow
+//! longest: coroutines
+//! ```
+//!
+//! ## Deep recursion: `on_stack`
+//!
+//! [`on_stack`] runs a closure to its end on a fresh guarded stack of the
+//! size asked for, so a recursion deeper than the thread's stack does not
+//! overflow it; only the pages it touches cost memory.
+//!
+//! ```
+//! fn depth(n: u64) -> u64 {
+//!     let frame = std::hint::black_box([n; 32]);
+//!     if n == 0 { 0 } else { 1 + depth(n - 1) + frame[0] - n }
+//! }
+//! // Some 30 MiB of frames: more than a main thread's 8 MiB.
+//! let levels = ucoro::on_stack(128 << 20, || depth(100_000));
+//! println!("recursed {levels} levels");
+//! ```
+//!
+//! prints
+//!
+//! ```text
+//! recursed 100000 levels
+//! ```
+//!
+//! ## Futures from synchronous code: `Fiber`
+//!
+//! A [`Fiber`] is a future whose body is ordinary synchronous code on its
+//! own stack; [`Awaiter::block_on`] awaits a future from anywhere in it,
+//! suspending the fiber (its poll returns `Pending`) until the future is
+//! ready. It runs under any executor that keeps it on one thread.
+//!
+//! ```
+//! use std::future::Future;
+//! use std::pin::Pin;
+//! use std::task::{Context, Poll};
+//!
+//! /// Ready after being polled `n` more times (waking itself meanwhile).
+//! struct Later(u32, &'static str);
+//! impl Future for Later {
+//!     type Output = &'static str;
+//!     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<&'static str> {
+//!         if self.0 == 0 {
+//!             return Poll::Ready(self.1);
+//!         }
+//!         self.0 -= 1;
+//!         cx.waker().wake_by_ref();
+//!         Poll::Pending
+//!     }
+//! }
+//!
+//! // A callback-style parser that cannot be `async`, awaiting its input.
+//! fn parse_two(a: &ucoro::Awaiter) -> String {
+//!     let first = a.block_on(Later(2, "hello"));
+//!     let second = a.block_on(Later(1, "world"));
+//!     format!("{first}, {second}")
+//! }
+//!
+//! let greeting = futures_executor::block_on(ucoro::Fiber::new(|a| parse_two(a)));
+//! println!("{greeting}");
+//! ```
+//!
+//! prints
+//!
+//! ```text
+//! hello, world
+//! ```
+//!
+//! ## Smaller conveniences
+//!
+//! [`CoroutineResult`] has [`as_yield`](CoroutineResult::as_yield) /
+//! [`as_return`](CoroutineResult::as_return) (borrowing) and
+//! [`into_yield`](CoroutineResult::into_yield) /
+//! [`into_return`](CoroutineResult::into_return) (by value, what
+//! corosensei calls `as_*`); [`Generator`] is a
+//! [`FusedIterator`](std::iter::FusedIterator); [`set_overflow_reporting`]
+//! turns the stack-overflow report off and on.
+//!
+//! ```
+//! use ucoro::Coroutine;
+//!
+//! ucoro::set_overflow_reporting(true); // the default
+//! let mut co = Coroutine::new(|y, x: u32| y.suspend(x + 1) * 2);
+//! println!("{:?}", co.resume(1).unwrap().as_yield());
+//! println!("{:?}", co.resume(5).unwrap().into_return());
+//! ```
+//!
+//! prints
+//!
+//! ```text
+//! Some(2)
+//! Some(10)
 //! ```
 //!
 //! ## Platforms
@@ -129,8 +261,9 @@
 //!   for thread stacks). A program that installs its own handler afterwards
 //!   owns fault reporting from then on. To keep ucoro's out, set the
 //!   environment variable `UCORO_OVERFLOW_REPORTING=0` before the first
-//!   coroutine, or call [`sys::ucoro_set_overflow_reporting`] with 0 (which
-//!   also puts the previous handler back);
+//!   coroutine, or call [`set_overflow_reporting`]`(false)` (the safe
+//!   form of [`sys::ucoro_set_overflow_reporting`], which also puts the
+//!   previous handler back);
 //! - **gives each thread that creates a coroutine an alternate signal
 //!   stack** (`sigaltstack`, 64 KiB), unless the thread
 //!   already has one; it is freed when the thread exits;
@@ -237,6 +370,13 @@
 //! exiting thread), are in [`Coroutine`]'s docs. [`Coroutine`] is not
 //! `Send`: see its docs too. With `panic = "abort"`, a dropped suspended
 //! coroutine is leaked instead of unwound.
+//!
+//! Scoped coroutines borrow, so their stacks may not be leaked: where a
+//! suspended one cannot be unwound (`panic = "abort"`, an unwind caught
+//! and followed by another suspend, a suspend during a panic that is still
+//! in flight when its scope ends), the process aborts with a message; see
+//! [`scope`](scope())'s proof. A [`Fiber`] is a coroutine underneath and
+//! follows the same rules; a pending one is unwound when dropped.
 #![warn(missing_docs)]
 
 #[cfg(not(target_os = "linux"))]
@@ -248,10 +388,18 @@ compile_error!(
 mod arch;
 mod coroutine;
 mod error;
+mod fiber;
 mod generator;
+mod on_stack;
+mod overflow;
+mod scope;
 pub mod sys;
 mod unwind;
 
 pub use coroutine::{Builder, Coroutine, CoroutineResult, Yielder};
 pub use error::Error;
+pub use fiber::{Awaiter, Fiber};
 pub use generator::Generator;
+pub use on_stack::on_stack;
+pub use overflow::set_overflow_reporting;
+pub use scope::{scope, Scope, ScopedCoroutine, ScopedGenerator};

@@ -18,6 +18,7 @@
 use std::any::TypeId;
 use std::cell::Cell;
 use std::ffi::c_void;
+use std::marker::PhantomData;
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -38,14 +39,44 @@ pub(crate) fn next_unwind_id() -> u64 {
 }
 
 /// `()` as an `I`, if `I` is `()`: the one input a suspended-while-unwinding
-/// coroutine can be given without a resumer.
-pub(crate) fn unit_input<I: 'static>() -> Option<I> {
-    if TypeId::of::<I>() == TypeId::of::<()>() {
+/// coroutine can be given without a resumer. `I` may carry lifetimes (the
+/// inputs of scoped coroutines): `()` has none, so `I` is `()` exactly when
+/// its type with lifetimes erased is, which is what [`erased_type_id`] gives.
+pub(crate) fn unit_input<I>() -> Option<I> {
+    if erased_type_id::<I>() == TypeId::of::<()>() {
         // SAFETY: I is (), so this copies a () into a () (no bytes at all).
         Some(unsafe { std::mem::transmute_copy::<(), I>(&()) })
     } else {
         None
     }
+}
+
+/// The `TypeId` of `T` with its lifetimes erased (`TypeId::of` wants
+/// `T: 'static`). A trait object's methods are compiled once per type with
+/// lifetimes erased, so the `TypeId` that `PhantomData<T>`'s method returns
+/// is the same for every lifetime `T` may carry.
+fn erased_type_id<T>() -> TypeId {
+    trait TypeIdOf {
+        fn type_id_of(&self) -> TypeId
+        where
+            Self: 'static;
+    }
+    impl<T> TypeIdOf for PhantomData<T> {
+        fn type_id_of(&self) -> TypeId
+        where
+            Self: 'static,
+        {
+            TypeId::of::<T>()
+        }
+    }
+    let marker = PhantomData::<T>;
+    let object: &dyn TypeIdOf = &marker;
+    // SAFETY: only the lifetime bound of the trait object changes. The
+    // method reads no data (`PhantomData` has none) and returns a `TypeId`,
+    // which borrows nothing; codegen erases lifetimes, so the method
+    // behind the vtable is the same whatever the bound says.
+    let object: &(dyn TypeIdOf + 'static) = unsafe { std::mem::transmute(object) };
+    object.type_id_of()
 }
 
 thread_local! {

@@ -36,7 +36,7 @@ use ucoro::{sys, Builder, Coroutine, CoroutineResult, Error, Generator, Yielder}
 mod common;
 use common::{
     current, in_child_expecting, in_own_process, num, proc_status_bytes, val, with_errno,
-    DropCounter, Owned, SendPtr, SWAP_OTHER_MAIN, YIELDTO_CALLER,
+    DropCounter, Owned, SendPtr, SWAP_OTHER_MAIN, YIELDTO_CALLER, YIELD_FROM,
 };
 
 /// A test whose scenario runs in a child process of its own and must pass
@@ -393,6 +393,49 @@ in_own_process_test!(
     }
 );
 
+/// Resumes the generator it holds once when dropped, and keeps it in `keep`
+/// (suspended) for after the panic.
+struct StartOnDrop(Option<Generator<u32>>, Rc<RefCell<Option<Generator<u32>>>>);
+
+impl Drop for StartOnDrop {
+    fn drop(&mut self) {
+        let mut g = self.0.take().expect("set");
+        assert_eq!(g.next(), Some(1));
+        *self.1.borrow_mut() = Some(g);
+    }
+}
+
+in_own_process_test!(
+    generator_started_during_a_panic_and_dropped_after_it_is_unwound,
+    {
+        // It suspends while its resumer is panicking, so while suspended it
+        // might be in the middle of an unwind of its own; once the thread
+        // no longer panics, it provably is not, and dropping it unwinds it.
+        let drops = Rc::new(Cell::new(0));
+        let d = drops.clone();
+        let keep = Rc::new(RefCell::new(None));
+        let g = Generator::new(move |y| {
+            let _counted = DropCounter(d);
+            y.suspend(1);
+            y.suspend(2);
+        });
+        let starter = StartOnDrop(Some(g), keep.clone());
+        let r = panic::catch_unwind(AssertUnwindSafe(move || {
+            let _starter = starter;
+            panic!("unwinding past the starter");
+        }));
+        assert!(r.is_err());
+        assert_eq!(drops.get(), 0);
+        drop(keep.borrow_mut().take());
+        assert_eq!(
+            drops.get(),
+            1,
+            "its destructors ran: it was unwound, not leaked"
+        );
+        assert_panic_state_clean();
+    }
+);
+
 in_own_process_test!(
     generator_dropped_by_a_panicking_loop_runs_its_destructors,
     {
@@ -461,6 +504,28 @@ in_own_process_test!(
         }));
         assert!(r.is_err());
         assert_eq!(sum.get(), 10);
+        assert_panic_state_clean();
+    }
+);
+
+in_child_test!(
+    on_stack_inside_a_coroutine_cannot_suspend_it,
+    [YIELD_FROM],
+    {
+        // The coroutine's yielder, reached from inside on_stack's closure, is
+        // refused: the running coroutine is on_stack's, not its own. The panic
+        // says so and unwinds the fresh stack.
+        let mut co = Coroutine::new(|y: &Yielder<(), u8>, ()| {
+            let r = panic::catch_unwind(AssertUnwindSafe(|| ucoro::on_stack(0, || y.suspend(1))));
+            panic_text(&*r.expect_err("refused"))
+        });
+        let CoroutineResult::Return(text) = co.resume(()).unwrap() else {
+            panic!("the coroutine must return");
+        };
+        assert!(
+            text.contains("outside the coroutine it belongs to"),
+            "{text}"
+        );
         assert_panic_state_clean();
     }
 );

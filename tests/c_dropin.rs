@@ -625,6 +625,8 @@ c_suites! {
     tls_migration_c_o2: "tls_migration.c", "c11", Shared, [], ["-pthread", "-O2"];
     fork_while_another_thread_holds_the_library_shared: "fork_safety.c", "c11", Shared, [], ["-pthread"];
     fork_while_another_thread_holds_the_library_static: "fork_safety.c", "c11", Static, [], ["-pthread"];
+    stacks_freed_at_thread_exit_are_given_back_shared: "thread_exit.c", "c11", Shared, [], ["-pthread"];
+    stacks_freed_at_thread_exit_are_given_back_static: "thread_exit.c", "c11", Static, [], ["-pthread"];
 }
 
 #[test]

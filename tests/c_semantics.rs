@@ -1997,8 +1997,16 @@ fn destroy_refuses_coroutines_not_made_by_create() {
             );
             // SAFETY: NULL is documented as refused.
             assert_eq!(unsafe { sys::ucoro_destroy(ptr::null_mut()) }, -1);
+            let garbage = garbage_co();
+            // SAFETY: readable memory that is no coroutine is refused
+            // without being written.
+            let (rc, err) = with_errno(|| unsafe { sys::ucoro_destroy(garbage) });
+            assert_eq!((rc, err), (-1, libc::EINVAL));
+            // SAFETY: from malloc in garbage_co, freed once.
+            unsafe { libc::free(garbage.cast()) };
         },
         &[
+            "ucoro_destroy: assertion 'co was made by ucoro_create' failed",
             "ucoro_destroy: assertion 'co was made by ucoro_create' failed",
             "ucoro_destroy: assertion 'co was made by ucoro_create' failed",
         ],

@@ -360,3 +360,101 @@ fn deep_recursion_fits_in_a_large_stack() {
         .unwrap();
     assert_eq!(co.resume(20_000).unwrap(), CoroutineResult::Return(20_000));
 }
+
+// ---------------------------------------------------------------------------
+// on_stack, CoroutineResult helpers, FusedIterator
+// ---------------------------------------------------------------------------
+
+/// Recurses, at least 1 KiB a level, until this frame lies `need` bytes
+/// below `top`; returns how far below `top` the deepest frame was.
+fn recurse_until(top: usize, need: usize) -> usize {
+    let frame = std::hint::black_box([0u8; 1024]);
+    let depth = top.saturating_sub(frame.as_ptr() as usize);
+    if depth >= need {
+        depth
+    } else {
+        recurse_until(top, need).max(usize::from(frame[0]))
+    }
+}
+
+#[test]
+fn on_stack_runs_a_recursion_that_needs_64_mib() {
+    let need = 64 << 20;
+    // Room to spare for the redzones AddressSanitizer adds to each frame.
+    let deepest = ucoro::on_stack(160 << 20, || {
+        let top = std::hint::black_box(0u8);
+        let top = &top as *const u8 as usize;
+        // SAFETY: coroutine_self only reads this thread's state.
+        let me = unsafe { ucoro::sys::coroutine_self() } as usize;
+        if top.abs_diff(me) > 1 << 20 {
+            // Not on the coroutine's stack: AddressSanitizer keeps locals
+            // on "fake stacks" of its own, so addresses cannot measure the
+            // depth. Recurse as many levels as 64 MiB holds natively.
+            return count_levels(need / 1024) * 1024;
+        }
+        recurse_until(top, need)
+    });
+    assert!(deepest >= need, "{deepest} bytes deep");
+}
+
+/// Recurses `levels` levels with 1 KiB of locals each; returns `levels`.
+fn count_levels(levels: usize) -> usize {
+    let frame = std::hint::black_box([0u8; 1024]);
+    if levels == 0 {
+        0
+    } else {
+        1 + count_levels(levels - 1) + usize::from(frame[0])
+    }
+}
+
+#[test]
+fn on_stack_borrows_and_returns() {
+    let mut words = vec!["a"];
+    let n = ucoro::on_stack(64 << 10, || {
+        words.push("b");
+        words.len()
+    });
+    assert_eq!(n, 2);
+    assert_eq!(words, ["a", "b"]);
+    assert_eq!(ucoro::on_stack(0, || 7), 7, "0 is the default size");
+}
+
+#[test]
+fn on_stack_panic_propagates_after_unwinding_the_fresh_stack() {
+    let drops = Rc::new(Cell::new(0));
+    let d = drops.clone();
+    let r = panic::catch_unwind(AssertUnwindSafe(|| {
+        ucoro::on_stack(1 << 20, move || {
+            let _counted = DropCounter(d);
+            panic!("deep");
+        })
+    }));
+    assert_eq!(r.unwrap_err().downcast_ref::<&str>(), Some(&"deep"));
+    assert_eq!(drops.get(), 1);
+}
+
+#[test]
+fn coroutine_result_accessors() {
+    let y: CoroutineResult<u8, &str> = CoroutineResult::Yield(3);
+    let r: CoroutineResult<u8, &str> = CoroutineResult::Return("r");
+    assert_eq!((y.as_yield(), y.as_return()), (Some(&3), None));
+    assert_eq!((r.as_yield(), r.as_return()), (None, Some(&"r")));
+    assert_eq!((y.into_yield(), y.into_return()), (Some(3), None));
+    assert_eq!((r.into_yield(), r.into_return()), (None, Some("r")));
+}
+
+#[test]
+fn generator_is_a_fused_iterator() {
+    fn fused<I: std::iter::FusedIterator>(i: I) -> I {
+        i
+    }
+    let mut g = fused(Generator::new(|y| y.suspend(1)));
+    assert_eq!(g.next(), Some(1));
+    assert_eq!(g.next(), None);
+    assert_eq!(g.next(), None);
+    // `fuse()` adds nothing: the same values.
+    let v: Vec<u8> = Generator::new(|y| (1..=3).for_each(|i| y.suspend(i)))
+        .fuse()
+        .collect();
+    assert_eq!(v, [1, 2, 3]);
+}

@@ -1,6 +1,7 @@
 //! Stacks within the system's limits: address-space and data limits,
-//! bounded size classes, memory given back after a burst, and recovery
-//! after a size that cannot be had.
+//! bounded size classes, memory given back after a burst and by threads
+//! that drop coroutines as they exit, and recovery after a size that
+//! cannot be had.
 //!
 //! How these tests are built:
 //!
@@ -384,4 +385,60 @@ fn failed_size_leaves_later_creations_working() {
         huge = c_coroutine(1 << 60);
         assert!(huge.is_err(), "the impossible size still fails");
     });
+}
+
+// ---------------------------------------------------------------------------
+// 5. Coroutines dropped as threads exit give their stacks back
+// ---------------------------------------------------------------------------
+
+thread_local! {
+    /// A suspended coroutine that the thread leaves to its `thread_local`
+    /// destructors: dropping it there resumes it to unwind its frames, so
+    /// a coroutine runs and a stack is freed while the thread exits.
+    static LEFT_AT_EXIT: std::cell::RefCell<Option<ucoro::Coroutine<(), (), ()>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Starts `count` threads, one after the other: each runs a coroutine that
+/// touches 128 KiB of its stack and suspends, and leaves it to its
+/// `thread_local` destructor.
+fn threads_leaving_coroutines_at_exit(count: usize) {
+    for _ in 0..count {
+        std::thread::spawn(|| {
+            let mut co = ucoro::Coroutine::new(|y: &Yielder<(), ()>, ()| {
+                let frame = std::hint::black_box([0x5Au8; 128 << 10]);
+                y.suspend(());
+                std::hint::black_box(&frame);
+            });
+            co.resume(()).expect("run to the suspend");
+            LEFT_AT_EXIT.with(|left| *left.borrow_mut() = Some(co));
+        })
+        .join()
+        .expect("the thread");
+    }
+}
+
+#[test]
+fn coroutines_dropped_by_thread_local_destructors_give_their_stacks_back() {
+    in_own_process(
+        "coroutines_dropped_by_thread_local_destructors_give_their_stacks_back",
+        || {
+            const THREADS: usize = 1000;
+            // The warm-up fills what caches keep: empty slabs, glibc's
+            // cache of thread stacks, malloc arenas.
+            threads_leaving_coroutines_at_exit(50);
+            let (vm0, rss0) = (proc_status_bytes("VmSize"), proc_status_bytes("VmRSS"));
+            threads_leaving_coroutines_at_exit(THREADS);
+            let (vm1, rss1) = (proc_status_bytes("VmSize"), proc_status_bytes("VmRSS"));
+            println!(
+                "stack_limits: {THREADS} threads dropping a coroutine at exit: \
+                 VmSize {:+.1} MiB, VmRSS {:+.1} MiB",
+                (vm1 as f64 - vm0 as f64) / MIB as f64,
+                (rss1 as f64 - rss0 as f64) / MIB as f64,
+            );
+            // A stack left behind per thread: 16 GiB and 128 MiB.
+            assert!(vm1.saturating_sub(vm0) < 32 * MIB, "VmSize grew");
+            assert!(rss1.saturating_sub(rss0) < 16 * MIB, "VmRSS grew");
+        },
+    );
 }

@@ -305,6 +305,37 @@ fn overflow_in_rust_coroutine_is_reported() {
     );
 }
 
+#[test]
+fn overflow_in_on_stack_is_reported() {
+    const TEST: &str = "overflow_in_on_stack_is_reported";
+    if let Some(s) = scenario(TEST) {
+        assert_eq!(s, "overflow");
+        ucoro::on_stack(SMALL_STACK, || {
+            // SAFETY: coroutine_self has no preconditions.
+            let me = unsafe { sys::coroutine_self() };
+            // SAFETY: the running coroutine's struct; stack_size is an
+            // in/out field set when it was made.
+            let size = unsafe { (*me).stack_size };
+            assert!(size >= SMALL_STACK, "at least the size asked for");
+            say(&format!("stack_safety: coroutine {me:p}"));
+            say(&format!("stack_safety: size {size}"));
+            black_box(recurse_forever(0));
+        });
+        panic!("on_stack's closure overflowed its stack and the process survived");
+    }
+
+    let out = run_child(TEST, "overflow", &[]);
+    assert_child_killed_by(&out, libc::SIGSEGV);
+    let size = printed(&out, "stack_safety: size").parse().expect("a size");
+    let addr = overflow_report(&out, size);
+    assert_eq!(
+        addr,
+        printed(&out, "stack_safety: coroutine"),
+        "the report must name on_stack's coroutine:\n{}",
+        describe(&out)
+    );
+}
+
 // ---------------------------------------------------------------------------
 // 2. An overflow in a raw C API coroutine is reported with its address
 // ---------------------------------------------------------------------------
@@ -532,6 +563,15 @@ fn overflow_reporting_can_be_turned_off() {
                     "turning reporting off restores the previous handler"
                 );
             }
+            "safe_function" => {
+                ucoro::set_overflow_reporting(false);
+                assert_eq!(sigsegv_handler(), before, "the safe switch does the same");
+            }
+            "safe_function_then_on" => {
+                ucoro::set_overflow_reporting(false);
+                ucoro::set_overflow_reporting(true);
+                assert_ne!(sigsegv_handler(), before, "ucoro's handler is back");
+            }
             "function_then_on" => {
                 // SAFETY: takes no pointers.
                 unsafe { sys::ucoro_set_overflow_reporting(0) };
@@ -555,6 +595,14 @@ fn overflow_reporting_can_be_turned_off() {
     assert_no_overflow_report(&out);
 
     let out = run_child(TEST, "function_then_on", &[]);
+    assert_child_killed_by(&out, libc::SIGSEGV);
+    overflow_report(&out, SMALL_STACK);
+
+    let out = run_child(TEST, "safe_function", &[]);
+    assert_child_killed_by(&out, libc::SIGSEGV);
+    assert_no_overflow_report(&out);
+
+    let out = run_child(TEST, "safe_function_then_on", &[]);
     assert_child_killed_by(&out, libc::SIGSEGV);
     overflow_report(&out, SMALL_STACK);
 }

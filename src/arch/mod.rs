@@ -190,6 +190,18 @@ unsafe fn resume_inline(co: *mut coroutine) {
     }
 }
 
+/// A suspend of `co`, which is not the running coroutine, refused as the
+/// C side refuses it: with the diagnostic (through the handler a program
+/// may have set) that every refusal gives.
+#[cfg(ucoro_inline_switch)]
+#[cold]
+#[inline(never)]
+fn refuse(co: *mut coroutine) {
+    // SAFETY: co is not this thread's running coroutine, so
+    // ucoro_yield_from switches nowhere: it reports and returns NULL.
+    unsafe { crate::sys::ucoro_yield_from(co, ptr::NonNull::dangling().as_ptr()) };
+}
+
 /// The inline suspend: the bookkeeping of the C side's `yield_from`, then
 /// the register switch back into the resumer.
 ///
@@ -205,6 +217,7 @@ unsafe fn suspend_inline(co: *mut coroutine) -> bool {
     // write is one the C side's yield makes (yield_from, ucoro__cc_return).
     unsafe {
         if *slot != co {
+            refuse(co);
             return false;
         }
         let to = (*co).caller;

@@ -79,7 +79,7 @@ extern "C" {
     pub fn cc_init(cc: *mut continuation) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " Frees cc's stack. Calls cc->release first if set; a negative result is\n returned as is and nothing is freed. Afterwards cc_swap refuses cc until\n cc_init prepares it again. Returns 0 when there was nothing to free (NULL,\n never initialised by cc_init, already released), so calling it twice is\n safe. Must not be called on the running continuation or one that is\n blocked in cc_swap (its frames would vanish): the caller's duty, since this\n layer does not track who runs."]
+    #[doc = " Frees cc's stack. Calls cc->release first if set; a negative result is\n returned as is and nothing is freed. Afterwards cc_swap refuses cc until\n cc_init prepares it again. Returns 0 when there was nothing to free (NULL,\n never initialised by cc_init, already released), so calling it twice is\n safe (unless the release callback freed cc: then cc is gone). Must not be called on the running continuation or one that is\n blocked in cc_swap (its frames would vanish): the caller's duty, since this\n layer does not track who runs."]
     pub fn cc_release(cc: *mut continuation) -> ::std::os::raw::c_int;
 }
 extern "C" {
@@ -127,7 +127,7 @@ extern "C" {
     pub fn coroutine_init(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 extern "C" {
-    #[doc = " Frees what coroutine_init allocated (calling co->release first, if set).\n co must not be running or waiting in coroutine_yieldto. Safe to call twice\n and on an exited coroutine (0, nothing to do).\n Returns 0; co->release's negative result as is (nothing freed); or -1 with\n errno EINVAL for NULL or a struct never initialised, EBUSY for a running\n coroutine or a thread's main coroutine (each with a diagnostic message)."]
+    #[doc = " Frees what coroutine_init allocated (calling co->release first, if set).\n co must not be running or waiting in coroutine_yieldto. Safe to call twice\n and on an exited coroutine (0, nothing to do) while co's memory is still\n the caller's: not after a release callback freed it, nor after\n ucoro_destroy (see there).\n Returns 0; co->release's negative result as is (nothing freed); or -1 with\n errno EINVAL for NULL or a struct never initialised, EBUSY for a running\n coroutine or a thread's main coroutine (each with a diagnostic message)."]
     pub fn coroutine_release(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 extern "C" {
@@ -142,7 +142,7 @@ extern "C" {
     ) -> *mut coroutine;
 }
 extern "C" {
-    #[doc = " Frees a coroutine made by ucoro_create: its stack, its struct and the\n extra bytes (co is invalid afterwards). Returns 0, or -1 with errno:\n EINVAL (co not made by ucoro_create, or destroyed already while its\n memory was not reused), EBUSY (running or waiting in coroutine_yieldto;\n reported as coroutine_release's refusal)."]
+    #[doc = " Frees a coroutine made by ucoro_create: its stack, its struct and the\n extra bytes. co is invalid afterwards, as a pointer passed to free() is:\n co lived on the stack just freed, which the library may unmap at any time\n after, so a second ucoro_destroy of it (or any other call with it) may\n crash. (Telling a destroyed co from a live one without reading it would\n cost every destroy a search of the stack table.)\n Returns 0, or -1 with errno: EINVAL (co NULL, or readable memory that is\n not a live coroutine made by ucoro_create, such as one from\n coroutine_init), EBUSY (running or waiting in coroutine_yieldto; reported\n as coroutine_release's refusal)."]
     pub fn ucoro_destroy(co: *mut coroutine) -> ::std::os::raw::c_int;
 }
 extern "C" {
@@ -198,7 +198,7 @@ extern "C" {
     pub fn ucoro_stack_size_for(stack_size: usize) -> usize;
 }
 extern "C" {
-    #[doc = " How many bytes of co's stack have been touched so far, counted from its\n top (the deepest resident page; a stack reused from the pool may count\n pages an earlier coroutine touched). Use it to size stacks. Returns 0 for\n NULL, a struct never initialised, or a coroutine whose stack was freed."]
+    #[doc = " How many bytes of co's stack have been touched so far, counted from its\n top (the deepest resident page; a stack reused from the pool may count\n pages an earlier coroutine touched). Use it to size stacks. Returns 0 for\n NULL, a struct never initialised, or a coroutine from coroutine_init whose\n stack was freed (one from ucoro_create is invalid after ucoro_destroy)."]
     pub fn ucoro_stack_used(co: *mut coroutine) -> usize;
 }
 extern "C" {
