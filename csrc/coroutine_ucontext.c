@@ -514,13 +514,13 @@ UCORO_HOT void *ucoro_yield_from(struct coroutine *co, void *arg)
  * sanitizer builds, the portable modes), and its first switch into a
  * coroutine everywhere.
  */
-UCORO_HIDDEN void *ucoro__rust_resume(struct coroutine *co, void *arg);
-UCORO_HIDDEN void *ucoro__rust_suspend(struct coroutine *co, void *arg);
-UCORO_HIDDEN struct coroutine **ucoro__rust_current(void);
-UCORO_HIDDEN void ucoro__rust_prepare(struct coroutine *co, void *arg);
-UCORO_HIDDEN void ucoro__rust_destroy(struct coroutine *co);
+UCORO_HIDDEN void *ucoro__crate_resume(struct coroutine *co, void *arg);
+UCORO_HIDDEN void *ucoro__crate_suspend(struct coroutine *co, void *arg);
+UCORO_HIDDEN struct coroutine **ucoro__crate_current(void);
+UCORO_HIDDEN void ucoro__crate_prepare(struct coroutine *co, void *arg);
+UCORO_HIDDEN void ucoro__crate_destroy(struct coroutine *co);
 
-UCORO_HOT void *ucoro__rust_resume(struct coroutine *co, void *arg)
+UCORO_HOT void *ucoro__crate_resume(struct coroutine *co, void *arg)
 {
     struct ucoro_thread *t = this_thread();
     struct coroutine *self = current_of(t);
@@ -529,7 +529,7 @@ UCORO_HOT void *ucoro__rust_resume(struct coroutine *co, void *arg)
     return switch_to(t, self, co, arg);
 }
 
-UCORO_HOT void *ucoro__rust_suspend(struct coroutine *co, void *arg)
+UCORO_HOT void *ucoro__crate_suspend(struct coroutine *co, void *arg)
 {
     struct ucoro_thread *t = this_thread();
 
@@ -546,7 +546,7 @@ UCORO_HOT void *ucoro__rust_suspend(struct coroutine *co, void *arg)
  * inline the switch (build.rs: the assembly switch, no sanitizer); a C
  * library built otherwise behind the crate's back (CFLAGS with a
  * sanitizer) cannot serve them, which is reported and fatal. */
-void ucoro__rust_prepare(struct coroutine *co, void *arg)
+void ucoro__crate_prepare(struct coroutine *co, void *arg)
 {
     co->data = arg;
     if (!ucoro__cc_prepare(&co->cc)) {
@@ -560,7 +560,7 @@ void ucoro__rust_prepare(struct coroutine *co, void *arg)
 /* ucoro_destroy for the crate, which destroys only what its ucoro_create
  * made, once, when it is neither running nor waiting in a resume: the same
  * effect without the checks or the release callbacks' round trip. */
-void ucoro__rust_destroy(struct coroutine *co)
+void ucoro__crate_destroy(struct coroutine *co)
 {
     struct ucoro_stack_record *record = co->cc.stack_record;
     void *fiber = co->cc.tool_fiber;
@@ -574,7 +574,7 @@ void ucoro__rust_destroy(struct coroutine *co)
 
 /* Where this thread's running coroutine is kept (its main coroutine made
  * first, if this thread has none yet): the inlined switch's slow start. */
-struct coroutine **ucoro__rust_current(void)
+struct coroutine **ucoro__crate_current(void)
 {
     struct ucoro_thread *t = this_thread();
 

@@ -7,11 +7,16 @@ const TOUR: &str = include_str!("../examples/tour.rs");
 
 #[test]
 fn readme_rust_tour_is_examples_tour() {
-    let code = &TOUR[TOUR.find("use ucoro").expect("the tour starts with `use ucoro`")..];
+    let code = &TOUR[TOUR
+        .find("use ucoro")
+        .expect("the tour starts with `use ucoro`")..];
     let section = &README[README
         .find("## The Rust API at a glance")
         .expect("the README has the Rust section")..];
-    let start = section.find("```rust\n").expect("the section has a Rust block") + 8;
+    let start = section
+        .find("```rust\n")
+        .expect("the section has a Rust block")
+        + 8;
     let end = start + section[start..].find("```").expect("the block ends");
     assert_eq!(
         &section[start..end],

@@ -59,10 +59,10 @@ pub(super) fn thread_state() -> *mut u8 {
 global_asm!(
     ".text",
     ".p2align 4",
-    ".globl ucoro__rust_switch_in",
-    ".hidden ucoro__rust_switch_in",
-    ".type ucoro__rust_switch_in,%function",
-    "ucoro__rust_switch_in:",
+    ".globl ucoro__crate_switch_in",
+    ".hidden ucoro__crate_switch_in",
+    ".type ucoro__crate_switch_in,%function",
+    "ucoro__crate_switch_in:",
     ".cfi_startproc",
     "sub sp, sp, #160",
     ".cfi_def_cfa_offset 160",
@@ -93,7 +93,7 @@ global_asm!(
     ".cfi_register x30, x30",
     "br x30",
     ".cfi_endproc",
-    ".size ucoro__rust_switch_in, .-ucoro__rust_switch_in",
+    ".size ucoro__crate_switch_in, .-ucoro__crate_switch_in",
 );
 
 /// Saves the running context into `*save`, writes the address of its
@@ -113,7 +113,7 @@ pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link:
     // restored by the stub. Memory is clobbered (no `nomem`).
     unsafe {
         asm!(
-            "bl ucoro__rust_switch_in",
+            "bl ucoro__crate_switch_in",
             in("x0") save,
             in("x1") to,
             in("x2") fp_link,

@@ -10,8 +10,8 @@
 //! address, so the CPU's return-address predictor stays balanced; the
 //! callee-saved registers the compiler may allocate are declared clobbered,
 //! so it saves only those it uses, once per function. Everywhere else, one
-//! C entry point per direction (`ucoro__rust_resume`,
-//! `ucoro__rust_suspend` in csrc/coroutine_ucontext.c), without the checks
+//! C entry point per direction (`ucoro__crate_resume`,
+//! `ucoro__crate_suspend` in csrc/coroutine_ucontext.c), without the checks
 //! that the safe API's types make unnecessary.
 //!
 //! What the C side reads stays as the C switch leaves it, so the rest of
@@ -48,22 +48,22 @@ extern "C" {
     /// in a resume (nothing is checked). `arg` is the entry's argument on
     /// the first switch.
     #[cfg_attr(ucoro_inline_switch, allow(dead_code))]
-    fn ucoro__rust_resume(co: *mut coroutine, arg: *mut c_void) -> *mut c_void;
+    fn ucoro__crate_resume(co: *mut coroutine, arg: *mut c_void) -> *mut c_void;
     /// Suspends `co` back to its caller; NULL at once (no switch) unless
     /// `co` is this thread's running coroutine, else `arg` when resumed.
     #[cfg_attr(ucoro_inline_switch, allow(dead_code))]
-    fn ucoro__rust_suspend(co: *mut coroutine, arg: *mut c_void) -> *mut c_void;
+    fn ucoro__crate_suspend(co: *mut coroutine, arg: *mut c_void) -> *mut c_void;
     /// Where this thread's running coroutine is kept, its main coroutine
     /// made first if the thread has none yet.
     #[cfg_attr(not(ucoro_inline_switch), allow(dead_code))]
-    fn ucoro__rust_current() -> *mut *mut coroutine;
+    fn ucoro__crate_current() -> *mut *mut coroutine;
     /// Makes `co`, fresh from `ucoro_create`, a switched-out context that
     /// starts its entry with `arg`.
     #[cfg_attr(not(ucoro_inline_switch), allow(dead_code))]
-    fn ucoro__rust_prepare(co: *mut coroutine, arg: *mut c_void);
+    fn ucoro__crate_prepare(co: *mut coroutine, arg: *mut c_void);
     /// `ucoro_destroy` without its checks; `co` must not be running nor
     /// waiting in a resume.
-    fn ucoro__rust_destroy(co: *mut coroutine);
+    fn ucoro__crate_destroy(co: *mut coroutine);
 }
 
 /// Frees a coroutine made by `ucoro_create`: its stack, with the C struct
@@ -75,7 +75,7 @@ extern "C" {
 #[inline]
 pub(crate) unsafe fn destroy(co: *mut coroutine) {
     // SAFETY: the caller's contract is the C function's.
-    unsafe { ucoro__rust_destroy(co) }
+    unsafe { ucoro__crate_destroy(co) }
 }
 
 /// Readies a coroutine fresh from `ucoro_create` for its first resume,
@@ -89,7 +89,7 @@ pub(crate) unsafe fn prepare(co: *mut coroutine, arg: *mut c_void) {
     // is not inlined, the first resume through C prepares it instead.
     #[cfg(ucoro_inline_switch)]
     unsafe {
-        ucoro__rust_prepare(co, arg)
+        ucoro__crate_prepare(co, arg)
     };
     let _ = (co, arg);
 }
@@ -113,7 +113,7 @@ pub(crate) unsafe fn resume(co: *mut coroutine, arg: *mut c_void) {
     };
     #[cfg(not(ucoro_inline_switch))]
     unsafe {
-        ucoro__rust_resume(co, arg)
+        ucoro__crate_resume(co, arg)
     };
 }
 
@@ -136,7 +136,7 @@ pub(crate) unsafe fn suspend(co: *mut coroutine) -> bool {
         // SAFETY: the caller's contract; the C side checks that co runs.
         // What a resume hands over is never NULL (ours pass the crate's
         // block), so NULL can only mean refused.
-        !unsafe { ucoro__rust_suspend(co, ptr::NonNull::dangling().as_ptr()) }.is_null()
+        !unsafe { ucoro__crate_suspend(co, ptr::NonNull::dangling().as_ptr()) }.is_null()
     }
 }
 
@@ -158,7 +158,7 @@ fn current_slot() -> *mut *mut coroutine {
 #[inline(never)]
 fn first_current() -> *mut coroutine {
     // SAFETY: a plain call; the slot it returns is this thread's.
-    unsafe { *ucoro__rust_current() }
+    unsafe { *ucoro__crate_current() }
 }
 
 /// The inline resume: the bookkeeping of the C side's `switch_to` for a
@@ -239,7 +239,7 @@ mod tests {
     fn rust_finds_the_running_coroutine_where_the_c_library_keeps_it() {
         let check = || {
             // SAFETY: a plain call; both are this thread's addresses.
-            let c_slot = unsafe { super::ucoro__rust_current() };
+            let c_slot = unsafe { super::ucoro__crate_current() };
             assert_eq!(super::current_slot(), c_slot);
         };
         check();

@@ -49,10 +49,10 @@ pub(super) fn thread_state() -> *mut u8 {
 global_asm!(
     ".text",
     ".p2align 4",
-    ".globl ucoro__rust_switch_in",
-    ".hidden ucoro__rust_switch_in",
-    ".type ucoro__rust_switch_in,@function",
-    "ucoro__rust_switch_in:",
+    ".globl ucoro__crate_switch_in",
+    ".hidden ucoro__crate_switch_in",
+    ".type ucoro__crate_switch_in,@function",
+    "ucoro__crate_switch_in:",
     ".cfi_startproc",
     "pushq %rbp",
     ".cfi_def_cfa_offset 16",
@@ -80,7 +80,7 @@ global_asm!(
     ".cfi_register %rip, %rcx",
     "jmpq *%rcx",
     ".cfi_endproc",
-    ".size ucoro__rust_switch_in, .-ucoro__rust_switch_in",
+    ".size ucoro__crate_switch_in, .-ucoro__crate_switch_in",
     options(att_syntax),
 );
 
@@ -103,7 +103,7 @@ pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link:
     // other side wrote is read afresh.
     unsafe {
         asm!(
-            "call ucoro__rust_switch_in",
+            "call ucoro__crate_switch_in",
             in("rdi") save,
             in("rsi") to,
             in("rdx") fp_link,
