@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 srcs=$(ucoro_sources)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-programs=${UCORO_C_TOOL_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c tests/c/arch_switch.c tests/c/fork_safety.c tests/c/thread_exit.c"}
+programs=${UCORO_C_TOOL_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c tests/c/arch_switch.c tests/c/fork_safety.c tests/c/thread_exit.c tests/c/signal_unwind.c"}
 
 run() { # name, command...
     local name=$1; shift
@@ -60,4 +60,19 @@ for prog in $programs; do
             esac
         done
     done
+done
+
+# Issue 17's acceptance: the signal storm of tests/c/signal_unwind.c for
+# 10 s (1 s in the runs above), plain and under AddressSanitizer.
+case " $programs " in *" tests/c/signal_unwind.c "*) storm_tools="plain asan" ;; *) storm_tools= ;; esac
+for tool in $storm_tools; do
+    case $tool in
+        plain) flags="-O2" ;;
+        asan) flags="-O1 -fsanitize=address -fno-omit-frame-pointer" ;;
+    esac
+    bin="$out/signal_unwind-10s-$tool"
+    # shellcheck disable=SC2086
+    cc -std=c11 -g -Wall -Wextra -Werror $flags -Icsrc -Itests/c tests/c/signal_unwind.c $srcs \
+        -lpthread -o "$bin"
+    UCORO_STORM_SECONDS=10 run "signal_unwind-10s-$tool" "$bin"
 done

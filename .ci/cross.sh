@@ -28,7 +28,7 @@ s390x       s390x-linux-gnu-gcc         qemu-s390x      default,setjmp,ucontext
 riscv64     riscv64-linux-gnu-gcc       qemu-riscv64    default,setjmp,ucontext
 mips64el    mips64el-linux-gnuabi64-gcc qemu-mips64el   default,setjmp,ucontext
 '
-programs=${UCORO_CROSS_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c tests/c/arch_switch.c"}
+programs=${UCORO_CROSS_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c tests/c/arch_switch.c tests/c/signal_unwind.c"}
 # Also on the targets that run natively (musl above all): fork() of a
 # multi-threaded process is left out under qemu-user, whose own fork of its
 # threads is what hung there before (see tests/common).

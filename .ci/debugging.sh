@@ -16,10 +16,15 @@
 # - frame-pointer walks do too, where the switch links them (x86_64,
 #   aarch64: tests/c/fp_walk.c), and so do perf --call-graph fp's samples;
 # - an exception thrown in a coroutine still stops at its first frame
-#   (tests/c/exception_stops.cpp): backtraces go on, exceptions do not.
+#   (tests/c/exception_stops.cpp): backtraces go on, exceptions do not;
+# - unwind information is right at every instruction (issue 17):
+#   tests/gdb/stepping.py single-steps a round trip (tests/gdb/stepping.c)
+#   and walks the stack at each instruction, natively in every switch mode
+#   and under qemu-user's gdb stub on the six other architectures.
 #
 # glibc's backtrace() and _Unwind_Backtrace are checked by
-# tests/c/arch_switch.c (.ci/c-tools.sh, .ci/cross.sh), Rust's Backtrace
+# tests/c/arch_switch.c and, from a signal handler at any instruction, by
+# tests/c/signal_unwind.c (.ci/c-tools.sh, .ci/cross.sh), Rust's Backtrace
 # and panics by tests/backtraces.rs (cargo test).
 #
 # Needs gdb, gdb-multiarch, libunwind-dev, g++, qemu-user and the cross
@@ -34,35 +39,52 @@ trap 'rm -rf "$work"' EXIT
 
 extension=$PWD/csrc/gdb/ucoro-gdb.py
 
-# gdb_check LABEL GDB [gdb arguments...]: runs check.py, with the
-# extension sourced unless UCORO_AUTOLOAD is set; passes if it reports
-# no failed check.
-gdb_check() {
-    local label=$1 gdb=$2 log
-    shift 2
-    log=$work/$(echo "$label" | tr -c 'a-zA-Z0-9\n' '-').log
-    local load=(-iex "source $extension")
-    [ -z "${UCORO_AUTOLOAD:-}" ] || load=()
-    if ! timeout 300 "$gdb" -q -batch -nx "${load[@]}" -x tests/gdb/check.py "$@" >"$log" 2>&1 ||
-        ! grep -Eq '^check.py: [0-9]+ passed, 0 failed$' "$log"; then
-        cat "$log"
+# gdb_run SCRIPT LABEL GDB [gdb arguments...]: runs tests/gdb/SCRIPT in
+# batch mode; passes if its summary line ("SCRIPT: N ..., 0 failed") says
+# that nothing failed.
+gdb_run() {
+    local script=$1 label=$2 gdb=$3 log
+    shift 3
+    log=$work/$script-$(echo "$label" | tr -c 'a-zA-Z0-9\n' '-').log
+    if ! timeout 600 "$gdb" -q -batch -nx "$@" -x "tests/gdb/$script" >"$log" 2>&1 ||
+        ! grep -Eq "^$script: [0-9]+ .*[^0-9]0 failed\$" "$log"; then
+        grep -E -A 12 "^$script: FAILED" "$log" | head -n 200
+        tail -n 40 "$log"
         fail "gdb: $label"
     fi
-    echo "ok: gdb: $label ($(grep '^check.py:' "$log" | tail -n 1 | sed 's/^check.py: //'))"
+    echo "ok: gdb: $label ($(grep "^$script: [0-9]" "$log" | tail -n 1 | sed "s/^$script: //"))"
 }
 
-# build COMPILER OUTPUT [flags...]: tests/gdb/coroutines.c with csrc,
+# gdb_check LABEL GDB [gdb arguments...]: runs check.py, with the
+# extension sourced unless UCORO_AUTOLOAD is set.
+gdb_check() {
+    local label=$1 gdb=$2
+    shift 2
+    local load=(-iex "source $extension")
+    [ -z "${UCORO_AUTOLOAD:-}" ] || load=()
+    gdb_run check.py "$label" "$gdb" "${load[@]}" "$@"
+}
+
+# stepping_check LABEL GDB [gdb arguments...]: runs stepping.py, without
+# the extension (gdb's own unwinder reads the CFI).
+stepping_check() {
+    local label=$1 gdb=$2
+    shift 2
+    gdb_run stepping.py "stepping, $label" "$gdb" "$@"
+}
+
+# build NAME COMPILER OUTPUT [flags...]: tests/gdb/NAME.c with csrc,
 # static where it runs under qemu.
 build() {
-    local compiler=$1 out=$2
-    shift 2
+    local name=$1 compiler=$2 out=$3
+    shift 3
     # shellcheck disable=SC2046
     "$compiler" -std=c11 -g -O2 -funwind-tables -Wall -Wextra -Werror -Icsrc "$@" \
-        tests/gdb/coroutines.c $(ucoro_sources) -lpthread -o "$out"
+        "tests/gdb/$name.c" $(ucoro_sources) -lpthread -o "$out"
 }
 
 echo "== x86_64: live, ucoro gcore, the kernel's core dump"
-build gcc "$work/coroutines"
+build coroutines gcc "$work/coroutines"
 UCORO_GDB_GCORE=$work/gcore.core gdb_check "x86_64 live" gdb "$work/coroutines"
 gdb_check "x86_64 core from ucoro gcore" gdb "$work/coroutines" "$work/gcore.core"
 
@@ -78,7 +100,7 @@ fi
 
 echo "== x86_64: the portable modes"
 for mode in setjmp ucontext; do
-    build gcc "$work/coroutines-$mode" "$(ucoro_mode_flag "$mode")"
+    build coroutines gcc "$work/coroutines-$mode" "$(ucoro_mode_flag "$mode")"
     UCORO_GDB_SWITCH=portable gdb_check "x86_64 $mode mode, live" gdb "$work/coroutines-$mode"
 done
 
@@ -192,17 +214,33 @@ wait_listening() {
     return 1
 }
 
-# under_qemu NAME COMPILER QEMU: the live check through qemu's gdb stub.
-under_qemu() {
-    local name=$1 compiler=$2 qemu=$3 port
-    build "$compiler" "$work/coroutines-$name" -static
+# qemu_gdb CHECK LABEL QEMU PROGRAM: CHECK (gdb_check, stepping_check) on
+# PROGRAM under QEMU's gdb stub.
+qemu_gdb() {
+    local check=$1 label=$2 qemu=$3 program=$4 port
     port=$(free_port)
-    "$qemu" -g "$port" "$work/coroutines-$name" >"$work/qemu-$name.log" 2>&1 &
+    "$qemu" -g "$port" "$program" >"$program.qemu.log" 2>&1 &
     wait_listening "$port" || fail "$qemu -g $port did not start"
-    UCORO_GDB_REMOTE=127.0.0.1:$port gdb_check "$name under qemu-user, live" gdb-multiarch \
-        "$work/coroutines-$name"
+    UCORO_GDB_REMOTE=127.0.0.1:$port "$check" "$label" gdb-multiarch "$program"
     wait
 }
+
+# under_qemu NAME COMPILER QEMU: the live check and the stepping check
+# through qemu's gdb stub.
+under_qemu() {
+    local name=$1 compiler=$2 qemu=$3
+    build coroutines "$compiler" "$work/coroutines-$name" -static
+    qemu_gdb gdb_check "$name under qemu-user, live" "$qemu" "$work/coroutines-$name"
+    build stepping "$compiler" "$work/stepping-$name" -static
+    qemu_gdb stepping_check "$name under qemu-user" "$qemu" "$work/stepping-$name"
+}
+
+echo "== unwind information at every instruction: x86_64, every switch mode"
+for mode in default setjmp ucontext; do
+    # -z now: no lazy binding, whose PLT header has no symbol to name.
+    build stepping gcc "$work/stepping-$mode" -Wl,-z,now $(ucoro_mode_flag "$mode")
+    stepping_check "x86_64 $mode mode" gdb "$work/stepping-$mode"
+done
 
 echo "== other architectures, under qemu-user's gdb stub"
 under_qemu aarch64 aarch64-linux-gnu-gcc qemu-aarch64

@@ -627,6 +627,8 @@ c_suites! {
     fork_while_another_thread_holds_the_library_static: "fork_safety.c", "c11", Static, [], ["-pthread"];
     stacks_freed_at_thread_exit_are_given_back_shared: "thread_exit.c", "c11", Shared, [], ["-pthread"];
     stacks_freed_at_thread_exit_are_given_back_static: "thread_exit.c", "c11", Static, [], ["-pthread"];
+    unwinding_from_a_signal_handler_during_switches_shared: "signal_unwind.c", "c11", Shared, [], [];
+    unwinding_from_a_signal_handler_during_switches_static: "signal_unwind.c", "c11", Static, [], [];
 }
 
 #[test]

@@ -62,7 +62,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
         sp[i] = NULL;
     sp[8] = start_arg;                  /* x19: the continuation */
     sp[18] = &fake[18];                 /* x29: the fake frame record */
-    sp[19] = (void *)ucoro__start_stub; /* x30: where ret goes */
+    sp[19] = (void *)((uintptr_t)ucoro__start_stub + 4); /* x30: where ret goes, past the nop */
     fake[18] = NULL;                     /* x29: the link slot (0: no resumer yet) */
     fake[19] = (void *)ucoro__no_resumer; /* x30 */
     *fp_link = (void **)&fake[18];
@@ -205,6 +205,8 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     /* The frame above: the resumer's, or the fake context at sp. */
     UCORO_STUB_LINKED_CFA(19 /* x19 */, 31 /* sp */, 0, UCORO_AARCH64_FRAME)
     UCORO_A64_CFI_SLOTS
+    /* Never runs: a fresh context "returns" past it (see arch/x86_64.h). */
+    "nop\n"
     "mov x0, x19\n"
     "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "brk #0\n"

@@ -27,7 +27,8 @@
  * Unwind information is given twice: Arm EHABI (.fnstart, .save: what
  * _Unwind_Backtrace and C++ exceptions read; the start stub has a
  * personality routine of its own, the other stubs are .cantunwind) and
- * DWARF CFI (what debuggers read). Included through cc_switch.h;
+ * DWARF CFI (what debuggers read), both right at every instruction of the
+ * switch (see UCORO_ARM_RESTORE for EHABI's). Included through cc_switch.h;
  * continuation.c defines UCORO_ARCH_IMPLEMENTATION to emit the assembly
  * once.
  *
@@ -49,6 +50,15 @@
 
 #ifdef UCORO_SWITCH_ASM
 #define UCORO_ARM_FRAME 104
+/* The size of the nop the start stub begins with (nop.n in Thumb-2; the
+ * functions are in Arm code otherwise, see UCORO_ARM_FUNCTION). */
+#ifdef __thumb2__
+#define UCORO_ARM_STUB_NOP 2
+#define UCORO_ARM_NOP "nop.n\n"
+#else
+#define UCORO_ARM_STUB_NOP 4
+#define UCORO_ARM_NOP "nop\n"
+#endif
 
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
@@ -70,7 +80,8 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     for (i = 0; i < UCORO_ARM_FRAME / 4; i++)
         sp[i] = NULL;
     sp[17] = start_arg;                 /* r4: the continuation */
-    sp[25] = (void *)ucoro__start_stub; /* lr (Thumb bit included) */
+    /* lr, past the stub's nop (see arch/x86_64.h); Thumb bit included */
+    sp[25] = (void *)((uintptr_t)ucoro__start_stub + UCORO_ARM_STUB_NOP);
     fake[20] = NULL;                      /* r7 */
     fake[24] = NULL;                      /* r11 */
     fake[25] = (void *)ucoro__no_resumer; /* lr */
@@ -97,6 +108,20 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     ".globl " name "\n"                                                       \
     ".hidden " name "\n"                                                      \
     UCORO_ARM_FUNCTION(name)                                                  \
+    name ":\n"                                                                \
+    ".fnstart\n"                                                              \
+    ".cfi_startproc\n"
+/* The same, preceded by a pad that never runs, whose EHABI range
+ * describes the state at the entry (the return address in lr), for an
+ * unwinder interrupted at the first instruction (see UCORO_ARM_RESTORE). */
+#define UCORO_ARM_BEGIN_PADDED(name)                                           \
+    ".p2align 2\n"                                                            \
+    ".globl " name "\n"                                                       \
+    ".hidden " name "\n"                                                      \
+    UCORO_ARM_FUNCTION(name)                                                  \
+    ".fnstart\n"                                                              \
+    UCORO_ARM_NOP                                                             \
+    ".fnend\n"                                                                \
     name ":\n"                                                                \
     ".fnstart\n"                                                              \
     ".cfi_startproc\n"
@@ -147,6 +172,27 @@ ucoro__stub_personality(_Unwind_State state, _Unwind_Control_Block *ucbp,
     _Unwind_VRS_Set(context, _UVRSC_CORE, 15, _UVRSD_UINT32, &lr);
     return _URC_CONTINUE_UNWIND;
 }
+
+/*
+ * The EHABI "personality" of the instructions after a switch's last pop,
+ * where the return address is in ip (lr still holds the other context's)
+ * and sp is the caller's already: unwinding that frame is pc = ip. Only
+ * _Unwind_Backtrace gets here (no call is made from there).
+ */
+UCORO_HIDDEN __attribute__((used)) _Unwind_Reason_Code
+ucoro__ip_personality(_Unwind_State state, _Unwind_Control_Block *ucbp,
+                      _Unwind_Context *context)
+{
+    _uw ip;
+
+    (void)ucbp;
+    if ((state & _US_ACTION_MASK) != _US_VIRTUAL_UNWIND_FRAME || !(state & _US_FORCE_UNWIND))
+        return _URC_FAILURE; /* not _Unwind_Backtrace */
+    if (_Unwind_VRS_Get(context, _UVRSC_CORE, 12, _UVRSD_UINT32, &ip) != _UVRSR_OK)
+        return _URC_FAILURE;
+    _Unwind_VRS_Set(context, _UVRSC_CORE, 15, _UVRSD_UINT32, &ip);
+    return _URC_CONTINUE_UNWIND;
+}
 /* clang-format off */
 #endif
 
@@ -177,6 +223,9 @@ __asm__(
     ".cfi_offset 90, -64\n" ".cfi_offset 91, -60\n"                           \
     ".cfi_offset 92, -56\n" ".cfi_offset 93, -52\n"                           \
     ".cfi_offset 94, -48\n" ".cfi_offset 95, -44\n" /* d15 */                 \
+    UCORO_ARM_CFI_CORE_SLOTS
+/* The core registers' part: where push {r3-r11, lr} puts them. */
+#define UCORO_ARM_CFI_CORE_SLOTS                                               \
     ".cfi_offset r4, -36\n" ".cfi_offset r5, -32\n"                           \
     ".cfi_offset r6, -28\n" ".cfi_offset r7, -24\n"                           \
     ".cfi_offset r8, -20\n" ".cfi_offset r9, -16\n"                           \
@@ -186,9 +235,31 @@ __asm__(
 #define UCORO_ARM_CFI_SAVED                                                    \
     ".cfi_def_cfa_offset 104\n"                                               \
     UCORO_ARM_CFI_SLOTS
-/* Loads a saved context's registers, its return address into ip. */
+/*
+ * EHABI unwind entries are not per instruction as CFI is: one describes a
+ * whole range, and unwinders look an interrupted pc up at pc - 2, in the
+ * instruction before. So the switch is cut into ranges (.fnend, .fnstart)
+ * that each describe the state after their instructions, and its entry
+ * point is preceded by a pad that never runs whose range describes the
+ * state at the entry (see UCORO_ARM_BEGIN_PADDED).
+ */
+#define UCORO_ARM_EHABI_NEXT ".fnend\n" ".fnstart\n"
+/* Loads a saved context's registers, its return address into ip. Its
+ * ranges: after vpop, the core registers' part of the context is left;
+ * after pop, the return address is in ip (ucoro__ip_personality). */
 #define UCORO_ARM_RESTORE                                                      \
+    UCORO_ARM_EHABI_NEXT                                                      \
+    ".save {r3-r11, lr}\n"                                                    \
     "vpop {d8-d15}\n"                                                         \
+    ".cfi_adjust_cfa_offset -64\n"                                            \
+    ".cfi_restore 80\n" ".cfi_restore 81\n" ".cfi_restore 82\n"               \
+    ".cfi_restore 83\n" ".cfi_restore 84\n" ".cfi_restore 85\n"               \
+    ".cfi_restore 86\n" ".cfi_restore 87\n" ".cfi_restore 88\n"               \
+    ".cfi_restore 89\n" ".cfi_restore 90\n" ".cfi_restore 91\n"               \
+    ".cfi_restore 92\n" ".cfi_restore 93\n" ".cfi_restore 94\n"               \
+    ".cfi_restore 95\n"                                                       \
+    UCORO_ARM_EHABI_NEXT                                                      \
+    ".personality " UCORO_ASM_SYMBOL(ucoro__ip_personality) "\n"               \
     "pop {r3-r12}\n"                                                          \
     ".cfi_def_cfa_offset 0\n"                                                 \
     ".cfi_restore r4\n" ".cfi_restore r5\n" ".cfi_restore r6\n"               \
@@ -197,9 +268,13 @@ __asm__(
     ".cfi_register lr, ip\n"
 /* The switch, emitted under two names (see arch/x86_64.h). */
 #define UCORO_ARM_SWITCH(name)                                                 \
-    UCORO_ARM_BEGIN(name) /* r0 = save, r1 = to, r2 = value */                \
+    UCORO_ARM_BEGIN_PADDED(name) /* r0 = save, r1 = to, r2 = value */         \
     "push {r3-r11, lr}\n"                                                     \
     ".save {r3-r11, lr}\n"                                                    \
+    UCORO_ARM_EHABI_NEXT                                                      \
+    ".save {r3-r11, lr}\n"                                                    \
+    ".cfi_def_cfa_offset 40\n"                                                \
+    UCORO_ARM_CFI_CORE_SLOTS                                                  \
     "vpush {d8-d15}\n"                                                        \
     ".vsave {d8-d15}\n"                                                       \
     UCORO_ARM_CFI_SAVED                                                       \
@@ -216,7 +291,7 @@ __asm__(
     UCORO_ARM_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch))
     UCORO_ARM_SWITCH(UCORO_ASM_SYMBOL(ucoro__switch_back))
 
-    UCORO_ARM_BEGIN(UCORO_ASM_SYMBOL(ucoro__switch_exit)) /* r0 = to, r1 = hook, r2 = arg */
+    UCORO_ARM_BEGIN_PADDED(UCORO_ASM_SYMBOL(ucoro__switch_exit)) /* r0 = to, r1 = hook, r2 = arg */
     ".save {r3-r11, lr}\n"         /* what to's saved context holds */
     ".vsave {d8-d15}\n"
     "mov sp, r0\n"                 /* the old stack is abandoned */
@@ -233,6 +308,8 @@ __asm__(
     /* The frame above: the resumer's, or the fake context at sp. */
     UCORO_STUB_LINKED_CFA(4 /* r4 */, 13 /* sp */, 0, UCORO_ARM_FRAME)
     UCORO_ARM_CFI_SLOTS
+    /* Never runs: a fresh context "returns" past it (see arch/x86_64.h). */
+    UCORO_ARM_NOP
     "mov r0, r4\n"
     "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "bkpt #0\n"
@@ -248,8 +325,11 @@ __asm__(
 #undef UCORO_ARM_RESTORE
 #undef UCORO_ARM_CFI_SAVED
 #undef UCORO_ARM_CFI_SLOTS
+#undef UCORO_ARM_CFI_CORE_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 #undef UCORO_ARM_BEGIN
+#undef UCORO_ARM_BEGIN_PADDED
+#undef UCORO_ARM_EHABI_NEXT
 #undef UCORO_ARM_END
 #undef UCORO_ARM_FUNCTION
 #undef UCORO_ARM_ISA

@@ -71,7 +71,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[1] = NULL;                      /* esi */
     sp[2] = start_arg;                 /* ebx: the continuation */
     sp[3] = NULL;                      /* ebp: outermost frame */
-    sp[4] = (void *)ucoro__start_stub; /* "return address" */
+    sp[4] = (void *)((uintptr_t)ucoro__start_stub + 1); /* "return address": past its nop */
     args[0] = start_arg;               /* ucoro__cc_entry's argument */
     fake[3] = NULL;                      /* ebp */
     fake[4] = (void *)ucoro__no_resumer; /* return address */
@@ -112,15 +112,24 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* 4(%esp) = cc, 8(%esp) =
 #define UCORO_I386_CFI_SAVED     \
     ".cfi_def_cfa_offset 20\n"   \
     UCORO_I386_CFI_SLOTS
+/* Saves a callee-saved register, and loads one back, the CFI following
+ * the stack pointer at every instruction (see arch/x86_64.h). */
+#define UCORO_I386_PUSH(reg, offset)                  \
+    "pushl %" reg "\n"                                \
+    ".cfi_adjust_cfa_offset 4\n"                      \
+    ".cfi_offset " reg ", " offset "\n"
+#define UCORO_I386_POP(reg)                           \
+    "popl %" reg "\n"                                 \
+    ".cfi_adjust_cfa_offset -4\n"                     \
+    ".cfi_restore " reg "\n"
 /* Loads a saved context's registers and its return address (into ecx). */
 #define UCORO_I386_RESTORE                            \
-    "popl %edi\n" ".cfi_restore edi\n"                \
-    "popl %esi\n" ".cfi_restore esi\n"                \
-    "popl %ebx\n" ".cfi_restore ebx\n"                \
-    "popl %ebp\n" ".cfi_restore ebp\n"                \
-    ".cfi_def_cfa_offset 4\n"                         \
+    UCORO_I386_POP("edi")                             \
+    UCORO_I386_POP("esi")                             \
+    UCORO_I386_POP("ebx")                             \
+    UCORO_I386_POP("ebp")                             \
     "popl %ecx\n"                                     \
-    ".cfi_def_cfa_offset 0\n"                         \
+    ".cfi_adjust_cfa_offset -4\n"                     \
     ".cfi_register eip, ecx\n"
 /* The switch, emitted under two names (see arch/x86_64.h). */
 #define UCORO_I386_SWITCH(name)                                                \
@@ -130,11 +139,10 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* 4(%esp) = cc, 8(%esp) =
     ".type " name ",@function\n"                                              \
     name ":\n" /* eax = save, edx = to, ecx = value */                        \
     ".cfi_startproc\n"                                                        \
-    "pushl %ebp\n"                                                            \
-    "pushl %ebx\n"                                                            \
-    "pushl %esi\n"                                                            \
-    "pushl %edi\n"                                                            \
-    UCORO_I386_CFI_SAVED                                                      \
+    UCORO_I386_PUSH("ebp", "-8")                                              \
+    UCORO_I386_PUSH("ebx", "-12")                                             \
+    UCORO_I386_PUSH("esi", "-16")                                             \
+    UCORO_I386_PUSH("edi", "-20")                                             \
     "movl %esp, (%eax)\n"    /* our context is complete */                    \
     "movl %edx, %esp\n"      /* now on the other stack, same layout */        \
     "movl %ecx, %eax\n"      /* what the resumed call returns */              \
@@ -180,6 +188,8 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     /* The frame above: the resumer's, or the fake context at esp + 16. */
     UCORO_STUB_LINKED_CFA(3 /* ebx */, 4 /* esp */, 16, UCORO_I386_FRAME)
     UCORO_I386_CFI_SLOTS
+    /* Never runs: a fresh context "returns" past it (see arch/x86_64.h). */
+    "nop\n"
     /* The argument is in place (ucoro_arch_prepare), esp aligned. */
     "calll " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* never returns */
     "ud2\n"
@@ -189,6 +199,8 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     UCORO_NO_RESUMER_ASM(".p2align 4", "@function", "eip", "ud2"));
 #undef UCORO_I386_SWITCH
 #undef UCORO_I386_RESTORE
+#undef UCORO_I386_POP
+#undef UCORO_I386_PUSH
 #undef UCORO_I386_CFI_SAVED
 #undef UCORO_I386_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */

@@ -64,7 +64,11 @@ UCORO_HIDDEN UCORO_ARCH_SWITCH_CALL __attribute__((noreturn)) void
 ucoro__switch_exit(void *to, void *(*hook)(void *), void *arg);
 
 /* First code on a stack that ucoro_arch_prepare made: calls
- * ucoro__cc_entry with the continuation prepare stored, never returns. */
+ * ucoro__cc_entry with the continuation prepare stored, never returns.
+ * It begins with a nop that never runs: the prepared context "returns"
+ * past it, so that an unwinder stopped in the first switch into the
+ * stack, which looks its caller up at the return address - 1 (- 2 with
+ * Arm EHABI), finds the stub's frame and not whatever precedes it. */
 UCORO_HIDDEN void ucoro__start_stub(void);
 
 /* Never runs: the return address an unwinder finds above a start stub

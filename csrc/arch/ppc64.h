@@ -76,7 +76,8 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
         sp[i] = NULL;                          /* r2: the stub computes it */
     sp[0] = stub_frame;                        /* back chain */
     sp[22] = start_arg;                        /* r31 (S + 176): the continuation */
-    stub_frame[2] = (void *)ucoro__start_stub; /* the LR save doubleword */
+    /* the LR save doubleword: past the stub's nop (see arch/x86_64.h) */
+    stub_frame[2] = (void *)((uintptr_t)ucoro__start_stub + 4);
     fake[(UCORO_PPC64_FRAME + 16) / 8] = (void *)ucoro__no_resumer;
     return sp;
 }
@@ -249,16 +250,19 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* r3 = to, r4 = hook, r5 
     ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
     ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
     ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
-UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"             /* entered by bctr with r12 = here */
+UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     ".cfi_startproc\n"
     ".cfi_signal_frame\n"          /* see arch/interface.h */
     UCORO_STUB_PERSONALITY
     /* The frame above: the resumer's, or the fake context at r1 + 32. */
     UCORO_STUB_LINKED_CFA(31 /* r31 */, 1 /* r1 */, 32, UCORO_PPC64_FRAME)
     UCORO_PPC64_CFI_SLOTS
-    "addis %r2, %r12, (.TOC.-" UCORO_ASM_SYMBOL(ucoro__start_stub) ")@ha\n"
-    "addi %r2, %r2, (.TOC.-" UCORO_ASM_SYMBOL(ucoro__start_stub) ")@l\n"
-    ".localentry " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+    /* Never runs: a fresh context "returns" past it (see arch/x86_64.h),
+     * so the stub is only ever entered at 1: with r12 = 1b. */
+    "nop\n"
+    "1:\n"
+    "addis %r2, %r12, (.TOC.-1b)@ha\n"
+    "addi %r2, %r2, (.TOC.-1b)@l\n"
     "mr %r3, %r31\n"
     "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "nop\n"

@@ -61,7 +61,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
 
     for (i = 0; i < UCORO_RISCV64_FRAME / 8; i++)
         sp[i] = NULL;
-    sp[0] = (void *)ucoro__start_stub; /* ra: where the switch jumps */
+    sp[0] = (void *)((uintptr_t)ucoro__start_stub + 4); /* ra: past the stub's nop */
     sp[2] = start_arg;                 /* s1: the continuation */
     fake[0] = (void *)ucoro__no_resumer; /* ra */
     fake[1] = NULL;                      /* s0 */
@@ -190,6 +190,12 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     /* The frame above: the resumer's, or the fake context at sp. */
     UCORO_STUB_LINKED_CFA(9 /* s1 */, 2 /* sp */, 0, UCORO_RISCV64_FRAME)
     UCORO_RV_CFI_SLOTS
+    /* Never runs: a fresh context "returns" past it (see arch/x86_64.h);
+     * 4 bytes, compressed instructions or not. */
+    ".option push\n"
+    ".option norvc\n"
+    "nop\n"
+    ".option pop\n"
     "mv a0, s1\n"
     "call " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"       /* never returns */
     "unimp\n"

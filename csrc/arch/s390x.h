@@ -72,7 +72,8 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     for (i = 0; i < (UCORO_S390X_FPRS + UCORO_S390X_SAVE_AREA) / 8; i++)
         sp[i] = NULL;                     /* f8-f15, back chain: outermost */
     frame[6] = start_arg;                 /* r6 (slot 48): the continuation */
-    frame[14] = (void *)ucoro__start_stub; /* r14 (slot 112): where to go */
+    /* r14 (slot 112): where to go, past the stub's nop (see arch/x86_64.h) */
+    frame[14] = (void *)((uintptr_t)ucoro__start_stub + 2);
     frame[15] = frame;                    /* r15 (slot 120): the stub's sp */
     fake[19] = NULL;                      /* r11, the frame pointer */
     fake[22] = (void *)ucoro__no_resumer; /* r14: its return address */
@@ -194,6 +195,8 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     UCORO_STUB_LINKED_CFA(6 /* r6 */, 15 /* r15 */, 160, UCORO_S390X_FRAME)
     UCORO_S390X_CFI_GPRS
     UCORO_S390X_CFI_FPRS
+    /* Never runs: a fresh context "returns" past it (see arch/x86_64.h). */
+    "nopr\n"
     "lgr %r2, %r6\n"
     "brasl %r14, " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n" /* never returns */
     ".word 0\n"                    /* an invalid opcode */

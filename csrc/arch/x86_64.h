@@ -17,9 +17,11 @@
  * coroutine_yield/coroutine_yieldto "returns" straight into user code with
  * no ret at all.
  *
- * Every function carries DWARF CFI, so debuggers and unwinders can walk
- * through a switch at any instruction: after the stack pointer moves, the
- * frame described is the resumed context's, which has the same layout.
+ * Every function carries DWARF CFI that follows each push, pop and move
+ * of the stack pointer, so debuggers and unwinders (a profiler's signal
+ * handler) can walk through a switch at any instruction: after the stack
+ * pointer moves, the frame described is the resumed context's, which has
+ * the same layout; after the last pop the return address is in rcx.
  * The start stub leads them on into the coroutine's resumer
  * (arch/interface.h); the portable modes' entry stub marks itself the
  * outermost frame.
@@ -72,7 +74,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[3] = NULL;                       /* r12 */
     sp[4] = start_arg;                  /* rbx: the continuation */
     sp[5] = &fake[5];                   /* rbp: the fake frame record */
-    sp[6] = (void *)ucoro__start_stub;  /* "return address" */
+    sp[6] = (void *)((uintptr_t)ucoro__start_stub + 1); /* "return address": past its nop */
     fake[5] = NULL;                     /* rbp: the link slot (0: no resumer yet) */
     fake[6] = (void *)ucoro__no_resumer; /* return address */
     *fp_link = &fake[5];
@@ -114,17 +116,28 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
 #define UCORO_X86_CFI_SAVED      \
     ".cfi_def_cfa_offset 56\n"   \
     UCORO_X86_CFI_SLOTS
+/* Saves a callee-saved register into its slot at CFA + offset, the CFI
+ * following the stack pointer at every instruction. */
+#define UCORO_X86_PUSH(reg, offset)                   \
+    "pushq %" reg "\n"                                \
+    ".cfi_adjust_cfa_offset 8\n"                      \
+    ".cfi_offset " reg ", " offset "\n"
+/* Loads one back: from the next instruction on, the register holds the
+ * value of the frame the CFI describes (the resumed context's). */
+#define UCORO_X86_POP(reg)                            \
+    "popq %" reg "\n"                                 \
+    ".cfi_adjust_cfa_offset -8\n"                     \
+    ".cfi_restore " reg "\n"
 /* Loads a saved context's registers: sp -> r15 ... rbp, return address. */
 #define UCORO_X86_RESTORE                             \
-    "popq %r15\n" ".cfi_restore r15\n"                \
-    "popq %r14\n" ".cfi_restore r14\n"                \
-    "popq %r13\n" ".cfi_restore r13\n"                \
-    "popq %r12\n" ".cfi_restore r12\n"                \
-    "popq %rbx\n" ".cfi_restore rbx\n"                \
-    "popq %rbp\n" ".cfi_restore rbp\n"                \
-    ".cfi_def_cfa_offset 8\n"                         \
+    UCORO_X86_POP("r15")                              \
+    UCORO_X86_POP("r14")                              \
+    UCORO_X86_POP("r13")                              \
+    UCORO_X86_POP("r12")                              \
+    UCORO_X86_POP("rbx")                              \
+    UCORO_X86_POP("rbp")                              \
     "popq %rcx\n"              /* the return address */ \
-    ".cfi_def_cfa_offset 0\n"                         \
+    ".cfi_adjust_cfa_offset -8\n"                     \
     ".cfi_register rip, rcx\n"
 /* The switch, emitted under two names (see ucoro__switch_back); link is
  * what the copy does with its fourth argument (see arch/interface.h). */
@@ -135,13 +148,12 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
     ".type " name ",@function\n"                                              \
     name ":\n" /* rdi = save, rsi = to, rdx = value */                        \
     ".cfi_startproc\n"                                                        \
-    "pushq %rbp\n"                                                            \
-    "pushq %rbx\n"                                                            \
-    "pushq %r12\n"                                                            \
-    "pushq %r13\n"                                                            \
-    "pushq %r14\n"                                                            \
-    "pushq %r15\n"                                                            \
-    UCORO_X86_CFI_SAVED                                                       \
+    UCORO_X86_PUSH("rbp", "-16")                                              \
+    UCORO_X86_PUSH("rbx", "-24")                                              \
+    UCORO_X86_PUSH("r12", "-32")                                              \
+    UCORO_X86_PUSH("r13", "-40")                                              \
+    UCORO_X86_PUSH("r14", "-48")                                              \
+    UCORO_X86_PUSH("r15", "-56")                                              \
     "movq %rsp, (%rdi)\n"    /* our context is complete */                    \
     link                                                                      \
     "movq %rsi, %rsp\n"      /* now on the other stack, same layout */        \
@@ -187,6 +199,10 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     /* The frame above: the resumer's, or the fake context at rsp. */
     UCORO_STUB_LINKED_CFA(3 /* rbx */, 7 /* rsp */, 0, UCORO_X86_FRAME)
     UCORO_X86_CFI_SLOTS
+    /* Never runs: a fresh context "returns" past it (ucoro_arch_prepare),
+     * so that an unwinder stopped in the switch on its way there, which
+     * looks up its caller at the return address - 1, finds this frame. */
+    "nop\n"
     "movq %rbx, %rdi\n"
     "callq " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* never returns */
     "ud2\n"
@@ -196,6 +212,8 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     UCORO_NO_RESUMER_ASM(".p2align 4", "@function", "rip", "ud2"));
 #undef UCORO_X86_SWITCH
 #undef UCORO_X86_RESTORE
+#undef UCORO_X86_POP
+#undef UCORO_X86_PUSH
 #undef UCORO_X86_CFI_SAVED
 #undef UCORO_X86_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */

@@ -1,0 +1,171 @@
+# Unwind information right at every instruction (issue 17): single-steps
+# tests/gdb/stepping.c from step_begin to step_end, through every switch,
+# start stub and exit path of a round trip, and walks the stack at every
+# instruction with gdb's own unwinder (no ucoro-gdb.py: only the unwind
+# information is tested), wherever the innermost frame is the library's
+# or the program's (the C library's instructions are stepped, not
+# checked). Each walk must name every frame, never see pc 0, and end at
+# main or, for a suspended coroutine's chain, at ucoro__no_resumer marked
+# outermost (arch/interface.h); in the portable modes
+# (-DUCORO_SWITCH_SETJMP, -DUCORO_SWITCH_UCONTEXT) a coroutine's walk ends
+# at ucoro__enter_stack. A return address in code without debug
+# information must lie in the function it is named after also at - 1,
+# where other unwinders look it up.
+#
+#   gdb -batch -nx -x stepping.py PROGRAM
+#   UCORO_GDB_REMOTE=HOST:PORT gdb-multiarch -batch -nx -x stepping.py PROGRAM
+#
+# UCORO_STEPPING_VERBOSE=1 prints every walk.
+#
+# Prints the failed walks (at most 20 in full) and, last,
+# "stepping.py: N instructions checked (A in the switch and stubs; L in
+# the C library not), M failed";
+# gdb exits with 1 if any failed or nothing was stepped.
+# .ci/debugging.sh runs it.
+#
+# SPDX-License-Identifier: MIT OR Apache-2.0
+
+import os
+
+import gdb
+
+ASSEMBLY = ("ucoro__switch", "ucoro__switch_back", "ucoro__switch_exit", "ucoro__start_stub",
+            "ucoro__enter_stack")
+# The outermost frames a walk may end at: the end of a suspended
+# coroutine's chain, and a stack's first frame in the portable modes.
+END = ("ucoro__no_resumer", "ucoro__enter_stack")
+LIMIT = 200000  # instructions: a runaway step loop fails instead of hanging
+
+checked = 0
+in_assembly = 0
+in_libc = 0
+failures = []
+
+
+def natural(name):
+    """gdb shows the switch's local symbols (ucoro__switch, ...) as
+    "ucoro.switch": the same names."""
+    if name and name.startswith("ucoro."):
+        return "ucoro__" + name[len("ucoro."):]
+    return name
+
+
+symbols = {}
+
+
+def symbol_at(address):
+    """The name of the symbol whose code holds address, or None."""
+    if address not in symbols:
+        out = gdb.execute("info symbol %#x" % address, to_string=True)
+        name = None if out.startswith("No symbol") else out.split(" + ")[0].split(" in section")[0]
+        symbols[address] = natural(name)
+    return symbols[address]
+
+
+def walk():
+    """The frames from the innermost out, or a reason the walk is wrong."""
+    frames = []
+    frame = gdb.newest_frame()
+    while frame is not None:
+        name = natural(frame.name())
+        frames.append((name or "??", frame.pc()))
+        if name is None:
+            return frames, "a frame gdb cannot name"
+        if frame.pc() == 0:
+            return frames, "a frame with pc 0"
+        # A caller's pc is a return address, which most unwinders (libgcc,
+        # libunwind) look up at pc - 1, in the call. gdb is kinder to code
+        # without debug information; hold it to the same rule there.
+        younger = frame.newer()
+        if (younger is not None and younger.type() == gdb.NORMAL_FRAME
+                and frame.function() is None and symbol_at(frame.pc() - 1) != name):
+            return frames, "a return address at the start of %s (pc - 1 is in %s)" % (
+                name, symbol_at(frame.pc() - 1))
+        if len(frames) > 64:
+            return frames, "more than 64 frames"
+        try:
+            older = frame.older()
+        except gdb.error as e:
+            return frames, "unwinding failed: %s" % e
+        if older is None:
+            reason = frame.unwind_stop_reason()
+            if name == "main":
+                return frames, None
+            if name in END and reason == gdb.FRAME_UNWIND_OUTERMOST:
+                return frames, None
+            return frames, "the walk stops at %s: %s" % (name, gdb.frame_stop_reason_string(reason))
+        frame = older
+    return frames, "no frame"
+
+
+def ours(frame, name):
+    """Whether the frame runs the library's or this program's code (with
+    debug information, or the assembly), not the C library's."""
+    if name in ASSEMBLY or name in END:
+        return True
+    symbol = frame.function()
+    return symbol is not None and symbol.symtab is not None and (
+        "csrc/" in symbol.symtab.filename or "tests/" in symbol.symtab.filename)
+
+
+def main():
+    global checked, in_assembly, in_libc
+    remote = os.environ.get("UCORO_GDB_REMOTE")
+    verbose = bool(os.environ.get("UCORO_STEPPING_VERBOSE"))
+    gdb.execute("set pagination off")
+    gdb.execute("set confirm off")
+    if remote:
+        gdb.execute("target remote " + remote)
+    gdb.execute("break step_begin")
+    gdb.execute("continue" if remote else "run", to_string=True)
+    gdb.execute("delete")
+    while True:
+        frames, problem = walk()
+        here = frames[0][0] if frames else "??"
+        if frames and not ours(gdb.newest_frame(), here):
+            # Stopped in the C library (a syscall wrapper, memset...):
+            # its unwind information is not this test's to judge (glibc's
+            # Arm syscall wrappers have none right after the svc).
+            in_libc += 1
+            if checked + in_libc >= LIMIT:
+                break
+            gdb.execute("stepi", to_string=True)
+            continue
+        checked += 1
+        if here in ASSEMBLY:
+            in_assembly += 1
+        if verbose:
+            print("stepping.py: at %#x: %s" % (frames[0][1], " <- ".join(n for n, _ in frames)))
+        if problem:
+            failures.append((here, frames, problem))
+            if len(failures) <= 20:
+                pc = frames[0][1]
+                print("stepping.py: FAILED at %#x in %s: %s" % (pc, here, problem))
+                print("  " + gdb.execute("x/i $pc", to_string=True).strip())
+                for name, pc in frames:
+                    print("    %#x %s" % (pc, name))
+        if here == "step_end" or checked + in_libc >= LIMIT:
+            break
+        gdb.execute("stepi", to_string=True)
+
+
+try:
+    main()
+except Exception as e:  # a failed command is a failure, not a pass
+    failures.append(("", [], "stopped by %s: %s" % (type(e).__name__, e)))
+    print("stepping.py: FAILED: stopped by %s: %s" % (type(e).__name__, e))
+if checked + in_libc >= LIMIT:
+    failures.append(("", [], "step_end not reached"))
+    print("stepping.py: FAILED: step_end not reached in %d instructions" % LIMIT)
+by_function = {}
+for here, _, _ in failures:
+    by_function[here] = by_function.get(here, 0) + 1
+if by_function:
+    print("stepping.py: failures by function: %s" % sorted(by_function.items()))
+print("stepping.py: %d instructions checked (%d in the switch and stubs; %d in the C library not), "
+      "%d failed" % (checked, in_assembly, in_libc, len(failures)))
+try:
+    gdb.execute("kill")
+except gdb.error:
+    pass
+gdb.execute("quit %d" % (1 if failures or in_assembly == 0 else 0))
