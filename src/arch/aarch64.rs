@@ -52,10 +52,22 @@ pub(super) fn thread_state() -> *mut u8 {
     t
 }
 
-// Saves the running context into *x0 (its frame record's address into *x2:
-// the frame-pointer link), restores the context x1 and branches to its
-// return address: called with `bl` by `switch_in`. CFI as in the C switch,
-// for the registers it saves.
+// The two halves of the switch, as functions with CFI right at every
+// instruction (a signal may interrupt them anywhere, and its handler may
+// take a backtrace): the inline `asm!` around them never moves the stack
+// pointer. Once on the other stack, the CFI describes the context resumed
+// there, whose layout is the same.
+//
+// ucoro__crate_switch_in: called with `bl` by `switch_in`; saves the
+// running context into *x0 (its frame record's address into *x2: the
+// frame-pointer link), restores the context x1 and branches to its return
+// address.
+//
+// ucoro__crate_switch_out: branched to by `switch_out` with the address to
+// resume at in x9; saves the running context into *x0 and returns with
+// `ret` into the context x1, which `ucoro__crate_switch_in` saved: to the
+// address its caller's `bl` set, which is what the return-address
+// predictor expects.
 global_asm!(
     ".text",
     ".p2align 4",
@@ -67,15 +79,32 @@ global_asm!(
     "sub sp, sp, #160",
     ".cfi_def_cfa_offset 160",
     "str x19, [sp, #64]",
-    "stp x29, x30, [sp, #144]",
     ".cfi_offset x19, -96",
+    "stp x29, x30, [sp, #144]",
     ".cfi_offset x29, -16",
     ".cfi_offset x30, -8",
     "mov x9, sp",
     "str x9, [x0]",
     "add x9, x9, #144", // our frame record {x29, x30}
     "str x9, [x2]",
-    "mov sp, x1", // the other context, same layout and CFI
+    "mov sp, x1", // the other context: every register in its slot
+    ".cfi_offset d8, -160",
+    ".cfi_offset d9, -152",
+    ".cfi_offset d10, -144",
+    ".cfi_offset d11, -136",
+    ".cfi_offset d12, -128",
+    ".cfi_offset d13, -120",
+    ".cfi_offset d14, -112",
+    ".cfi_offset d15, -104",
+    ".cfi_offset x20, -88",
+    ".cfi_offset x21, -80",
+    ".cfi_offset x22, -72",
+    ".cfi_offset x23, -64",
+    ".cfi_offset x24, -56",
+    ".cfi_offset x25, -48",
+    ".cfi_offset x26, -40",
+    ".cfi_offset x27, -32",
+    ".cfi_offset x28, -24",
     "ldp d8, d9, [sp, #0]",
     "ldp d10, d11, [sp, #16]",
     "ldp d12, d13, [sp, #32]",
@@ -86,14 +115,59 @@ global_asm!(
     "ldp x25, x26, [sp, #112]",
     "ldp x27, x28, [sp, #128]",
     "ldp x29, x30, [sp, #144]",
-    "add sp, sp, #160",
+    "add sp, sp, #160", // every register holds the resumed frame's value
     ".cfi_def_cfa_offset 0",
+    ".cfi_restore d8",
+    ".cfi_restore d9",
+    ".cfi_restore d10",
+    ".cfi_restore d11",
+    ".cfi_restore d12",
+    ".cfi_restore d13",
+    ".cfi_restore d14",
+    ".cfi_restore d15",
     ".cfi_restore x19",
+    ".cfi_restore x20",
+    ".cfi_restore x21",
+    ".cfi_restore x22",
+    ".cfi_restore x23",
+    ".cfi_restore x24",
+    ".cfi_restore x25",
+    ".cfi_restore x26",
+    ".cfi_restore x27",
+    ".cfi_restore x28",
     ".cfi_restore x29",
-    ".cfi_register x30, x30",
+    ".cfi_restore x30",
     "br x30",
     ".cfi_endproc",
     ".size ucoro__crate_switch_in, .-ucoro__crate_switch_in",
+    "",
+    ".p2align 4",
+    ".globl ucoro__crate_switch_out",
+    ".hidden ucoro__crate_switch_out",
+    ".type ucoro__crate_switch_out,%function",
+    "ucoro__crate_switch_out:",
+    ".cfi_startproc",
+    ".cfi_def_cfa sp, 0", // entered by a branch, the return address in x9
+    ".cfi_register x30, x9",
+    "sub sp, sp, #160",
+    ".cfi_def_cfa_offset 160",
+    "str x19, [sp, #64]",
+    ".cfi_offset x19, -96",
+    "stp x29, x9, [sp, #144]",
+    ".cfi_offset x29, -16",
+    ".cfi_offset x30, -8",
+    "mov x10, sp",
+    "str x10, [x0]",
+    "ldr x19, [x1, #64]", // the resumer's, while the CFI still reads ours
+    "ldp x29, x30, [x1, #144]",
+    "add sp, x1, #160", // the resumer's frame, its registers loaded
+    ".cfi_def_cfa_offset 0",
+    ".cfi_restore x19",
+    ".cfi_restore x29",
+    ".cfi_restore x30",
+    "ret",
+    ".cfi_endproc",
+    ".size ucoro__crate_switch_out, .-ucoro__crate_switch_out",
 );
 
 /// Saves the running context into `*save`, writes the address of its
@@ -136,20 +210,13 @@ pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link:
 pub(super) unsafe fn switch_out(save: *mut *mut c_void, to: *mut c_void) {
     // SAFETY: as in `switch_in`. The resumer's context holds valid x19,
     // x29 and x30 (its other slots are not ours to need: `switch_in`
-    // declared those registers clobbered). `bti j` (a no-op hint where BTI
-    // is off) marks the label as the target of the stub's `br`.
+    // declared those registers clobbered). Execution comes back at `2:`
+    // with sp as it is here; `bti j` (a no-op hint where BTI is off) marks
+    // it as the target of the stub's `br`.
     unsafe {
         asm!(
             "adr x9, 2f",
-            "sub sp, sp, #160",
-            "str x19, [sp, #64]",
-            "stp x29, x9, [sp, #144]",
-            "mov x9, sp",
-            "str x9, [x0]",
-            "ldr x19, [x1, #64]",
-            "ldp x29, x30, [x1, #144]",
-            "add sp, x1, #160",
-            "ret",
+            "b ucoro__crate_switch_out",
             "2:",
             "hint #36",
             in("x0") save,

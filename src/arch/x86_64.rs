@@ -41,11 +41,21 @@ pub(super) fn thread_state() -> *mut u8 {
     t
 }
 
-// Saves the running context into *rdi (its frame record's address into
-// *rdx: the frame-pointer link) and resumes the context rsi, jumping to
-// its return address: called by `switch_in`, whose call pushed the return
-// address the other side's `ret` comes back to. CFI as in the C switch,
-// for the registers it saves.
+// The two halves of the switch, as functions with CFI right at every
+// instruction (a signal may interrupt them anywhere, and its handler may
+// take a backtrace): the inline `asm!` around them never moves the stack
+// pointer. Once on the other stack, the CFI describes the context resumed
+// there, whose layout is the same.
+//
+// ucoro__crate_switch_in: called by `switch_in`; saves the running context
+// into *rdi (its frame record's address into *rdx: the frame-pointer link)
+// and resumes the context rsi, jumping to its return address.
+//
+// ucoro__crate_switch_out: jumped to by `switch_out` with the address to
+// resume at in rax; saves the running context into *rdi and returns with
+// `ret` into the context rsi, which `ucoro__crate_switch_in` saved: to the
+// address its caller's `call` pushed, which is what the return-address
+// predictor expects.
 global_asm!(
     ".text",
     ".p2align 4",
@@ -55,32 +65,77 @@ global_asm!(
     "ucoro__crate_switch_in:",
     ".cfi_startproc",
     "pushq %rbp",
-    ".cfi_def_cfa_offset 16",
+    ".cfi_adjust_cfa_offset 8",
     ".cfi_offset %rbp, -16",
     "pushq %rbx",
-    ".cfi_def_cfa_offset 24",
+    ".cfi_adjust_cfa_offset 8",
     ".cfi_offset %rbx, -24",
     "subq $32, %rsp", // r12-r15: clobbered by the caller, slots only
-    ".cfi_def_cfa_offset 56",
+    ".cfi_adjust_cfa_offset 32",
     "movq %rsp, (%rdi)",
     "leaq 40(%rsp), %rax", // our frame record {rbp, return address}
     "movq %rax, (%rdx)",
-    "movq %rsi, %rsp", // the other context, same layout and CFI
+    "movq %rsi, %rsp", // the other context: its r12-r15 are in their slots
+    ".cfi_offset %r15, -56",
+    ".cfi_offset %r14, -48",
+    ".cfi_offset %r13, -40",
+    ".cfi_offset %r12, -32",
     "popq %r15",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore %r15",
     "popq %r14",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore %r14",
     "popq %r13",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore %r13",
     "popq %r12",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore %r12",
     "popq %rbx",
+    ".cfi_adjust_cfa_offset -8",
     ".cfi_restore %rbx",
     "popq %rbp",
+    ".cfi_adjust_cfa_offset -8",
     ".cfi_restore %rbp",
-    ".cfi_def_cfa_offset 8",
     "popq %rcx",
-    ".cfi_def_cfa_offset 0",
+    ".cfi_adjust_cfa_offset -8",
     ".cfi_register %rip, %rcx",
     "jmpq *%rcx",
     ".cfi_endproc",
     ".size ucoro__crate_switch_in, .-ucoro__crate_switch_in",
+    "",
+    ".p2align 4",
+    ".globl ucoro__crate_switch_out",
+    ".hidden ucoro__crate_switch_out",
+    ".type ucoro__crate_switch_out,@function",
+    "ucoro__crate_switch_out:",
+    ".cfi_startproc",
+    ".cfi_def_cfa %rsp, 0", // entered by a jump: no return address pushed
+    ".cfi_register %rip, %rax",
+    "pushq %rax",
+    ".cfi_adjust_cfa_offset 8",
+    ".cfi_offset %rip, -8",
+    "pushq %rbp",
+    ".cfi_adjust_cfa_offset 8",
+    ".cfi_offset %rbp, -16",
+    "pushq %rbx",
+    ".cfi_adjust_cfa_offset 8",
+    ".cfi_offset %rbx, -24",
+    "subq $32, %rsp",
+    ".cfi_adjust_cfa_offset 32",
+    "movq %rsp, (%rdi)",
+    "leaq 32(%rsi), %rsp", // the resumer's context, past its r12-r15 slots
+    ".cfi_def_cfa_offset 24",
+    "popq %rbx",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore %rbx",
+    "popq %rbp",
+    ".cfi_adjust_cfa_offset -8",
+    ".cfi_restore %rbp",
+    "retq",
+    ".cfi_endproc",
+    ".size ucoro__crate_switch_out, .-ucoro__crate_switch_out",
     options(att_syntax),
 );
 
@@ -127,22 +182,15 @@ pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link:
 #[inline(always)]
 pub(super) unsafe fn switch_out(save: *mut *mut c_void, to: *mut c_void) {
     // SAFETY: as in `switch_in`; the stack pointer is 16-byte aligned
-    // here, and after the pushes of the return address, rbp, rbx and the
-    // four slots it is 8 mod 16, the layout above. The resumer's context
-    // holds valid rbx and rbp (its r12-r15 slots are not ours to need:
-    // `switch_in` declared those registers clobbered).
+    // here, and after the stub's pushes of the return address, rbp, rbx
+    // and the four slots it is 8 mod 16, the layout above. The resumer's
+    // context holds valid rbx and rbp (its r12-r15 slots are not ours to
+    // need: `switch_in` declared those registers clobbered). Execution
+    // comes back at `2:` with the stack pointer as it is here.
     unsafe {
         asm!(
             "leaq 2f(%rip), %rax",
-            "pushq %rax",
-            "pushq %rbp",
-            "pushq %rbx",
-            "subq $32, %rsp",
-            "movq %rsp, (%rdi)",
-            "leaq 32(%rsi), %rsp", // r12-r15: not the resumer's to need
-            "popq %rbx",
-            "popq %rbp",
-            "retq",
+            "jmp ucoro__crate_switch_out",
             "2:",
             in("rdi") save,
             in("rsi") to,
