@@ -1,6 +1,6 @@
 //! Compiles the C library in `csrc/` (the same source list the Makefile
 //! uses) and, with the `bindgen` feature, regenerates the raw bindings from
-//! `csrc/coroutine.h`.
+//! `csrc/include/ucoro/coroutine.h`.
 
 use std::env;
 use std::fs;
@@ -48,7 +48,7 @@ fn main() {
     let mut build = cc::Build::new();
     build
         .files(c_sources(&csrc))
-        .include(&csrc)
+        .include(csrc.join("include/ucoro"))
         .flag("-std=c11")
         .warnings(true)
         .extra_warnings(true)
@@ -84,8 +84,10 @@ fn main() {
     #[cfg(feature = "bench-modes")]
     build_bench_modes(&csrc, &build);
     // Tell dependents (links = "ucoro") where the headers are, and the
-    // gdb extension (DEP_UCORO_INCLUDE, DEP_UCORO_GDB_SCRIPT).
-    println!("cargo:include={}", csrc.display());
+    // gdb extension (DEP_UCORO_INCLUDE, DEP_UCORO_GDB_SCRIPT). The include
+    // directory is laid out as an installed one: `<ucoro/coroutine.h>`, or
+    // `DEP_UCORO_INCLUDE/ucoro` on the path for `"coroutine.h"`.
+    println!("cargo:include={}", csrc.join("include").display());
     println!(
         "cargo:gdb_script={}",
         csrc.join("gdb/ucoro-gdb.py").display()
@@ -156,14 +158,14 @@ fn generate_bindings(csrc: &Path) {
         .expect("bindgen knows the crate's rust-version");
     bindgen::Builder::default()
         .rust_target(target)
-        .header(csrc.join("coroutine.h").to_str().unwrap())
+        .header(csrc.join("include/ucoro/coroutine.h").to_str().unwrap())
         .allowlist_function("coroutine_.*|cc_.*|ucoro_.*")
         .allowlist_type("coroutine|continuation|ucoro_.*")
         .allowlist_var("UCORO_.*")
         .clang_arg("-fparse-all-comments")
         .layout_tests(true)
         .generate()
-        .expect("bindgen could not parse csrc/coroutine.h")
+        .expect("bindgen could not parse csrc/include/ucoro/coroutine.h")
         .write_to_file(&out)
         .expect("write bindings");
 }
@@ -222,17 +224,16 @@ fn library_identifiers(csrc: &Path) -> std::collections::BTreeSet<String> {
         for entry in fs::read_dir(&dir).expect("read csrc") {
             let path = entry.expect("read csrc entry").path();
             let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+            // csrc/build: the Makefile's output; csrc/tests: the C test
+            // programs; csrc/glib and include/ucoro/ucoro_glib.h: the GLib
+            // module, not part of the crate, whose header defines API names
+            // as macros (which would keep them from being renamed).
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
             if path.is_dir() {
-                // csrc/build: the Makefile's output; csrc/glib: the GLib
-                // module, not part of the crate, whose header defines API
-                // names as macros (which would keep them from being renamed).
-                if path
-                    .file_name()
-                    .is_some_and(|n| n != "build" && n != "glib")
-                {
+                if !matches!(name, "build" | "glib" | "tests") {
                     dirs.push(path);
                 }
-            } else if matches!(ext, "c" | "h" | "S" | "s") {
+            } else if matches!(ext, "c" | "h" | "S" | "s") && name != "ucoro_glib.h" {
                 files.push(path);
             }
         }

@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 srcs=$(ucoro_sources)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-programs=${UCORO_C_TOOL_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c tests/c/arch_switch.c tests/c/fork_safety.c tests/c/thread_exit.c tests/c/signal_unwind.c"}
+programs=${UCORO_C_TOOL_PROGRAMS:-"csrc/tests/spec_api.c csrc/tests/tls_migration.c csrc/tests/arch_switch.c csrc/tests/fork_safety.c csrc/tests/thread_exit.c csrc/tests/signal_unwind.c"}
 
 run() { # name, command...
     local name=$1; shift
@@ -50,7 +50,7 @@ for prog in $programs; do
             esac
             bin="$out/$base-$mode-$tool"
             # shellcheck disable=SC2086
-            cc -std=c11 -g -Wall -Wextra -Werror $flags $def -Icsrc -Itests/c \
+            cc -std=c11 -g -Wall -Wextra -Werror $flags $def -Icsrc/include/ucoro -Icsrc/tests \
                 "$prog" $srcs -lpthread -o "$bin"
             case $tool in
                 valgrind) run "$base-$mode-$tool" valgrind -q --error-exitcode=99 "$bin" ;;
@@ -62,9 +62,9 @@ for prog in $programs; do
     done
 done
 
-# Issue 17's acceptance: the signal storm of tests/c/signal_unwind.c for
+# Issue 17's acceptance: the signal storm of csrc/tests/signal_unwind.c for
 # 10 s (1 s in the runs above), plain and under AddressSanitizer.
-case " $programs " in *" tests/c/signal_unwind.c "*) storm_tools="plain asan" ;; *) storm_tools= ;; esac
+case " $programs " in *" csrc/tests/signal_unwind.c "*) storm_tools="plain asan" ;; *) storm_tools= ;; esac
 for tool in $storm_tools; do
     case $tool in
         plain) flags="-O2" ;;
@@ -72,7 +72,7 @@ for tool in $storm_tools; do
     esac
     bin="$out/signal_unwind-10s-$tool"
     # shellcheck disable=SC2086
-    cc -std=c11 -g -Wall -Wextra -Werror $flags -Icsrc -Itests/c tests/c/signal_unwind.c $srcs \
+    cc -std=c11 -g -Wall -Wextra -Werror $flags -Icsrc/include/ucoro -Icsrc/tests csrc/tests/signal_unwind.c $srcs \
         -lpthread -o "$bin"
     UCORO_STORM_SECONDS=10 run "signal_unwind-10s-$tool" "$bin"
 done

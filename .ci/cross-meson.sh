@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The Meson build of the C library (csrc/meson.build) cross-builds for every
 # architecture the distributions ship, with a cross file per target, and
-# the library it builds passes the C suite there (tests/c/spec_api.c,
+# the library it builds passes the C suite there (csrc/tests/spec_api.c,
 # linked statically against the Meson-built libucoro.a, run under
 # qemu-user). Also a native build with musl-gcc. The switch modes are
 # covered by .ci/cross.sh; this checks the build system on each target.
@@ -65,7 +65,7 @@ EOF
         tail -n 30 "$dir/setup.log" "$dir/build.log" 2>/dev/null
         fail "meson cross build for $name"
     fi
-    "$cc" -std=c11 -O2 -Wall -Wextra -Werror -Icsrc -Itests/c tests/c/spec_api.c \
+    "$cc" -std=c11 -O2 -Wall -Wextra -Werror -Icsrc/include/ucoro -Icsrc/tests csrc/tests/spec_api.c \
         "$dir/build/libucoro.a" -static -lpthread -o "$dir/spec_api" ||
         fail "link the C suite against the Meson-built library for $name"
     if [ "$qemu" = - ]; then run=("$dir/spec_api"); else run=("$qemu" "$dir/spec_api"); fi

@@ -28,11 +28,15 @@ s390x       s390x-linux-gnu-gcc         qemu-s390x      default,setjmp,ucontext
 riscv64     riscv64-linux-gnu-gcc       qemu-riscv64    default,setjmp,ucontext
 mips64el    mips64el-linux-gnuabi64-gcc qemu-mips64el   default,setjmp,ucontext
 '
-programs=${UCORO_CROSS_PROGRAMS:-"tests/c/spec_api.c tests/c/tls_migration.c tests/c/arch_switch.c tests/c/signal_unwind.c"}
+programs=${UCORO_CROSS_PROGRAMS:-"csrc/tests/spec_api.c csrc/tests/tls_migration.c csrc/tests/arch_switch.c csrc/tests/signal_unwind.c"}
 # Also on the targets that run natively (musl above all): fork() of a
 # multi-threaded process is left out under qemu-user, whose own fork of its
 # threads is what hung there before (see tests/common).
-native_programs=${UCORO_CROSS_NATIVE_PROGRAMS:-"tests/c/fork_safety.c"}
+native_programs=${UCORO_CROSS_NATIVE_PROGRAMS:-"csrc/tests/fork_safety.c"}
+# The frozen ABI (sizes and offsets of both structs, csrc/abi/layout.h) as
+# each target's compiler lays out the headers: once per target, since the
+# switch mode changes no layout.
+layout_programs=${UCORO_CROSS_LAYOUT_PROGRAMS:-"csrc/tests/abi_layout.c"}
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
@@ -51,7 +55,7 @@ run_job() { # name compiler runner mode program
     # take one function for another.
     case $name in arm*) def="$def -Wl,--no-merge-exidx-entries" ;; esac
     # shellcheck disable=SC2086
-    if ! "$compiler" -std=c11 -O2 -g -funwind-tables -Wall -Wextra -Werror $def -Icsrc -Itests/c \
+    if ! "$compiler" -std=c11 -O2 -g -funwind-tables -Wall -Wextra -Werror $def -Icsrc/include/ucoro -Icsrc/tests \
             "$prog" $srcs -static -lpthread -o "$bin" >"$bin.log" 2>&1; then
         echo "FAILED to build: $job"; tail -n 30 "$bin.log"; return 1
     fi
@@ -71,7 +75,8 @@ while read -r name compiler runner modes; do
         continue
     fi
     for mode in ${modes//,/ }; do
-        for prog in $programs $([ "$runner" = - ] && echo "$native_programs"); do
+        for prog in $programs $([ "$runner" = - ] && echo "$native_programs") \
+                    $([ "$mode" = default ] && echo "$layout_programs"); do
             jobs+=("$name $compiler $runner $mode $prog")
         done
     done

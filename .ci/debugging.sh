@@ -12,19 +12,19 @@
 # - under qemu-user's gdb stub with gdb-multiarch: aarch64 live and on the
 #   core file qemu writes for it, and i686, armhf, ppc64el, s390x and
 #   riscv64 live;
-# - libunwind walks through nested coroutines (tests/c/libunwind_walk.c);
+# - libunwind walks through nested coroutines (csrc/tests/libunwind_walk.c);
 # - frame-pointer walks do too, where the switch links them (x86_64,
-#   aarch64: tests/c/fp_walk.c), and so do perf --call-graph fp's samples;
+#   aarch64: csrc/tests/fp_walk.c), and so do perf --call-graph fp's samples;
 # - an exception thrown in a coroutine still stops at its first frame
-#   (tests/c/exception_stops.cpp): backtraces go on, exceptions do not;
+#   (csrc/tests/exception_stops.cpp): backtraces go on, exceptions do not;
 # - unwind information is right at every instruction (issue 17):
 #   tests/gdb/stepping.py single-steps a round trip (tests/gdb/stepping.c)
 #   and walks the stack at each instruction, natively in every switch mode
 #   and under qemu-user's gdb stub on the six other architectures.
 #
 # glibc's backtrace() and _Unwind_Backtrace are checked by
-# tests/c/arch_switch.c and, from a signal handler at any instruction, by
-# tests/c/signal_unwind.c (.ci/c-tools.sh, .ci/cross.sh), Rust's Backtrace
+# csrc/tests/arch_switch.c and, from a signal handler at any instruction, by
+# csrc/tests/signal_unwind.c (.ci/c-tools.sh, .ci/cross.sh), Rust's Backtrace
 # and panics by tests/backtraces.rs (cargo test).
 #
 # Needs gdb, gdb-multiarch, libunwind-dev, g++, qemu-user and the cross
@@ -79,7 +79,7 @@ build() {
     local name=$1 compiler=$2 out=$3
     shift 3
     # shellcheck disable=SC2046
-    "$compiler" -std=c11 -g -O2 -funwind-tables -Wall -Wextra -Werror -Icsrc "$@" \
+    "$compiler" -std=c11 -g -O2 -funwind-tables -Wall -Wextra -Werror -Icsrc/include/ucoro "$@" \
         "tests/gdb/$name.c" $(ucoro_sources) -lpthread -o "$out"
 }
 
@@ -122,13 +122,13 @@ LD_LIBRARY_PATH=$prefix/lib UCORO_AUTOLOAD=1 gdb_check "x86_64 shared library, a
 echo "== libunwind"
 for mode in default setjmp ucontext; do
     # shellcheck disable=SC2046
-    gcc -std=c11 -g -O2 -Wall -Wextra -Werror $(ucoro_mode_flag "$mode") -Icsrc -Itests/c \
-        tests/c/libunwind_walk.c $(ucoro_sources) -lunwind -lpthread -o "$work/libunwind-$mode"
+    gcc -std=c11 -g -O2 -Wall -Wextra -Werror $(ucoro_mode_flag "$mode") -Icsrc/include/ucoro -Icsrc/tests \
+        csrc/tests/libunwind_walk.c $(ucoro_sources) -lunwind -lpthread -o "$work/libunwind-$mode"
     out=$("$work/libunwind-$mode" 2>&1) || { echo "$out"; fail "libunwind_walk, $mode mode"; }
     echo "ok: libunwind_walk, $mode mode ($(echo "$out" | tail -n 1))"
 done
 
-echo "== frame-pointer walks (tests/c/fp_walk.c) and perf --call-graph fp"
+echo "== frame-pointer walks (csrc/tests/fp_walk.c) and perf --call-graph fp"
 # fp_walk_build COMPILER OUTPUT [flags...]: with frame pointers, names
 # exported for dladdr.
 fp_walk_build() {
@@ -136,7 +136,7 @@ fp_walk_build() {
     shift 2
     # shellcheck disable=SC2046
     "$compiler" -std=c11 -g -O2 -Wall -Wextra -Werror -fno-omit-frame-pointer -rdynamic "$@" \
-        -Icsrc -Itests/c tests/c/fp_walk.c $(ucoro_sources) -lpthread -ldl -o "$out"
+        -Icsrc/include/ucoro -Icsrc/tests csrc/tests/fp_walk.c $(ucoro_sources) -lpthread -ldl -o "$out"
 }
 for mode in default setjmp ucontext; do
     fp_walk_build gcc "$work/fp_walk-$mode" -mno-omit-leaf-frame-pointer \
@@ -174,10 +174,10 @@ for mode in default setjmp ucontext; do
     for src in $(ucoro_sources); do
         obj=$work/exception-$mode-$(basename "$src" .c).o
         # shellcheck disable=SC2046
-        gcc -std=c11 -O2 -Wall -Wextra -Werror $(ucoro_mode_flag "$mode") -Icsrc -c "$src" -o "$obj"
+        gcc -std=c11 -O2 -Wall -Wextra -Werror $(ucoro_mode_flag "$mode") -Icsrc/include/ucoro -c "$src" -o "$obj"
         objects+=("$obj")
     done
-    g++ -std=c++11 -O2 -Wall -Wextra -Werror -Icsrc tests/c/exception_stops.cpp "${objects[@]}" \
+    g++ -std=c++11 -O2 -Wall -Wextra -Werror -Icsrc/include/ucoro csrc/tests/exception_stops.cpp "${objects[@]}" \
         -lpthread -o "$work/exception_stops-$mode"
     status=0
     out=$("$work/exception_stops-$mode" 2>&1) || status=$?

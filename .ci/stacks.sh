@@ -7,7 +7,7 @@
 # - Memory tools see the stacks in use, not whole slabs: under Valgrind and
 #   AddressSanitizer a clean program is clean, and reading a finished
 #   coroutine's stack (or, for Memcheck, a stack never handed out) is
-#   reported (tests/c/stack_tools.c). What the tools knew of a stack goes
+#   reported (csrc/tests/stack_tools.c). What the tools knew of a stack goes
 #   with its memory: the program's own mapping where a slab was unmapped is
 #   not reported, and coroutines released while suspended leave no
 #   AddressSanitizer fake stack behind.
@@ -26,7 +26,7 @@ trap 'rm -rf "$out"' EXIT
 fail_with_log() { tail -n 30 "$2" >&2; fail "$1"; }
 
 for cc in i686-linux-gnu-gcc arm-linux-gnueabihf-gcc; do
-    "$cc" -std=c11 -Wall -Wextra -Werror -O2 -Icsrc -c csrc/stack.c -o "$out/stack-$cc.o" ||
+    "$cc" -std=c11 -Wall -Wextra -Werror -O2 -Icsrc/include/ucoro -c csrc/stack.c -o "$out/stack-$cc.o" ||
         fail "csrc/stack.c for $cc"
     echo "ok: csrc/stack.c builds with $cc"
 done
@@ -34,7 +34,7 @@ done
 build() { # name, flags...
     local name=$1; shift
     # shellcheck disable=SC2086
-    cc -std=c11 -g -Wall -Wextra -Werror "$@" -Icsrc -Itests/c tests/c/stack_tools.c $srcs \
+    cc -std=c11 -g -Wall -Wextra -Werror "$@" -Icsrc/include/ucoro -Icsrc/tests csrc/tests/stack_tools.c $srcs \
         -lpthread -o "$out/$name"
 }
 build plain -O2

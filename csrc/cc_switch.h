@@ -22,9 +22,9 @@
 #ifndef UCORO_CC_SWITCH_H
 #define UCORO_CC_SWITCH_H
 
+#include "ucoro_internal.h" /* first: it names continuation.h's private fields */
 #include "continuation.h"
 #include "tools.h"
-#include "ucoro_internal.h"
 
 /* First code of every new stack (called by the arch start path with the
  * continuation): runs its entry; never returns. Called from assembly, so

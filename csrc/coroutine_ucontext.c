@@ -26,6 +26,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "abi/layout.h"
 #include "cc_switch.h"
 #include "coroutine.h"
 #include "ucoro_internal.h"
@@ -96,6 +97,36 @@ static unsigned long magic_of(const struct coroutine *co, unsigned long kind)
 
 #define CONTAINER_OF_CC(ccp) \
     ((struct coroutine *)(void *)((char *)(ccp) - offsetof(struct coroutine, cc)))
+
+/*
+ * The frozen layout of both public structs (abi/layout.h; ABI: callers
+ * embed them by value). A change here is an incompatible change: new
+ * private state goes into the ucoro_private words, or out of line when they
+ * are full.
+ */
+#if __SIZEOF_POINTER__ == 8
+#define ABI(lp64, ilp32) (lp64)
+#else
+#define ABI(lp64, ilp32) (ilp32)
+#endif
+#define FROZEN_SIZE(type, lp64, ilp32)                                         \
+    _Static_assert(sizeof(struct type) == ABI(lp64, ilp32), #type "'s size");  \
+    _Static_assert(_Alignof(struct type) == _Alignof(void *), #type "'s alignment");
+#define FROZEN_OFFSET(type, field, lp64, ilp32)                                \
+    _Static_assert(offsetof(struct type, field) == ABI(lp64, ilp32), #type "." #field " moved");
+UCORO_FROZEN_SIZES(FROZEN_SIZE)
+UCORO_FROZEN_OFFSETS(FROZEN_OFFSET)
+#undef FROZEN_OFFSET
+#undef FROZEN_SIZE
+#undef ABI
+
+/* The library's private continuation state fits the reserve, and needs no
+ * more alignment than it has. */
+_Static_assert(sizeof(struct ucoro_continuation_private) <=
+                   sizeof(((struct continuation *)0)->ucoro_private),
+               "the private continuation state outgrew ucoro_private: move some out of line");
+_Static_assert(_Alignof(struct ucoro_continuation_private) <= _Alignof(void *),
+               "the private continuation state needs more alignment than ucoro_private has");
 
 /* The running coroutine of thread t, creating t's main one on first use. */
 static inline struct coroutine *current_of(struct ucoro_thread *t)

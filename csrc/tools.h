@@ -27,8 +27,8 @@
 
 #include <stddef.h>
 
+#include "ucoro_internal.h" /* first: it names continuation.h's private fields */
 #include "continuation.h"
-#include "ucoro_internal.h"
 
 #if defined(__SANITIZE_ADDRESS__)
 #define UCORO_ASAN 1

@@ -40,6 +40,27 @@
 #define UCORO_DEFAULT_STACK_SIZE ((size_t)16 << 20)
 #define UCORO_MIN_STACK_SIZE ((size_t)16 << 10)
 
+/*
+ * The private state of struct continuation that the public header keeps as
+ * an opaque reserve (continuation.h: ucoro_private). Defined before
+ * continuation.h is included, this names it for the library's own sources;
+ * include this header first. continuation.c checks that it fits.
+ */
+struct ucoro_stack_record;
+#define UCORO_CONTINUATION_PRIVATE                                             \
+    size_t reserved;   /* top bytes of the stack kept for the owner, not frames */ \
+    const void *thread; /* a stackless (adopted) context: the thread it is */  \
+    struct ucoro_stack_record *stack_record; /* what stack is freed through */ \
+    /* used only in builds for AddressSanitizer / ThreadSanitizer; there in \
+     * every build, so that the layout is the same */                          \
+    const void *tool_stack; /* bounds of the stack this context runs on */     \
+    size_t tool_stack_size;                                                    \
+    void *tool_fiber; /* ThreadSanitizer's fiber for this context */
+/* The same fields as a type of their own, for the size check. */
+struct ucoro_continuation_private {
+    UCORO_CONTINUATION_PRIVATE
+};
+
 /* Magic values: an initialised struct holds kind ^ its own address, so
  * garbage, a struct copied elsewhere and a released struct all fail the
  * check. The struct fields are unsigned long (the originals' ABI), so each

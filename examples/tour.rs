@@ -16,7 +16,7 @@ fn main() -> Result<(), ucoro::Error> {
 
     // Coroutines that borrow: `scope` ends (unwinds) every coroutine it made
     // before it returns, even one whose handle was forgotten.
-    let words = vec!["a", "bb", "ccc"];
+    let words = ["a", "bb", "ccc"];
     let mut lengths = Vec::new();
     ucoro::scope(|s| {
         let gen = s.generator(|y| words.iter().for_each(|w| y.suspend(*w)));

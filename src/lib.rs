@@ -244,11 +244,17 @@
 //!
 //! | feature | what it does |
 //! |---|---|
-//! | `bindgen` | regenerates the raw bindings from `csrc/coroutine.h` with `bindgen` at build time (needs libclang: Debian's `libclang-dev`); the result must equal the committed `src/sys/bindings.rs` |
+//! | `bindgen` | regenerates the raw bindings from `csrc/include/ucoro/coroutine.h` with `bindgen` at build time (needs libclang: Debian's `libclang-dev`); the result must equal the committed `src/sys/bindings.rs` |
 //! | `bench-modes` | benchmarks only: also builds the C library in its `_setjmp` and `swapcontext` modes, symbols renamed, so one benchmark run compares the three switches |
 //!
 //! The environment variable `UCORO_SWITCH=setjmp|ucontext` picks the
 //! portable or strict switch at build time (see the table above).
+//!
+//! Build scripts of crates that depend on this one (`links = "ucoro"`) find
+//! the C headers in `DEP_UCORO_INCLUDE`: add it to the include path and use
+//! `#include <ucoro/coroutine.h>`, or add its `ucoro` subdirectory and use
+//! `#include "coroutine.h"`, as with the installed library's pkg-config
+//! flags. The C library itself is already linked into the crate.
 //!
 //! ## What the library does to the process
 //!
@@ -351,7 +357,7 @@
 //! README's Debugging section shows a session.
 //!
 //! ```text
-//! $ gdb -iex 'source ~/.cargo/registry/src/index.crates.io-*/ucoro-0.1.0/csrc/gdb/ucoro-gdb.py' ./my-program
+//! $ gdb -iex 'source ~/.cargo/registry/src/index.crates.io-*/ucoro-1.0.0/csrc/gdb/ucoro-gdb.py' ./my-program
 //! (gdb) ucoro list
 //! ```
 //!

@@ -1,5 +1,5 @@
 //! The committed raw bindings (`src/sys/bindings.rs`) must be what bindgen
-//! generates from `csrc/coroutine.h` today. Runs only with the `bindgen`
+//! generates from `csrc/include/ucoro/coroutine.h` today. Runs only with the `bindgen`
 //! feature (needs libclang): `cargo test --features bindgen --test bindings`.
 //! To update the committed file after a header change, run it with
 //! `UCORO_BLESS=1`.
@@ -16,7 +16,7 @@ fn committed_bindings_match_the_header() {
     let committed = std::fs::read_to_string(path).expect("read src/sys/bindings.rs");
     assert!(
         committed == fresh,
-        "src/sys/bindings.rs is out of date with csrc/coroutine.h; \
+        "src/sys/bindings.rs is out of date with csrc/include/ucoro/coroutine.h; \
          regenerate with: UCORO_BLESS=1 cargo test --features bindgen --test bindings"
     );
 }

@@ -1,5 +1,5 @@
 //! `std::backtrace::Backtrace::force_capture` from a signal handler while
-//! coroutines switch (issue 17; `tests/c/signal_unwind.c` is the C side,
+//! coroutines switch (issue 17; `csrc/tests/signal_unwind.c` is the C side,
 //! with glibc's `backtrace()` and `_Unwind_Backtrace`): a timer sends
 //! SIGPROF to the test's thread every 20 µs, interrupting a loop of
 //! resumptions, yields, nested starts and exits at whatever instruction it

@@ -18,7 +18,7 @@
 //! - Run them in release too (`cargo test --release --test threads`): the C
 //!   library is then compiled with optimisation, which is when a compiler
 //!   could hoist a thread-local address out of a loop around a switch.
-//!   `tests/c/tls_migration.c` does the same from C at -O2.
+//!   `csrc/tests/tls_migration.c` does the same from C at -O2.
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 

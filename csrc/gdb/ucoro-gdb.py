@@ -13,9 +13,9 @@
 # What it reads. The stack layer's registry (ucoro__stack_registry in
 # csrc/stack.c, found by name in the symbol table) leads to every stack in
 # use and its owner: a struct coroutine, or a struct continuation used
-# directly. Their fields are the public layout of csrc/coroutine.h and
-# csrc/continuation.h; a switched-out continuation's ctx is its saved
-# context, laid out as the csrc/arch/ header of the architecture says
+# directly. Their fields are the public layout of coroutine.h and
+# continuation.h (csrc/include/ucoro/); a switched-out continuation's ctx is
+# its saved context, laid out as the csrc/arch/ header of the architecture says
 # (SAVED_CONTEXTS below). Every read goes through gdb's memory access, so a core
 # file serves as well as a process.
 #
@@ -178,7 +178,7 @@ def struct_offsets(ptr, fields):
 
 
 def coroutine_offsets(ptr):
-    """struct coroutine (csrc/coroutine.h) and its struct continuation."""
+    """struct coroutine (coroutine.h) and its struct continuation."""
     co = struct_offsets(
         ptr,
         [
@@ -204,6 +204,8 @@ def coroutine_offsets(ptr):
             ("return_to", "ptr"),
             ("ctx", "ptr"),
             ("magic", "ptr"),
+            ("fp_link", "ptr"),
+            # the first word of the opaque ucoro_private area
             ("reserved", "ptr"),
         ],
     )

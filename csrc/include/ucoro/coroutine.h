@@ -21,6 +21,15 @@
 extern "C" {
 #endif
 
+/*
+ * The layout is ABI, as struct continuation's (continuation.h): within one
+ * soname its size, alignment and offsets stay as they are on each
+ * architecture. Sizes: 288 bytes where pointers have 64 bits, 148 where they
+ * have 32, aligned as a pointer. Offsets, 64/32-bit:
+ *
+ *   stack_size 0/0, entry 8/4, release 16/8, exited 24/12, caller 32/16,
+ *   data 40/20, magic 48/24, cc 56/28, ucoro_private 256/132 (4 words).
+ */
 struct coroutine {
     /* in: stack size in bytes, 0 for the default (16 MiB; only touched
      * pages cost memory). coroutine_init writes the size it used back. */
@@ -38,11 +47,14 @@ struct coroutine {
     /* read-only: 1 once entry has returned. */
     int exited;
 
-    /* private: everything below belongs to the library. */
+    /* private: everything below belongs to the library; the named fields
+     * keep the originals' names and places, the words at the end are an
+     * opaque reserve for state to come. */
     struct coroutine *caller; /* who resumed us and waits for us; NULL if none */
     void *data;               /* value in transit across a switch */
     unsigned long magic;      /* tells an initialised coroutine from garbage */
     struct continuation cc;
+    void *ucoro_private[4];
 };
 
 /*

@@ -17,8 +17,22 @@
 extern "C" {
 #endif
 
-struct ucoro_stack_record; /* the stack layer's record of a stack (internal) */
-
+/*
+ * The layout is ABI (callers embed the struct by value and allocate it with
+ * sizeof): within one soname its size, alignment and every offset below stay
+ * as they are on each architecture. Sizes: 200 bytes where pointers have
+ * 64 bits, 104 where they have 32, aligned as a pointer. Offsets, 64/32-bit:
+ *
+ *   stack 0/0, stack_size 8/4, entry 16/8, release 24/12, exited 32/16,
+ *   started 36/20, return_to 40/24, ctx 48/28, magic 56/32, fp_link 64/36,
+ *   ucoro_private 72/40 (16 pointer-sized words).
+ *
+ * The private fields are the library's: callers neither read nor write
+ * them. Those a switch reads (started, ctx, magic, fp_link, and return_to)
+ * are named at fixed offsets, for code that inlines a switch; the rest of the
+ * library's state lives in the opaque ucoro_private words, whose meaning may
+ * change with any release (state that outgrows them moves out of line).
+ */
 struct continuation {
     /* out: lowest usable address of the stack cc_init allocated (the guard
      * region lies directly below it); NULL when there is no stack. */
@@ -47,20 +61,28 @@ struct continuation {
      * inside entry before entry returns. */
     struct continuation *return_to;
 
-    /* private: owned by continuation.c */
+    /* private, at fixed offsets: what a switch reads. */
     void *ctx;            /* saved machine state while switched out */
     unsigned long magic;  /* tells an initialised continuation from garbage */
-    size_t reserved;      /* top bytes of the stack kept for the owner, not frames */
-    const void *thread;   /* a stackless (adopted) context: the thread it is */
-    struct ucoro_stack_record *stack_record; /* what stack is freed through */
-    /* private: used only in builds for AddressSanitizer / ThreadSanitizer */
-    const void *tool_stack; /* bounds of the stack this context runs on */
-    size_t tool_stack_size;
-    void *tool_fiber;       /* ThreadSanitizer's fiber for this context */
-    /* private: where a switch into this context writes the address of its
-     * resumer's frame record, for frame-pointer walkers (arch/interface.h);
-     * NULL where the switch keeps no such link. */
+    /* where a switch into this context writes the address of its resumer's
+     * frame record, for frame-pointer walkers; NULL where the switch keeps
+     * no such link. */
     void **fp_link;
+
+    /* private and opaque: the rest of the library's state. The library's
+     * own sources see named fields here (UCORO_CONTINUATION_PRIVATE, in its
+     * internal header), in every build alike: sanitizer builds change no
+     * layout. */
+#ifdef UCORO_CONTINUATION_PRIVATE
+    union {
+        struct {
+            UCORO_CONTINUATION_PRIVATE
+        };
+        void *ucoro_private[16];
+    };
+#else
+    void *ucoro_private[16];
+#endif
 };
 
 /*

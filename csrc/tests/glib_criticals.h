@@ -1,7 +1,7 @@
 /*
  * The GLib criticals every GLib-facing way of using ucoro must give (the
- * program's own forwarder, tests/c/glib_forward.c; the ucoro-glib module,
- * tests/c/glib_module.c): misuse is a critical in the program's
+ * program's own forwarder, glib_forward.c; the ucoro-glib module,
+ * glib_module.c): misuse is a critical in the program's
  * G_LOG_DOMAIN, correct use is silent. Included by those programs after
  * they define G_LOG_DOMAIN; each registers the cases with add_glib_cases().
  *

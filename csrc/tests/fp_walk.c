@@ -9,7 +9,7 @@
  *
  * Build with frame pointers and symbols for dladdr:
  *   cc -O2 -g -fno-omit-frame-pointer -mno-omit-leaf-frame-pointer -rdynamic \
- *      -Icsrc -Itests/c tests/c/fp_walk.c csrc/... -lpthread -ldl
+ *      -Icsrc/include/ucoro -Icsrc/tests csrc/tests/fp_walk.c csrc/... -lpthread -ldl
  * `fp_walk --spin` instead spins inside a nested coroutine for a second,
  * for a profiler to sample (.ci/debugging.sh runs perf on it).
  *
