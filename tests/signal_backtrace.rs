@@ -191,9 +191,9 @@ fn backtraces_captured_in_a_signal_handler_during_switches_all_return() {
         // garbage there and faults. That is the strict mode's switch, glibc's
         // and not the library's; csrc/tests/signal_unwind.c says the same.
         eprintln!(
-            "SKIP {}: the strict mode switches with glibc's swapcontext, which unwinders \
-             cannot follow at every instruction",
-            "backtraces_captured_in_a_signal_handler_during_switches_all_return"
+            "SKIP backtraces_captured_in_a_signal_handler_during_switches_all_return: the \
+             strict mode switches with glibc's swapcontext, which unwinders cannot follow at \
+             every instruction"
         );
         return;
     }
