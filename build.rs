@@ -65,6 +65,7 @@ fn main() {
         }
         Ok(other) => panic!("UCORO_SWITCH={other}: expected default, setjmp or ucontext"),
     }
+    inline_switch(env::var("UCORO_SWITCH").is_ok_and(|m| !m.is_empty() && m != "default"));
     // Under `-Zsanitizer=address` or `=thread` (nightly), instrument the C
     // too: that compiles in its fiber annotations (csrc/tools.h).
     if let Ok(sanitizers) = env::var("CARGO_CFG_SANITIZE") {
@@ -97,6 +98,22 @@ fn main() {
     #[cfg(not(feature = "bindgen"))]
     if env::var("CARGO_CFG_TARGET_POINTER_WIDTH").as_deref() == Ok("32") {
         bindings_without_layout_asserts(&root);
+    }
+}
+
+/// Sets `cfg(ucoro_inline_switch)` where the safe API inlines its switch
+/// (src/arch/): the C library's assembly switch, whose context layout it
+/// shares, on an architecture with a Rust port of it, in a build without
+/// sanitizers (their fiber annotations live in the C switch). Elsewhere,
+/// and when `portable_mode` (UCORO_SWITCH=setjmp or ucontext), the safe
+/// API calls the C switch.
+fn inline_switch(portable_mode: bool) {
+    println!("cargo:rustc-check-cfg=cfg(ucoro_inline_switch)");
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    let os = env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
+    let sanitized = env::var("CARGO_CFG_SANITIZE").is_ok_and(|s| !s.is_empty());
+    if !portable_mode && !sanitized && os == "linux" && (arch == "x86_64" || arch == "aarch64") {
+        println!("cargo:rustc-cfg=ucoro_inline_switch");
     }
 }
 

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the Rust test suite for a 32-bit target (i686) and a big-endian one
-# (s390x) under qemu-user: the crate's C library cross-built by the cc crate
+# Runs the Rust test suite for a 32-bit target (i686), a big-endian one
+# (s390x) and aarch64 (where the safe API's switch is inlined asm!,
+# src/arch/aarch64.rs) under qemu-user: the crate's C library cross-built by the cc crate
 # with Debian's cross compilers, the tests linked by them and run through
 # CARGO_TARGET_<T>_RUNNER. Tests that re-run their own binary for a child
 # process start it through the same emulator (UCORO_TEST_RUNNER, read by
@@ -8,7 +9,7 @@
 # programs with the host's make, cc, nm and readelf), tests/bindings.rs
 # (bindgen on the host) and the doc tests (cross doc tests are unstable).
 #
-#   .ci/cross-rust.sh            both targets
+#   .ci/cross-rust.sh            every target
 #   .ci/cross-rust.sh s390x      only that one
 #
 # Needs rustup (the targets are added here), the cross compilers and
@@ -20,6 +21,7 @@ cd "$(dirname "$0")/.."
 targets='
 i686    i686-unknown-linux-gnu  i686-linux-gnu  qemu-i386
 s390x   s390x-unknown-linux-gnu s390x-linux-gnu qemu-s390x
+aarch64 aarch64-unknown-linux-gnu aarch64-linux-gnu qemu-aarch64
 '
 # Tests of "init fails with ENOMEM for a size that rounds up but cannot be
 # mapped": on 32-bit the stack layer refuses every size from 2 GiB up with
@@ -37,7 +39,7 @@ skip_under_qemu="hundred_thousand_suspended_coroutines_with_guards"
 # would bind the emulator itself, whose reservations are not the guest's.
 tests="--lib --test safe_api --test threads --test c_semantics --test bad_input
        --test stack_safety --test model --test adversarial --test backtraces
-       --test scope --test fiber"
+       --test scope --test fiber --test switch_state"
 
 while read -r name target triple qemu; do
     [ -n "$name" ] || continue

@@ -17,6 +17,10 @@
 //!   by its parent; the innermost yields, every level yields once back up to
 //!   the top, then the top is resumed once more and every level returns.
 //! - `generator_1m/*`: a generator yielding 0..1_000_000, summed.
+//! - `step/*`: one round trip inside a function that is not inlined and
+//!   returns (an iterator's `next`, a protocol step), as callers write it.
+//! - `generator_next/*`: one value of an endless generator through a
+//!   `next()` that is not inlined.
 //!
 //! The `ucoro_c_setjmp` / `ucoro_c_ucontext` benches use the copies of the C
 //! library built with `-DUCORO_SWITCH_SETJMP` / `-DUCORO_SWITCH_UCONTEXT`
@@ -31,6 +35,9 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread;
 
 use criterion::{criterion_group, Bencher, Criterion, SamplingMode};
+
+#[path = "support/ops.rs"]
+mod ops;
 
 use ucoro::sys::coroutine;
 
@@ -193,25 +200,20 @@ fn c_nesting<A: CApi>(b: &mut Bencher) {
 // ---------------------------------------------------------------------------
 // ucoro's safe API.
 
-fn safe_round_trip(b: &mut Bencher) {
-    let mut co: ucoro::Coroutine<u64, u64, ()> = ucoro::Coroutine::new(|y, mut v: u64| loop {
-        v = y.suspend(v.wrapping_add(1));
-    });
-    co.resume(0).unwrap();
+/// Round trips `op` on `co`, each handing on the value the last one
+/// brought back (benches/support/ops.rs has the operations).
+fn echo<C>(b: &mut Bencher, mut co: C, op: impl Fn(&mut C, u64) -> u64) {
     let mut v = 0u64;
-    b.iter(|| match co.resume(black_box(v)).unwrap() {
-        ucoro::CoroutineResult::Yield(next) => v = next,
-        ucoro::CoroutineResult::Return(()) => unreachable!(),
-    });
+    b.iter(|| v = op(&mut co, v));
+}
+
+/// Values of the generator `g`, each fetched by `next`.
+fn next_of<G>(b: &mut Bencher, mut g: G, next: impl Fn(&mut G) -> Option<u64>) {
+    b.iter(|| next(&mut g));
 }
 
 fn safe_lifecycle(b: &mut Bencher) {
-    b.iter(|| {
-        let mut co: ucoro::Coroutine<u64, (), u64> = ucoro::Coroutine::new(|_, v| v + 1);
-        let r = co.resume(black_box(1)).unwrap();
-        drop(co);
-        black_box(r)
-    });
+    b.iter(ops::ucoro_lifecycle);
 }
 
 fn safe_level(below: usize) -> ucoro::Coroutine<(), usize, usize> {
@@ -268,20 +270,6 @@ fn safe_generator(b: &mut Bencher) {
 
 use corosensei::stack::DefaultStack;
 
-fn corosensei_round_trip(b: &mut Bencher) {
-    let mut co: corosensei::Coroutine<u64, u64, ()> =
-        corosensei::Coroutine::new(|y, mut v: u64| loop {
-            v = y.suspend(v.wrapping_add(1));
-        });
-    co.resume(0);
-    let mut v = 0u64;
-    b.iter(|| match co.resume(black_box(v)) {
-        corosensei::CoroutineResult::Yield(next) => v = next,
-        corosensei::CoroutineResult::Return(()) => unreachable!(),
-    });
-    // Dropping the suspended coroutine unwinds its (drop-free) stack.
-}
-
 fn corosensei_lifecycle_fresh(b: &mut Bencher) {
     b.iter(|| {
         let mut co: corosensei::Coroutine<u64, (), u64> = corosensei::Coroutine::new(|_, v| v + 1);
@@ -293,13 +281,7 @@ fn corosensei_lifecycle_fresh(b: &mut Bencher) {
 
 fn corosensei_lifecycle_reused(b: &mut Bencher) {
     let mut stack = Some(DefaultStack::default());
-    b.iter(|| {
-        let mut co: corosensei::Coroutine<u64, (), u64, DefaultStack> =
-            corosensei::Coroutine::with_stack(stack.take().unwrap(), |_, v| v + 1);
-        let r = co.resume(black_box(1));
-        stack = Some(co.into_stack());
-        black_box(r)
-    });
+    b.iter(|| ops::corosensei_lifecycle_reused(&mut stack));
 }
 
 fn corosensei_level(below: usize) -> corosensei::Coroutine<(), usize, usize> {
@@ -425,15 +407,41 @@ fn thread_round_trip(b: &mut Bencher) {
 
 fn round_trip(c: &mut Criterion) {
     let mut g = c.benchmark_group("round_trip");
-    g.bench_function("ucoro_safe", safe_round_trip);
+    g.bench_function("ucoro_safe", |b| {
+        echo(b, ops::ucoro_echo(), ops::ucoro_round_trip)
+    });
     g.bench_function("ucoro_c", c_round_trip::<DefaultMode>);
     #[cfg(feature = "bench-modes")]
     g.bench_function("ucoro_c_setjmp", c_round_trip::<SetjmpMode>);
     #[cfg(feature = "bench-modes")]
     g.bench_function("ucoro_c_ucontext", c_round_trip::<UcontextMode>);
-    g.bench_function("corosensei", corosensei_round_trip);
+    // Dropping the suspended coroutine unwinds its (drop-free) stack.
+    g.bench_function("corosensei", |b| {
+        echo(b, ops::corosensei_echo(), ops::corosensei_round_trip)
+    });
     g.bench_function("boost_context", boost_round_trip);
     g.bench_function("thread_condvar", thread_round_trip);
+    g.finish();
+}
+
+/// One round trip inside a function that returns, and one generator value
+/// through a `next()` that is not inlined (benches/support/ops.rs).
+fn step(c: &mut Criterion) {
+    let mut g = c.benchmark_group("step");
+    g.bench_function("ucoro_safe", |b| {
+        echo(b, ops::ucoro_echo(), ops::ucoro_step)
+    });
+    g.bench_function("corosensei", |b| {
+        echo(b, ops::corosensei_echo(), ops::corosensei_step)
+    });
+    g.finish();
+    let mut g = c.benchmark_group("generator_next");
+    g.bench_function("ucoro", |b| {
+        next_of(b, ops::ucoro_counter(), ops::ucoro_next)
+    });
+    g.bench_function("corosensei", |b| {
+        next_of(b, ops::corosensei_counter(), ops::corosensei_next)
+    });
     g.finish();
 }
 
@@ -468,7 +476,7 @@ fn generator(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, round_trip, lifecycle, nesting, generator);
+criterion_group!(benches, round_trip, step, lifecycle, nesting, generator);
 
 /// `criterion_main!`, plus a marker with the start time of a measuring run,
 /// so that the report generator can tell this run's results from leftovers.

@@ -58,6 +58,13 @@ UCORO_HIDDEN __attribute__((noreturn, used, externally_visible)) void ucoro__cc_
 UCORO_HIDDEN void *ucoro__cc_first(struct continuation *from, struct continuation *to,
                                    void *value);
 
+/* Makes to's first context now, as ucoro__cc_first would, so that any
+ * switch in the same layout can start it (the Rust crate's inlined one);
+ * to counts as started once its entry runs.
+ * Returns 1, or 0 (nothing done) where this build's switch starts stacks
+ * otherwise (the portable modes) or must announce it (sanitizers). */
+UCORO_HIDDEN int ucoro__cc_prepare(struct continuation *to);
+
 /* Sets cc up on a stack already allocated by ucoro__stack_alloc, whose top
  * `reserved` bytes belong to the owner (frames start below them). */
 UCORO_HIDDEN void ucoro__cc_init_on(struct continuation *cc, struct ucoro_stack_record *stack,

@@ -182,6 +182,7 @@ void ucoro__cc_entry(void *arg)
     struct continuation *back;
 
     ucoro__tool_arrive(NULL);
+    cc->started = 1; /* already, unless a prepared context was switched into */
     cc->entry(cc);
     /* A raw continuation's entry returned (the coroutine layer's never
      * does: it leaves through ucoro__cc_exit itself). */
@@ -245,6 +246,20 @@ void ucoro__cc_adopt(struct continuation *cc)
 static void *first_context(struct continuation *to)
 {
     return ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to, &to->fp_link);
+}
+#endif
+
+#if defined(UCORO_SWITCH_ASM) && !defined(UCORO_TOOL_SWITCH)
+int ucoro__cc_prepare(struct continuation *to)
+{
+    to->ctx = first_context(to); /* started is set once it runs (ucoro__cc_entry) */
+    return 1;
+}
+#else
+int ucoro__cc_prepare(struct continuation *to)
+{
+    (void)to;
+    return 0;
 }
 #endif
 

@@ -47,6 +47,20 @@ struct ucoro_thread {
     struct coroutine leader; /* this thread's main coroutine */
     struct coroutine *current;
 };
+/* The Rust crate's inlined switch (src/arch/) finds current here: right
+ * after the leader, in ucoro__thread_state (see below). */
+_Static_assert(offsetof(struct ucoro_thread, current) == sizeof(struct coroutine),
+               "ucoro_thread.current follows the leader");
+
+/*
+ * This thread's state. Global (hidden) because assembly names it: ours
+ * below on x86_64, and the Rust crate's inlined switch, which reads it with
+ * the same initial-exec access. `used` and `externally_visible` keep
+ * link-time optimisation from dropping or renaming a symbol it only sees
+ * in a string.
+ */
+__thread UCORO_TLS UCORO_HIDDEN __attribute__((used, externally_visible)) struct ucoro_thread
+    ucoro__thread_state;
 
 #if defined(UCORO_SWITCH_ASM) && defined(__x86_64__) && !defined(UCORO_TOOL_SWITCH)
 /*
@@ -54,28 +68,20 @@ struct ucoro_thread {
  * time, which the compiler may neither merge with another read nor move
  * across a switch; the variable's offset from it is the same in every
  * thread (initial-exec: a constant from the GOT). No call, no spills.
- * Global (hidden) because the asm names it; `used` and
- * `externally_visible` keep link-time optimisation from dropping or
- * renaming a symbol it only sees in a string.
  */
-__thread UCORO_TLS UCORO_HIDDEN __attribute__((used, externally_visible)) struct ucoro_thread
-    ucoro__thread_state;
-
 static inline __attribute__((always_inline)) struct ucoro_thread *this_thread(void)
 {
     struct ucoro_thread *t;
 
     __asm__ volatile("movq %%fs:0, %0\n\t"
-                     "addq ucoro__thread_state@gottpoff(%%rip), %0"
+                     "addq " UCORO_ASM_SYMBOL(ucoro__thread_state) "@gottpoff(%%rip), %0"
                      : "=r"(t));
     return t;
 }
 #else
-static __thread UCORO_TLS struct ucoro_thread thread_state;
-
 __attribute__((noinline)) static struct ucoro_thread *this_thread(void)
 {
-    struct ucoro_thread *t = &thread_state;
+    struct ucoro_thread *t = &ucoro__thread_state;
 
     /* The empty asm hides where t comes from, so the compiler cannot prove
      * this function pure and merge calls made on both sides of a switch. */
@@ -152,6 +158,8 @@ static int release_hook(struct continuation *cc)
     return co->release ? co->release(co) : 0;
 }
 
+static int keep_embedded_stack(struct coroutine *co);
+
 /* Runs on the caller's stack once the coroutine co has finished: frees the
  * finished stack and hands over the entry's result. */
 static void *finish(void *arg)
@@ -162,7 +170,10 @@ static void *finish(void *arg)
 
     co->caller = NULL;
     this_thread()->current = back;
-    cc_release(&co->cc); /* runs co->release, which may free co */
+    /* A coroutine of ucoro_create keeps its stack until ucoro_destroy
+     * (its release callback vetoes): skip the round trip that ends so. */
+    if (co->release != keep_embedded_stack)
+        cc_release(&co->cc); /* runs co->release, which may free co */
     return result;
 }
 
@@ -563,6 +574,86 @@ UCORO_HOT void *ucoro_yield_from(struct coroutine *co, void *arg)
         return NULL;
     }
     return yield_from(t, co, arg);
+}
+
+/*
+ * The Rust crate's entry points (src/arch/mod.rs declares them; hidden: the
+ * crate links this library statically). Its types already guarantee what
+ * coroutine_yieldto checks (a Coroutine resumed through `&mut` is live, not
+ * exited, not running and waits in no resume), so the resume checks
+ * nothing; the suspend keeps the one check the types may not cover, that
+ * co is the running coroutine (NULL, no switch, and ucoro_yield_from's
+ * diagnostic otherwise). These are the
+ * whole switch where the crate has no inlined one (other architectures,
+ * sanitizer builds, the portable modes), and its first switch into a
+ * coroutine everywhere.
+ */
+UCORO_HIDDEN void *ucoro__crate_resume(struct coroutine *co, void *arg);
+UCORO_HIDDEN void *ucoro__crate_suspend(struct coroutine *co, void *arg);
+UCORO_HIDDEN struct coroutine **ucoro__crate_current(void);
+UCORO_HIDDEN void ucoro__crate_prepare(struct coroutine *co, void *arg);
+UCORO_HIDDEN void ucoro__crate_destroy(struct coroutine *co);
+
+UCORO_HOT void *ucoro__crate_resume(struct coroutine *co, void *arg)
+{
+    struct ucoro_thread *t = this_thread();
+    struct coroutine *self = current_of(t);
+
+    co->caller = self;
+    return switch_to(t, self, co, arg);
+}
+
+UCORO_HOT void *ucoro__crate_suspend(struct coroutine *co, void *arg)
+{
+    struct ucoro_thread *t = this_thread();
+
+    if (UNLIKELY(co != t->current)) {
+        /* The same report as ucoro_yield_from's, whose refusal this is. */
+        ucoro__diagnose("ucoro_yield_from", "co == coroutine_self()");
+        return NULL;
+    }
+    return yield_from(t, co, arg);
+}
+
+/* Makes co, fresh from ucoro_create, ready for the crate's inlined switch
+ * to start with arg as its entry's argument. Only called by builds that
+ * inline the switch (build.rs: the assembly switch, no sanitizer); a C
+ * library built otherwise behind the crate's back (CFLAGS with a
+ * sanitizer) cannot serve them, which is reported and fatal. */
+void ucoro__crate_prepare(struct coroutine *co, void *arg)
+{
+    co->data = arg;
+    if (!ucoro__cc_prepare(&co->cc)) {
+        fputs("ucoro: the C library was built without the assembly switch the "
+              "Rust crate inlines (CFLAGS with -fsanitize?)\n",
+              stderr);
+        abort();
+    }
+}
+
+/* ucoro_destroy for the crate, which destroys only what its ucoro_create
+ * made, once, when it is neither running nor waiting in a resume: the same
+ * effect without the checks or the release callbacks' round trip. */
+void ucoro__crate_destroy(struct coroutine *co)
+{
+    struct ucoro_stack_record *record = co->cc.stack_record;
+    void *fiber = co->cc.tool_fiber;
+
+    co->magic = magic_of(co, UCORO_MAGIC_RELEASED);
+    co->cc.magic = 0;
+    co->cc.stack = NULL;
+    ucoro__tool_fiber_destroyed(fiber);
+    ucoro__stack_free(record); /* co is on that stack: not touched after */
+}
+
+/* Where this thread's running coroutine is kept (its main coroutine made
+ * first, if this thread has none yet): the inlined switch's slow start. */
+struct coroutine **ucoro__crate_current(void)
+{
+    struct ucoro_thread *t = this_thread();
+
+    current_of(t);
+    return &t->current;
 }
 
 size_t ucoro_stack_used(struct coroutine *co)

@@ -28,7 +28,7 @@ use std::ptr::{self, NonNull};
 use std::thread;
 
 use crate::unwind::{self, ForcedUnwind};
-use crate::{sys, Error};
+use crate::{arch, sys, Error};
 
 /// The smallest stack the safe API hands out: a panic that prints a full
 /// backtrace (`RUST_BACKTRACE=full`) needs about 24 KiB of it, more than
@@ -130,6 +130,15 @@ enum Outcome<R> {
     Panicked(Box<dyn Any + Send>),
     /// Unwound on drop.
     Unwound,
+}
+
+/// How a resume that brought no value ended (`Coroutine::ended`).
+enum NoValue<R> {
+    Returned(R),
+    /// The switch was refused: nothing ran (`Error::Running`).
+    Refused,
+    /// It stopped for good while this thread unwinds (`Error::Abandoned`).
+    Abandoned,
 }
 
 /// The part a [`Yielder`] sees (no return type, no closure type).
@@ -422,14 +431,9 @@ impl<I, Y> Yielder<I, Y> {
     #[inline(always)]
     fn yield_to_caller(&self) -> bool {
         // SAFETY: `co` is this coroutine's live C struct (the Yielder only
-        // exists while its closure runs). ucoro_yield_from checks that it
-        // is the running coroutine and refuses (returning NULL, switching
-        // nowhere) otherwise. Our resumer always passes a non-null pointer,
-        // so NULL can only mean refused.
-        let back = unsafe {
-            sys::ucoro_yield_from(self.header.co, ptr::null_mut::<c_void>().wrapping_add(1))
-        };
-        !back.is_null()
+        // exists while its closure runs); `arch::suspend` refuses (false,
+        // switching nowhere) unless it is the running coroutine.
+        unsafe { arch::suspend(self.header.co) }
     }
 }
 
@@ -650,7 +654,8 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             .wrapping_add(block.align_offset(align))
             .cast::<Inner<I, Y, R, F>>();
         // SAFETY: `inner` is aligned and its size_of bytes lie within the
-        // `extra` bytes reserved for us; nothing else uses that memory.
+        // `extra` bytes reserved for us; nothing else uses that memory. `co`
+        // is fresh from ucoro_create.
         unsafe {
             inner.write(Inner {
                 shared: Shared {
@@ -667,7 +672,9 @@ impl<I, Y, R> Coroutine<I, Y, R> {
                     drop_inner: drop_inner::<I, Y, R, F>,
                 },
                 func: Cell::new(Some(func)),
-            })
+            });
+            // The block is what `coroutine_main` expects; co is fresh.
+            arch::prepare(co.as_ptr(), inner.cast());
         };
         Ok(Coroutine {
             co,
@@ -698,11 +705,12 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         let header = &self.shared().header;
         header.resumer_panicking.set(thread::panicking());
         header.inbox.set(Some(message));
-        // SAFETY: `co` was made by ucoro_create and not destroyed; `&mut
+        // SAFETY: `co` was made by ucoro_create and not destroyed, and
+        // `finished` is false (callers check), so it has not exited; `&mut
         // self` means it is not running nor waiting on the chain (it only
-        // runs inside resume or drop). The argument is our block, which
-        // `coroutine_main` expects.
-        unsafe { sys::coroutine_yieldto(self.co.as_ptr(), self.shared.as_ptr().cast()) };
+        // runs inside resume or drop), and `Coroutine` is not `Send`. The
+        // argument is our block, which `coroutine_main` expects.
+        unsafe { arch::resume(self.co.as_ptr(), self.shared.as_ptr().cast()) };
         self.started = true;
     }
 
@@ -739,7 +747,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         self.enter(Message::Resume(input));
         match self.shared().header.outbox.take() {
             Some(value) => Ok(CoroutineResult::Yield(value)),
-            None => self.ended(),
+            // Mapped here, not in `ended`: its small result comes back in
+            // registers, so the common path builds no `Result` in memory.
+            None => match self.ended() {
+                NoValue::Returned(value) => Ok(CoroutineResult::Return(value)),
+                NoValue::Refused => Err(Error::Running),
+                NoValue::Abandoned => Err(Error::Abandoned),
+            },
         }
     }
 
@@ -747,13 +761,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// panicked, it stopped for good, or the C layer refused the switch.
     #[cold]
     #[inline(never)]
-    fn ended(&mut self) -> Result<CoroutineResult<Y, R>, Error> {
+    fn ended(&mut self) -> NoValue<R> {
         let shared = self.shared();
         if shared.header.abandoned.get() {
             self.finished = true;
             self.leaked = true;
             if shared.header.resumer_panicking.get() {
-                return Err(Error::Abandoned);
+                return NoValue::Abandoned;
             }
             unwind::absorb_stuck_panics();
             panic!(
@@ -764,7 +778,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         match shared.outcome.take() {
             Some(Outcome::Returned(value)) => {
                 self.finished = true;
-                Ok(CoroutineResult::Return(value))
+                NoValue::Returned(value)
             }
             Some(Outcome::Panicked(payload)) => {
                 self.finished = true;
@@ -773,7 +787,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             Some(Outcome::Unwound) | None => {
                 // The C layer refused to switch: nothing ran.
                 shared.header.inbox.take();
-                Err(Error::Running)
+                NoValue::Refused
             }
         }
     }
@@ -916,13 +930,13 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         }
         // SAFETY: the coroutine is not running (never started, finished, or
         // just unwound to its end). Our block is dropped in place first
-        // (a closure that never ran is dropped here), then ucoro_destroy
+        // (a closure that never ran is dropped here), then arch::destroy (ucoro_destroy)
         // frees the stack that holds it and the C struct; nothing uses
         // either afterwards.
         let drop_inner = self.shared().drop_inner;
         unsafe {
             drop_inner(self.shared.as_ptr());
-            sys::ucoro_destroy(self.co.as_ptr());
+            arch::destroy(self.co.as_ptr());
         }
         if let Some(payload) = deferred_panic {
             // A destructor panicked during the unwind: report it, unless we

@@ -391,6 +391,7 @@ compile_error!(
      use Linux system calls (mmap, madvise, sigaltstack)"
 );
 
+mod arch;
 mod coroutine;
 mod error;
 mod fiber;

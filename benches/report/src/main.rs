@@ -34,6 +34,16 @@ const GROUPS: &[(&str, &str, &str)] = &[
         "one resume + one suspend of a long-lived coroutine (for `thread_condvar`: a token handed to another thread and back through `Mutex` + `Condvar`)",
     ),
     (
+        "step",
+        "Round trip inside a function that returns",
+        "one resume + one suspend of a long-lived coroutine, the resume inside a function that is not inlined and returns (an iterator's `next`, a protocol step)",
+    ),
+    (
+        "generator_next",
+        "Generator value through a non-inlined `next()`",
+        "one value of an endless generator, fetched by a `next()` that is not inlined",
+    ),
+    (
         "lifecycle",
         "Lifecycle",
         "create a coroutine, run it to its end, free it",
@@ -59,6 +69,10 @@ const BENCHES: &[(&str, &str, &str)] = &[
     ("round_trip", "corosensei", "corosensei `Coroutine<u64, u64, ()>::resume` + `suspend`"),
     ("round_trip", "boost_context", "Boost.Context `jump_fcontext` ping-pong (`context` crate, `ProtectedFixedSizeStack`)"),
     ("round_trip", "thread_condvar", "two OS threads, `Mutex` + `Condvar`: there and back"),
+    ("step", "ucoro_safe", "ucoro safe API, `Coroutine::resume` in an `#[inline(never)]` function"),
+    ("step", "corosensei", "corosensei, `Coroutine::resume` in an `#[inline(never)]` function"),
+    ("generator_next", "ucoro", "`ucoro::Generator`, `Iterator::next` in an `#[inline(never)]` function"),
+    ("generator_next", "corosensei", "corosensei `Coroutine<(), u64, ()>::resume` in an `#[inline(never)]` function"),
     ("lifecycle", "ucoro_c", "`coroutine_init` + `coroutine_yieldto` until exited + `coroutine_release` (16 MiB default stack)"),
     ("lifecycle", "ucoro_c_setjmp", "the same, `-DUCORO_SWITCH_SETJMP` build"),
     ("lifecycle", "ucoro_c_ucontext", "the same, `-DUCORO_SWITCH_UCONTEXT` build"),
@@ -119,6 +133,7 @@ fn main() {
     let newest = mark_stale(&mut results, &criterion_dir);
 
     let mut md = markdown(&results, newest);
+    md.push_str(&instructions_section(&criterion_dir, &results));
     md.push_str(&scale_section(&criterion_dir));
     let svg = svg_chart(&results);
     let md_path = out_root.join("BENCHMARKS.md");
@@ -413,6 +428,10 @@ fn markdown(results: &[Result_], newest: u64) -> String {
             format!("{DEFAULT_BENCH_COMMAND} -- --test"),
             "smoke test: every benchmark once, no timing",
         ),
+        (
+            "python3 benches/callgrind.py".to_owned(),
+            "instructions per operation (before the report)",
+        ),
     ] {
         let _ = writeln!(s, "{command:<45} # {what}");
     }
@@ -427,6 +446,99 @@ fn markdown(results: &[Result_], newest: u64) -> String {
          (cargo feature `bench-modes`, symbols renamed); the default row is \
          whatever switch the library picks without a macro."
     );
+    s
+}
+
+/// The operations counted by `benches/callgrind.py`, each ucoro's beside
+/// corosensei's: (what, ucoro's group/id, corosensei's), named as criterion
+/// names the same operations.
+const INSTRUCTION_ROWS: &[(&str, &str, &str)] = &[
+    (
+        "resume + suspend, tight loop",
+        "round_trip/ucoro_safe",
+        "round_trip/corosensei",
+    ),
+    (
+        "resume + suspend inside a non-inlined function that returns",
+        "step/ucoro_safe",
+        "step/corosensei",
+    ),
+    (
+        "a generator's value through a non-inlined `next()`",
+        "generator_next/ucoro",
+        "generator_next/corosensei",
+    ),
+    (
+        "create, run, drop (corosensei: its stack reused)",
+        "lifecycle/ucoro_safe",
+        "lifecycle/corosensei_reused_stack",
+    ),
+];
+
+/// Instructions per operation from `benches/callgrind.py`
+/// (`<criterion dir>/../callgrind.json`), beside criterion's times of the
+/// same operations: counts that neither the machine's drift nor a loop
+/// that inlines more than callers would can flatter.
+fn instructions_section(criterion_dir: &Path, results: &[Result_]) -> String {
+    let path = criterion_dir
+        .parent()
+        .map(|p| p.join("callgrind.json"))
+        .unwrap_or_else(|| PathBuf::from("target/callgrind.json"));
+    let counts = fs::read_to_string(&path)
+        .ok()
+        .and_then(|text| Json::parse(&text));
+    let mut s = String::new();
+    let _ = writeln!(s, "\n## Instructions per operation (callgrind)\n");
+    let Some(counts) = counts else {
+        let _ = writeln!(
+            s,
+            "Not measured in this run: `python3 benches/callgrind.py` writes {}.",
+            path.display()
+        );
+        return s;
+    };
+    let machine = counts.get("machine").and_then(Json::str).unwrap_or("?");
+    let _ = writeln!(
+        s,
+        "Counted by `python3 benches/callgrind.py` ({machine}, release build): \
+         each operation runs under callgrind twice, for two counts of \
+         operations, and the difference is divided by the difference of the \
+         counts, so setup cancels out. Unlike times these do not drift with \
+         the machine; the times beside them are criterion's, from the run \
+         above. The lifecycle counts include the C library's Valgrind \
+         client requests for each stack handed out and given back (about \
+         90 instructions), which a run outside Valgrind skips.\n"
+    );
+    let _ = writeln!(
+        s,
+        "| operation | ucoro instructions | corosensei instructions | ratio | ucoro time | corosensei time | ratio |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let count = |case: &str| {
+        counts
+            .get("instructions")
+            .and_then(|i| i.get(case))
+            .and_then(Json::num)
+    };
+    let time = |case: &str| {
+        let (group, id) = case.split_once('/')?;
+        find(results, group, id).map(|r| r.median_ns)
+    };
+    let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "–".to_owned(), f);
+    for (what, ours, theirs) in INSTRUCTION_ROWS {
+        let (io, it) = (count(ours), count(theirs));
+        let (to, tt) = (time(ours), time(theirs));
+        let _ = writeln!(
+            s,
+            "| {what} (`{ours}`) | {} | {} | {} | {} | {} | {} |",
+            cell(io, &|v| format!("{v:.0}")),
+            cell(it, &|v| format!("{v:.0}")),
+            cell(io.zip(it).map(|(a, b)| a / b), &fmt_ratio),
+            cell(to, &fmt_time),
+            cell(tt, &fmt_time),
+            cell(to.zip(tt).map(|(a, b)| a / b), &fmt_ratio),
+        );
+    }
     s
 }
 
@@ -614,7 +726,7 @@ fn targets(results: &[Result_]) -> Vec<(Target, String, String)> {
         )
     };
     // (what, group, ucoro id, reference id, limit of ucoro / reference)
-    let slower_than: [(&str, &str, &str, &str, f64, &str); 5] = [
+    let slower_than: [(&str, &str, &str, &str, f64, &str); 7] = [
         (
             "C-API round trip ≤ Boost.Context's",
             "round_trip",
@@ -627,6 +739,22 @@ fn targets(results: &[Result_]) -> Vec<(Target, String, String)> {
             "safe-API round trip ≤ 1.5× corosensei's",
             "round_trip",
             "ucoro_safe",
+            "corosensei",
+            1.5,
+            "≤ 1.5×",
+        ),
+        (
+            "safe-API round trip inside a non-inlined function ≤ 1.5× corosensei's",
+            "step",
+            "ucoro_safe",
+            "corosensei",
+            1.5,
+            "≤ 1.5×",
+        ),
+        (
+            "safe-API generator through a non-inlined `next()` ≤ 1.5× corosensei's",
+            "generator_next",
+            "ucoro",
             "corosensei",
             1.5,
             "≤ 1.5×",
