@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 srcs=$(ucoro_sources)
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-programs=${UCORO_C_TOOL_PROGRAMS:-"csrc/tests/spec_api.c csrc/tests/tls_migration.c csrc/tests/arch_switch.c csrc/tests/fork_safety.c csrc/tests/thread_exit.c csrc/tests/signal_unwind.c"}
+programs=${UCORO_C_TOOL_PROGRAMS:-"csrc/tests/spec_api.c csrc/tests/tls_migration.c csrc/tests/arch_switch.c csrc/tests/fork_safety.c csrc/tests/thread_exit.c csrc/tests/signal_unwind.c csrc/tests/embed_api.c"}
 
 run() { # name, command...
     local name=$1; shift

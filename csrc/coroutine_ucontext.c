@@ -212,6 +212,7 @@ static int is_busy(struct ucoro_thread *t, struct coroutine *co)
  * for a coroutine about to be set up. */
 static void reset_private(struct coroutine *co)
 {
+    UCORO_USER_DATA(co) = NULL;
     co->exited = 0;
     co->caller = NULL;
     co->data = NULL;
@@ -456,6 +457,48 @@ void *coroutine_swap(struct coroutine *from, struct coroutine *to, void *arg)
     }
     ucoro__cc_swapping_back(&from->cc, &to->cc);
     return switch_to(t, from, to, arg);
+}
+
+/*
+ * ucoro_switch (coroutine.h, the embedding functions): coroutine_swap
+ * without the checks a trusted caller's own books make redundant. What it
+ * still checks costs a compare each on values the switch loads anyway.
+ */
+__attribute__((noinline, cold)) static void *switch_refused(struct ucoro_thread *t,
+                                                            struct coroutine *from,
+                                                            struct coroutine *to, int *status)
+{
+    if (from != current_of(t))
+        ucoro__diagnose("ucoro_switch", "from == coroutine_self()");
+    else if (to == from)
+        ucoro__diagnose("ucoro_switch", "to != from");
+    else if (to && to->magic == magic_of(to, UCORO_MAGIC_LEADER))
+        ucoro__diagnose("ucoro_switch", "!to->caller"); /* another thread's main */
+    else
+        ucoro__diagnose("ucoro_switch", "to is initialised");
+    if (status)
+        *status = -1;
+    errno = EINVAL;
+    return NULL;
+}
+
+UCORO_HOT void *ucoro_switch(struct coroutine *from, struct coroutine *to, void *arg,
+                             int *status)
+{
+    struct ucoro_thread *t = this_thread();
+
+    if (UNLIKELY(from != t->current || !to || to == from ||
+                 (to->magic != magic_of(to, UCORO_MAGIC_COROUTINE) && to != &t->leader)))
+        return switch_refused(t, from, to, status);
+    if (status)
+        *status = 0;
+    ucoro__cc_swapping_back(&from->cc, &to->cc);
+    return switch_to(t, from, to, arg); /* a tail call: see the header */
+}
+
+void *ucoro_self_user_data(void)
+{
+    return UCORO_USER_DATA(current_of(this_thread()));
 }
 
 /* coroutine_yieldto's uncommon cases, out of line so that its fast path

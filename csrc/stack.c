@@ -342,6 +342,29 @@ static int install_guard(char *addr, size_t len)
     return mprotect(addr, len, PROT_NONE);
 }
 
+/* 1 if guards are made with MADV_GUARD_INSTALL, else 0; the first call
+ * before any stack was carved probes with a page of its own. errno is
+ * kept: callers treat this as a query that cannot fail. */
+int ucoro__stack_guards_are_advice(void)
+{
+    int state = __atomic_load_n(&guard_install_works, __ATOMIC_RELAXED);
+
+    if (state == 0) {
+        int saved = errno;
+        size_t ps = page_size();
+        char *probe = mmap(NULL, ps, PROT_READ | PROT_WRITE,
+                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+
+        if (probe != MAP_FAILED) {
+            (void)install_guard(probe, ps);
+            munmap(probe, ps);
+        }
+        errno = saved;
+        state = __atomic_load_n(&guard_install_works, __ATOMIC_RELAXED);
+    }
+    return state > 0;
+}
+
 /* Gives back the pages of [base, base + len); a guard stays. */
 static void give_back(char *base, size_t len)
 {

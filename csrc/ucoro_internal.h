@@ -61,6 +61,10 @@ struct ucoro_continuation_private {
     UCORO_CONTINUATION_PRIVATE
 };
 
+/* The word of struct coroutine's reserve (coroutine.h: ucoro_private) that
+ * holds the owner's pointer (ucoro_get_user_data, in embed.c). */
+#define UCORO_USER_DATA(co) ((co)->ucoro_private[0])
+
 /* Magic values: an initialised struct holds kind ^ its own address, so
  * garbage, a struct copied elsewhere and a released struct all fail the
  * check. The struct fields are unsigned long (the originals' ABI), so each
@@ -160,6 +164,11 @@ UCORO_HIDDEN int ucoro__stack_guard_hit(const void *addr, size_t *stack_size,
  * depth of the deepest page ever touched (and not given back). 0 if the
  * kernel cannot tell (mincore failed). */
 UCORO_HIDDEN size_t ucoro__stack_touched(char *base, size_t size);
+
+/* 1 if the guards below stacks are made with madvise(MADV_GUARD_INSTALL)
+ * (no mapping of their own), 0 if with mprotect; probes once if no stack
+ * was made yet. Keeps errno. */
+UCORO_HIDDEN int ucoro__stack_guards_are_advice(void);
 
 /* Installs the overflow-reporting signal handlers (once per process, unless
  * turned off). */

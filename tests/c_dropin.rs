@@ -822,6 +822,8 @@ c_suites! {
     stacks_freed_at_thread_exit_are_given_back_static: "thread_exit.c", "c11", Static, [], ["-pthread"];
     unwinding_from_a_signal_handler_during_switches_shared: "signal_unwind.c", "c11", Shared, [], [];
     unwinding_from_a_signal_handler_during_switches_static: "signal_unwind.c", "c11", Static, [], [];
+    embedding_runtime_api_shared: "embed_api.c", "c11", Shared, [], ["-pthread"];
+    embedding_runtime_api_static: "embed_api.c", "c11", Static, [], ["-pthread"];
 }
 
 #[test]

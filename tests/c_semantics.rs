@@ -2049,3 +2049,61 @@ fn destroy_refuses_a_running_coroutine() {
         &["coroutine_release: assertion '!co->caller' failed"],
     );
 }
+
+// ---------------------------------------------------------------------------
+// The functions for embedding runtimes, through the raw bindings (the C
+// program csrc/tests/embed_api.c covers their misuse rows)
+// ---------------------------------------------------------------------------
+
+/// Switches back to the main coroutine whose address is its user data,
+/// passing what it received plus one, forever (a runtime's pooled body).
+extern "C" fn bounce_to_user_data(mut arg: *mut c_void) -> *mut c_void {
+    loop {
+        // SAFETY: the test set this coroutine's user data to the main
+        // coroutine that entered it, which waits in ucoro_switch.
+        let back = unsafe { sys::ucoro_get_user_data(sys::coroutine_self()) }.cast();
+        let mut status = 1;
+        // SAFETY: both are initialised and on this thread; back is switched out.
+        arg = unsafe {
+            sys::ucoro_switch(
+                sys::coroutine_self(),
+                back,
+                arg.wrapping_byte_add(1),
+                &mut status,
+            )
+        };
+        if status != 0 {
+            std::process::abort();
+        }
+    }
+}
+
+#[test]
+fn trusted_switch_passes_values_and_finds_the_runtime_object_through_user_data() {
+    // SAFETY: a coroutine of the library's own making, switched to from
+    // this thread's main one, which its user data names; it is destroyed
+    // while suspended, as a runtime's pooled coroutine is.
+    unsafe {
+        let co = sys::ucoro_create(0, Some(bounce_to_user_data), 0, ptr::null_mut());
+        assert!(!co.is_null());
+        assert!(sys::ucoro_get_user_data(co).is_null());
+        let main = sys::coroutine_self();
+        assert_eq!(sys::ucoro_set_user_data(co, main.cast()), 0);
+        let mut status = 1;
+        assert_eq!(sys::ucoro_switch(main, co, val(1), &mut status), val(2));
+        assert_eq!(status, 0);
+        // NULL can be the value: the status says the switch happened.
+        status = 1;
+        let back = sys::ucoro_switch(main, co, val(usize::MAX), &mut status);
+        assert!(back.is_null());
+        assert_eq!(status, 0);
+        assert_eq!(sys::ucoro_destroy(co), 0);
+    }
+    // SAFETY: plain queries.
+    let (mode, sanitizers) = unsafe { (sys::ucoro_guard_mode(), sys::ucoro_sanitizers()) };
+    assert!(mode == sys::UCORO_GUARD_MADVISE as i32 || mode == sys::UCORO_GUARD_MPROTECT as i32);
+    assert_eq!(
+        sanitizers & !(sys::UCORO_SANITIZER_ADDRESS | sys::UCORO_SANITIZER_THREAD),
+        0
+    );
+}

@@ -137,6 +137,7 @@ fn main() {
     md.push_str(&scale_section(&criterion_dir));
     let svg = svg_chart(&results);
     let md_path = out_root.join("BENCHMARKS.md");
+    md.push_str(&kept_sections(&md_path));
     let svg_path = out_root.join("docs").join("benchmarks.svg");
     fs::create_dir_all(svg_path.parent().unwrap()).expect("create docs/");
     fs::write(&md_path, md).expect("write BENCHMARKS.md");
@@ -1242,4 +1243,27 @@ impl Parser<'_> {
             }
         }
     }
+}
+
+/// The section of the existing BENCHMARKS.md that contrib/qemu/bench.sh
+/// writes (between its `<!-- qemu-bench: begin` and `<!-- qemu-bench: end`
+/// lines), carried over so that regenerating this report keeps it.
+fn kept_sections(md_path: &Path) -> String {
+    let old = fs::read_to_string(md_path).unwrap_or_default();
+    let mut kept = String::new();
+    let mut inside = false;
+    for line in old.lines() {
+        if line.starts_with("<!-- qemu-bench: begin") {
+            inside = true;
+            kept.push('\n');
+        }
+        if inside {
+            kept.push_str(line);
+            kept.push('\n');
+        }
+        if line.starts_with("<!-- qemu-bench: end") {
+            inside = false;
+        }
+    }
+    kept
 }

@@ -225,6 +225,97 @@ const char *ucoro_switch_mode(void);
  */
 void ucoro_set_overflow_reporting(int enable);
 
+/* ---- For runtimes that embed ucoro (QEMU's coroutine backend) --------------
+ *
+ * A runtime with coroutine objects of its own keeps them beside ucoro's,
+ * does its own bookkeeping of who resumes whom, and sizes its caches by
+ * what the library's stacks cost. The functions below (csrc/embed.c;
+ * ucoro_switch and ucoro_self_user_data, which need the thread's state,
+ * in coroutine_ucontext.c) serve it without it having to keep
+ * thread-locals of its own in step with the library's.
+ */
+
+/*
+ * The owner's pointer for co, read in O(1): the runtime's own object for
+ * it. Every coroutine has one, a thread's main coroutine too
+ * (coroutine_self() outside any coroutine); it is NULL until set, and
+ * coroutine_init and ucoro_create set it to NULL. Each coroutine has one
+ * owner: two runtimes that share a thread's main coroutine must agree on
+ * its slot. Returns NULL (without a message: NULL is also a valid value)
+ * for NULL or a struct that is not an initialised coroutine or a thread's
+ * main one (a released coroutine counts as not initialised).
+ */
+void *ucoro_get_user_data(const struct coroutine *co);
+
+/*
+ * ucoro_get_user_data(coroutine_self()) in one call, for the runtime's
+ * "which of my coroutines is running?": the running coroutine is always
+ * valid, so nothing is checked. Cannot fail; NULL until set.
+ */
+void *ucoro_self_user_data(void);
+
+/*
+ * Sets the owner's pointer for co (see ucoro_get_user_data), in O(1).
+ * Returns 0, or -1 with errno EINVAL and a diagnostic message
+ * ("ucoro_set_user_data: assertion 'co is initialised' failed") for NULL
+ * or a struct that is not an initialised coroutine or a thread's main one.
+ */
+int ucoro_set_user_data(struct coroutine *co, void *data);
+
+/*
+ * coroutine_swap for a trusted caller: switches from `from` (which must be
+ * the running coroutine) to `to`, passing arg, and touches no caller.
+ * Returns the value passed by whoever switches back to from (if to's entry
+ * returns, its result, as with coroutine_swap), and *status is 0: a NULL
+ * value is a value like any other. (0 is stored before switching, so the
+ * switch can be the function's last act: a resumed ucoro_switch returns
+ * straight into its caller.)
+ * Checked on every call, at the cost of a few compares: from is the
+ * running coroutine; to is not NULL, not from, and an initialised coroutine
+ * or this thread's main one. Otherwise returns NULL with *status -1, errno
+ * EINVAL and a diagnostic message, without switching. status may be NULL
+ * for a caller that relies on the message alone.
+ * Not checked, the caller's duty (its own state must guarantee it, as a
+ * runtime that tracks its coroutines' states does): to has not exited, is
+ * not running (on any thread), and is not waiting in coroutine_yieldto on
+ * another thread's chain. Breaking that is undefined behaviour (two
+ * threads would run on one stack); coroutine_swap checks it instead.
+ */
+void *ucoro_switch(struct coroutine *from, struct coroutine *to, void *arg, int *status);
+
+/* Guards made with madvise(MADV_GUARD_INSTALL) (Linux >= 6.13): not a
+ * memory mapping of their own; the stacks of a slab share one mapping. */
+#define UCORO_GUARD_MADVISE 1
+/* Guards made with mprotect(PROT_NONE): each stack in use costs up to two
+ * mappings (its guard and itself), as one mmap per stack with a guard page
+ * would. */
+#define UCORO_GUARD_MPROTECT 2
+
+/*
+ * How the guard region below each stack is made on this system, decided
+ * once per process (the first call may map and unmap a probe page):
+ * UCORO_GUARD_MADVISE, where vm.max_map_count does not bound the number of
+ * stacks, or UCORO_GUARD_MPROTECT, where it does. Cannot fail, and keeps
+ * errno: if the probe cannot map its page, the answer is
+ * UCORO_GUARD_MPROTECT (the one that assumes the cost).
+ */
+int ucoro_guard_mode(void);
+
+/* AddressSanitizer: fiber switches announced, stacks unpoisoned on reuse. */
+#define UCORO_SANITIZER_ADDRESS 1u
+/* ThreadSanitizer: one fiber per coroutine. */
+#define UCORO_SANITIZER_THREAD 2u
+
+/*
+ * The sanitizers this build of the library announces its switches to (a
+ * program built with a sanitizer needs a library that does): a mask of
+ * UCORO_SANITIZER_ADDRESS and UCORO_SANITIZER_THREAD, 0 for a plain build.
+ * Cannot fail.
+ */
+unsigned ucoro_sanitizers(void);
+
+/* ---- end of the embedding functions --------------------------------------- */
+
 #ifdef __cplusplus
 }
 #endif
