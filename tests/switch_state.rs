@@ -51,6 +51,15 @@ const FRAME_RECORD_IN_CONTEXT: Option<usize> = Some(144);
 #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
 const FRAME_RECORD_IN_CONTEXT: Option<usize> = None;
 
+/// Where the resumer's frame record is, if this build's switch links
+/// frame-pointer chains: the assembly switches of the two architectures
+/// above, not the `_setjmp` or `swapcontext` modes (`UCORO_SWITCH`).
+fn frame_record_in_context() -> Option<usize> {
+    // SAFETY: ucoro_switch_mode returns a static NUL-terminated string.
+    let mode = unsafe { std::ffi::CStr::from_ptr(sys::ucoro_switch_mode()) };
+    FRAME_RECORD_IN_CONTEXT.filter(|_| mode.to_string_lossy().contains("assembly"))
+}
+
 #[test]
 fn a_running_rust_coroutine_is_coroutine_self_with_its_resumer_as_caller() {
     let main = current();
@@ -66,7 +75,7 @@ fn a_running_rust_coroutine_is_coroutine_self_with_its_resumer_as_caller() {
             assert!(state.ctx.is_null());
             assert_eq!(state.return_to, cc_of(main));
             assert!(!seen(main).ctx.is_null());
-            if let Some(offset) = FRAME_RECORD_IN_CONTEXT {
+            if let Some(offset) = frame_record_in_context() {
                 // SAFETY: fp_link is set at the first switch in and points
                 // into this stack's fake context.
                 let link = unsafe { *(*me).cc.fp_link };
