@@ -35,8 +35,9 @@ use ucoro::{sys, Builder, Coroutine, CoroutineResult, Error, Generator, Yielder}
 
 mod common;
 use common::{
-    current, in_child_expecting, in_own_process, num, proc_status_bytes, val, with_errno,
-    DropCounter, Owned, SendPtr, SWAP_OTHER_MAIN, YIELDTO_CALLER, YIELD_FROM,
+    assert_panic_state_clean, current, in_child_expecting, in_own_process, num, panic_text,
+    proc_status_bytes, val, with_errno, DropCounter, Owned, SendPtr, SWAP_OTHER_MAIN,
+    YIELDTO_CALLER, YIELD_FROM,
 };
 
 /// A test whose scenario runs in a child process of its own and must pass
@@ -59,30 +60,6 @@ macro_rules! in_child_test {
             in_child_expecting(stringify!($name), || $body, &[$($diag),*]);
         }
     };
-}
-
-/// The text of a panic payload (`&str` or `String`), or "".
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
-
-/// The thread's panic state is as it was: not panicking, and a `Mutex`
-/// locked and unlocked now is not poisoned.
-fn assert_panic_state_clean() {
-    assert!(
-        !thread::panicking(),
-        "std::thread::panicking() must be false again"
-    );
-    let m = Mutex::new(0);
-    drop(m.lock().unwrap());
-    assert!(
-        !m.is_poisoned(),
-        "a Mutex unlocked now must not be poisoned"
-    );
 }
 
 // ---------------------------------------------------------------------------

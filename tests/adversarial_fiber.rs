@@ -13,14 +13,13 @@ use std::future::Future;
 use std::panic::{self, AssertUnwindSafe};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll, Wake, Waker};
-use std::thread;
 
 use ucoro::{Awaiter, CoroutineResult, Fiber, Generator, Yielder};
 
 mod common;
-use common::{in_own_process, DropCounter};
+use common::{assert_panic_state_clean, in_own_process, panic_text, DropCounter};
 
 /// A test whose scenario runs in a child process of its own and must pass
 /// without any diagnostic.
@@ -31,29 +30,6 @@ macro_rules! in_own_process_test {
             in_own_process(stringify!($name), || $body);
         }
     };
-}
-
-/// The text of a panic payload (`&str` or `String`), or "".
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
-
-/// The thread's panic state is as it was.
-fn assert_panic_state_clean() {
-    assert!(
-        !thread::panicking(),
-        "std::thread::panicking() must be false"
-    );
-    let m = Mutex::new(0);
-    drop(m.lock().unwrap());
-    assert!(
-        !m.is_poisoned(),
-        "a Mutex unlocked now must not be poisoned"
-    );
 }
 
 /// Pending once (waking at once), then ready with its value.

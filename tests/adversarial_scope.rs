@@ -12,13 +12,14 @@
 use std::cell::{Cell, RefCell};
 use std::panic::{self, AssertUnwindSafe};
 use std::rc::Rc;
-use std::sync::Mutex;
-use std::thread;
 
 use ucoro::{CoroutineResult, Error, Yielder};
 
 mod common;
-use common::{assert_child_aborted, child, describe, in_child_expecting, DropCounter, YIELD_FROM};
+use common::{
+    assert_child_aborted, assert_panic_state_clean, child, describe, in_child_expecting,
+    panic_text, DropCounter, YIELD_FROM,
+};
 
 /// A test whose scenario runs in a child process of its own and must pass,
 /// with exactly the diagnostics listed on its stderr.
@@ -60,30 +61,6 @@ macro_rules! aborts_test {
 /// What the scope writes before it aborts.
 const CANNOT_UNWIND: &str = "ucoro: a scoped coroutine was dropped while suspended and could \
                              not be unwound";
-
-/// The text of a panic payload (`&str` or `String`), or "".
-fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
-    payload
-        .downcast_ref::<&str>()
-        .map(|s| s.to_string())
-        .or_else(|| payload.downcast_ref::<String>().cloned())
-        .unwrap_or_default()
-}
-
-/// The thread's panic state is as it was: not panicking, and a `Mutex`
-/// locked and unlocked now is not poisoned.
-fn assert_panic_state_clean() {
-    assert!(
-        !thread::panicking(),
-        "std::thread::panicking() must be false"
-    );
-    let m = Mutex::new(0);
-    drop(m.lock().unwrap());
-    assert!(
-        !m.is_poisoned(),
-        "a Mutex unlocked now must not be poisoned"
-    );
-}
 
 /// Pushes `word` onto the borrowed `log` when dropped.
 struct LogOnDrop<'a>(&'a RefCell<Vec<&'static str>>, &'static str);

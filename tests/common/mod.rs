@@ -655,3 +655,27 @@ impl Drop for DropCounter {
         self.0.set(self.0.get() + 1);
     }
 }
+
+/// The text of a panic payload (`&str` or `String`), or "".
+pub fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_default()
+}
+
+/// The thread's panic state is as it was: not panicking, and a `Mutex`
+/// locked and unlocked now is not poisoned.
+pub fn assert_panic_state_clean() {
+    assert!(
+        !std::thread::panicking(),
+        "std::thread::panicking() must be false"
+    );
+    let m = std::sync::Mutex::new(0);
+    drop(m.lock().unwrap());
+    assert!(
+        !m.is_poisoned(),
+        "a Mutex unlocked now must not be poisoned"
+    );
+}
