@@ -4,9 +4,10 @@
 # against the library as `make install` installs it; QEMU's own coroutine
 # unit tests (test-coroutine, test-aio, test-aio-multithread,
 # test-thread-pool) must pass, every patch must pass QEMU's checkpatch.pl
-# without errors, and its gdb commands must show ucoro's coroutines. Then
-# the same tree with libucoro as a Meson subproject, in an
-# AddressSanitizer build (the subproject must get the sanitizer too).
+# without errors or warnings (but one, below), and its gdb commands must
+# show ucoro's coroutines. Then the same tree with libucoro as a Meson
+# subproject, in an AddressSanitizer build (the subproject must get the
+# sanitizer too).
 #
 # The download and the builds are cached in $QEMU_CACHE (default
 # /var/cache/ucoro-qemu), per source package: a changed series updates the
@@ -33,11 +34,22 @@ src=$work/qemu
 qemu_tree "$dsc" "$src"
 
 echo "== checkpatch.pl on every patch of the series"
+# No error and no warning, but one: the regenerated help line that lists
+# the choices of --with-coroutine. meson-buildoptions.py wraps help at 76
+# columns after a 17-column printf, and the choice list is one word that
+# it never breaks, so any added backend makes that line 85 columns
+# whatever the option's description says (contrib/qemu/README.md).
+export CHECKPATCH_KNOWN="+  printf \"%s\\n\" '                           auto/sigaltstack/ucontext/ucoro/windows)'"
 for patch in contrib/qemu/*.patch; do
     out=$("$src/scripts/checkpatch.pl" --no-color "$patch" 2>&1 || true)
     summary=$(grep -E '^total: ' <<<"$out")
     echo "$(basename "$patch"): $summary"
-    grep -q '^total: 0 errors' <<<"$summary" || { printf '%s\n' "$out"; exit 1; }
+    # checkpatch prints each finding as a paragraph: kind, place, line.
+    others=$(awk -v RS= -F '\n' '/^(WARNING|ERROR)/ && !($1 == "WARNING: line over 80 characters" &&
+        $2 ~ /: FILE: scripts\/meson-buildoptions\.sh:/ && $3 == ENVIRON["CHECKPATCH_KNOWN"])' <<<"$out")
+    if [[ -n $others || $summary != "total: 0 errors, "* ]]; then
+        printf '%s\n' "$out"; exit 1
+    fi
 done
 
 echo "== libucoro, installed"
