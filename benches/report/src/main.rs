@@ -652,25 +652,6 @@ fn scale_section(criterion_dir: &Path) -> String {
             );
         }
         if mmap.is_some() {
-            let create = |lib: &str| {
-                libs.iter()
-                    .find(|j| name(j) == lib)
-                    .and_then(|j| vs_mmap(j, &make))
-                    .unwrap_or(f64::NAN)
-            };
-            let (safe, c, floor) = (
-                create("ucoro"),
-                create("ucoro C API"),
-                create("first touch only (floor)"),
-            );
-            let met = safe <= 0.1 && c <= 0.1;
-            let _ = writeln!(
-                s,
-                "\nTarget: creating ≤ 1/10 of what one mmap per stack costs. {}: \
-                 safe API {safe:.2}x, C API {c:.2}x, and touching one fresh page \
-                 per 16 MiB (no library at all) {floor:.2}x.",
-                if met { "Met" } else { "Not met" }
-            );
             // Create + first run against the first-touch floor.
             let vs_floor = |lib: &str| {
                 let of = |n: &str| libs.iter().find(|j| name(j) == n).map(total);
