@@ -22,9 +22,7 @@ use ucoro::{Coroutine, CoroutineResult};
 /// Whether this build links backtraces through the start stub: its switch
 /// is one of the assembly ones.
 fn linked() -> bool {
-    // SAFETY: ucoro_switch_mode returns a static NUL-terminated string.
-    let mode = unsafe { std::ffi::CStr::from_ptr(ucoro::sys::ucoro_switch_mode()) };
-    mode.to_string_lossy().ends_with(" assembly")
+    common::switch_is_assembly()
 }
 
 /// Whether a printed backtrace has a frame of exactly this function (not

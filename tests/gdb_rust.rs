@@ -118,9 +118,7 @@ fn gdb_sees_rust_coroutines_and_backtraces_through_their_resumers() {
     // resume of the outer one: each found after the one before. The
     // portable switch modes have no linked backtraces: there it ends at the
     // coroutine's first frame.
-    // SAFETY: returns a static string.
-    let mode = unsafe { std::ffi::CStr::from_ptr(ucoro::sys::ucoro_switch_mode()) };
-    let linked = mode.to_string_lossy().contains("assembly");
+    let linked = common::switch_is_assembly();
     let order = if linked { &ORDER[..] } else { &ORDER[..1] };
     let mut rest = bt;
     for frame in order {

@@ -16,6 +16,8 @@
 //!
 //! The storm lasts `UCORO_STORM_SECONDS` (default 1).
 
+mod common;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::backtrace::Backtrace;
 use std::cell::Cell;
@@ -183,9 +185,7 @@ fn round() -> u64 {
 
 #[test]
 fn backtraces_captured_in_a_signal_handler_during_switches_all_return() {
-    // SAFETY: ucoro_switch_mode returns a static NUL-terminated string.
-    let mode = unsafe { std::ffi::CStr::from_ptr(ucoro::sys::ucoro_switch_mode()) };
-    if !mode.to_string_lossy().contains("assembly") {
+    if !common::switch_is_assembly() {
         // The portable modes switch with glibc's _longjmp or swapcontext,
         // whose unwind information is wrong right after they load the new
         // stack pointer (x86_64 swapcontext.S: libgcc reads garbage there

@@ -55,9 +55,7 @@ const FRAME_RECORD_IN_CONTEXT: Option<usize> = None;
 /// frame-pointer chains: the assembly switches of the two architectures
 /// above, not the `_setjmp` or `swapcontext` modes (`UCORO_SWITCH`).
 fn frame_record_in_context() -> Option<usize> {
-    // SAFETY: ucoro_switch_mode returns a static NUL-terminated string.
-    let mode = unsafe { std::ffi::CStr::from_ptr(sys::ucoro_switch_mode()) };
-    FRAME_RECORD_IN_CONTEXT.filter(|_| mode.to_string_lossy().contains("assembly"))
+    FRAME_RECORD_IN_CONTEXT.filter(|_| common::switch_is_assembly())
 }
 
 #[test]

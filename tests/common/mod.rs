@@ -679,3 +679,14 @@ pub fn assert_panic_state_clean() {
         "a Mutex unlocked now must not be poisoned"
     );
 }
+
+/// Whether this build switches with one of the library's assembly switches
+/// (the default where there is one), rather than glibc's `_longjmp` or
+/// `swapcontext` (`UCORO_SWITCH=setjmp|ucontext`): only those link
+/// backtraces and frame-pointer chains into the resumer and carry unwind
+/// information at every instruction.
+pub fn switch_is_assembly() -> bool {
+    // SAFETY: ucoro_switch_mode returns a static NUL-terminated string.
+    let mode = unsafe { std::ffi::CStr::from_ptr(ucoro::sys::ucoro_switch_mode()) };
+    mode.to_string_lossy().ends_with(" assembly")
+}
