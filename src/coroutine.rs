@@ -18,11 +18,11 @@
 //! point into is reused (see `Coroutine`'s docs).
 
 use std::any::Any;
-use std::cell::Cell;
+use std::cell::{Cell, UnsafeCell};
 use std::ffi::c_void;
 use std::io;
 use std::marker::PhantomData;
-use std::mem::{align_of, size_of};
+use std::mem::{align_of, size_of, MaybeUninit};
 use std::panic::{self, AssertUnwindSafe};
 use std::ptr::{self, NonNull};
 use std::thread;
@@ -117,13 +117,6 @@ impl<Y, R> CoroutineResult<Y, R> {
     }
 }
 
-/// Sent from the resumer into the coroutine.
-enum Message<I> {
-    Resume(I),
-    /// The `Coroutine` is being dropped: unwind the stack.
-    Unwind,
-}
-
 /// How the closure ended.
 enum Outcome<R> {
     Returned(R),
@@ -135,23 +128,36 @@ enum Outcome<R> {
 /// How a resume that brought no value ended (`Coroutine::ended`).
 enum NoValue<R> {
     Returned(R),
-    /// The switch was refused: nothing ran (`Error::Running`).
+    /// It ended without an outcome, which only a switch the C layer
+    /// refused could do (`Error::Running`; the crate's own switches are
+    /// never refused).
     Refused,
     /// It stopped for good while this thread unwinds (`Error::Abandoned`).
     Abandoned,
 }
 
 /// The part a [`Yielder`] sees (no return type, no closure type).
+///
+/// The values in transit need no tags: who switched tells what waits.
+/// `inbox` holds an input from a resume that carries one (every resume of
+/// `Coroutine::resume`) until the coroutine takes it, right after it is
+/// switched into; a switch in without one is the forced unwind, which sets
+/// `unwind_id` first. `outbox` holds a value from a suspend until the
+/// resume that the suspend returned to (true from `arch::resume`) takes it.
 #[repr(C)]
 struct Header<I, Y> {
     /// The C coroutine, just below this block on the same stack.
     co: *mut sys::coroutine,
-    inbox: Cell<Option<Message<I>>>,
-    outbox: Cell<Option<Y>>,
+    /// The running-coroutine slot of the thread that made it, the only
+    /// thread it runs on (it is not `Send`).
+    slot: arch::Slot,
+    inbox: UnsafeCell<MaybeUninit<I>>,
+    outbox: UnsafeCell<MaybeUninit<Y>>,
     /// The id of the forced unwind once `Drop` has begun it (0 before).
     unwind_id: Cell<u64>,
     /// The thread was already panicking when it last switched into this
-    /// coroutine (written by the resumer at every switch in).
+    /// coroutine (true only during such a switch: resumes while not
+    /// panicking, the common case, leave it false and write nothing).
     resumer_panicking: Cell<bool>,
     /// It is suspended where a panic may be unwinding its stack (which
     /// cannot be told when its resumer was panicking too).
@@ -201,8 +207,11 @@ where
     // through cells.
     let inner = unsafe { &*data.cast::<Inner<I, Y, R, F>>() };
     let header = &inner.shared.header;
-    let outcome = match (header.inbox.take(), inner.func.take()) {
-        (Some(Message::Resume(input)), Some(func)) => {
+    // SAFETY: the first switch in is always a resume with an input (an
+    // unstarted coroutine is dropped without one), and only this reads it.
+    let input = unsafe { (*header.inbox.get()).assume_init_read() };
+    let outcome = match inner.func.take() {
+        Some(func) => {
             let yielder = Yielder::from_header(header);
             // No panic may cross into C: catch everything, hand it over.
             match panic::catch_unwind(AssertUnwindSafe(move || func(yielder, input))) {
@@ -219,9 +228,8 @@ where
                 Err(payload) => Outcome::Panicked(payload),
             }
         }
-        // Not reachable: the first switch in always carries an input and
-        // the closure is taken only here.
-        _ => Outcome::Unwound,
+        // Not reachable: the closure is taken only here, once.
+        None => Outcome::Unwound,
     };
     inner.shared.outcome.set(Some(outcome));
     ptr::null_mut()
@@ -342,14 +350,21 @@ impl<I, Y> Yielder<I, Y> {
     #[inline(always)]
     fn switch_out(&self, value: Y) -> I {
         let header = &self.header;
-        header.outbox.set(Some(value));
-        if !self.yield_to_caller() {
+        // SAFETY: the outbox is empty: the resume this suspend returns to
+        // takes what the last one left before this coroutine runs again.
+        unsafe { (*header.outbox.get()).write(value) };
+        // SAFETY: `co` is this coroutine's live C struct (the Yielder only
+        // exists while its closure runs) and the slot is this thread's
+        // (neither is `Send`); `arch::suspend` refuses (false, switching
+        // nowhere) unless it is the running coroutine.
+        if !unsafe { arch::suspend(header.co, header.slot) } {
             self.refused();
         }
-        match header.inbox.take() {
-            Some(Message::Resume(input)) => input,
-            other => self.resumed_to_unwind(other),
+        if header.unwind_id.get() != 0 {
+            self.resumed_to_unwind();
         }
+        // SAFETY: resumed, and not to unwind: by a resume with an input.
+        unsafe { (*header.inbox.get()).assume_init_read() }
     }
 
     /// `suspend` while this thread is panicking: find out whose panic it is.
@@ -397,7 +412,8 @@ impl<I, Y> Yielder<I, Y> {
     #[cold]
     #[inline(never)]
     fn leave_for_good(&self) -> ! {
-        self.yield_to_caller();
+        // SAFETY: as in `switch_out`; the resume returns with no value.
+        unsafe { arch::suspend_for_good(self.header.co) };
         // Resumed after all (only possible by going around the safe API),
         // or refused (not the running coroutine, checked before): nothing
         // sound is left to do.
@@ -409,31 +425,16 @@ impl<I, Y> Yielder<I, Y> {
     #[cold]
     #[inline(never)]
     fn refused(&self) -> ! {
-        drop(self.header.outbox.take());
+        // SAFETY: `switch_out` just wrote it, and nothing took it.
+        drop(unsafe { (*self.header.outbox.get()).assume_init_read() });
         panic!("ucoro: Yielder::suspend called outside the coroutine it belongs to");
     }
 
     /// Resumed by the dropper: unwind this coroutine's stack.
     #[cold]
     #[inline(never)]
-    fn resumed_to_unwind(&self, message: Option<Message<I>>) -> ! {
-        match message {
-            Some(Message::Unwind) => {
-                panic::resume_unwind(Box::new(ForcedUnwind(self.header.unwind_id.get())))
-            }
-            _ => unreachable!("ucoro: coroutine resumed without an input"),
-        }
-    }
-
-    /// Switches back to whoever resumed this coroutine; returns true when
-    /// it is resumed again, false at once if this is not the running
-    /// coroutine (nothing happened).
-    #[inline(always)]
-    fn yield_to_caller(&self) -> bool {
-        // SAFETY: `co` is this coroutine's live C struct (the Yielder only
-        // exists while its closure runs); `arch::suspend` refuses (false,
-        // switching nowhere) unless it is the running coroutine.
-        unsafe { arch::suspend(self.header.co) }
+    fn resumed_to_unwind(&self) -> ! {
+        panic::resume_unwind(Box::new(ForcedUnwind(self.header.unwind_id.get())))
     }
 }
 
@@ -566,7 +567,6 @@ pub struct Coroutine<I, Y, R> {
     co: NonNull<sys::coroutine>,
     /// Our block next to it on the same stack.
     shared: NonNull<Shared<I, Y, R>>,
-    started: bool,
     finished: bool,
     /// Its stack must never be freed (see "Dropping" above).
     leaked: bool,
@@ -661,8 +661,9 @@ impl<I, Y, R> Coroutine<I, Y, R> {
                 shared: Shared {
                     header: Header {
                         co: co.as_ptr(),
-                        inbox: Cell::new(None),
-                        outbox: Cell::new(None),
+                        slot: arch::Slot::of_this_thread(),
+                        inbox: UnsafeCell::new(MaybeUninit::uninit()),
+                        outbox: UnsafeCell::new(MaybeUninit::uninit()),
                         unwind_id: Cell::new(0),
                         resumer_panicking: Cell::new(false),
                         maybe_mid_unwind: Cell::new(false),
@@ -680,7 +681,6 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             co,
             // SAFETY: derived from the non-null block just written.
             shared: unsafe { NonNull::new_unchecked(inner.cast::<Shared<I, Y, R>>()) },
-            started: false,
             finished: false,
             leaked: false,
             _owns: PhantomData,
@@ -697,21 +697,24 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         unsafe { &*self.shared.as_ptr() }
     }
 
-    /// Switches into the coroutine with `message` in its inbox, noting
-    /// whether this thread is panicking (the coroutine reads that to tell
-    /// whose panic it sees).
+    /// Switches into the coroutine; true if it suspended with a value in
+    /// its outbox. The caller put an input in its inbox, or began the
+    /// forced unwind.
     #[inline(always)]
-    fn enter(&mut self, message: Message<I>) {
-        let header = &self.shared().header;
-        header.resumer_panicking.set(thread::panicking());
-        header.inbox.set(Some(message));
+    fn enter(&mut self) -> bool {
         // SAFETY: `co` was made by ucoro_create and not destroyed, and
         // `finished` is false (callers check), so it has not exited; `&mut
         // self` means it is not running nor waiting on the chain (it only
-        // runs inside resume or drop), and `Coroutine` is not `Send`. The
-        // argument is our block, which `coroutine_main` expects.
-        unsafe { arch::resume(self.co.as_ptr(), self.shared.as_ptr().cast()) };
-        self.started = true;
+        // runs inside resume or drop), and `Coroutine` is not `Send`, so
+        // this is the thread of the slot. The argument is our block, which
+        // `coroutine_main` expects.
+        unsafe {
+            arch::resume(
+                self.co.as_ptr(),
+                self.shared().header.slot,
+                self.shared.as_ptr().cast(),
+            )
+        }
     }
 
     /// Runs the coroutine until it suspends or returns, passing `input`: to
@@ -744,17 +747,44 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         if self.finished {
             return Err(Error::Finished);
         }
-        self.enter(Message::Resume(input));
-        match self.shared().header.outbox.take() {
-            Some(value) => Ok(CoroutineResult::Yield(value)),
+        let header = &self.shared().header;
+        // SAFETY: the inbox is empty: the coroutine took the last input
+        // when it was switched into (see `Header`).
+        unsafe { (*header.inbox.get()).write(input) };
+        let suspended = if thread::panicking() {
+            self.enter_while_panicking()
+        } else {
+            self.enter()
+        };
+        if suspended {
+            // SAFETY: it suspended, which left a value (see `Header`).
+            Ok(CoroutineResult::Yield(unsafe {
+                (*header.outbox.get()).assume_init_read()
+            }))
+        } else {
             // Mapped here, not in `ended`: its small result comes back in
             // registers, so the common path builds no `Result` in memory.
-            None => match self.ended() {
+            match self.ended() {
                 NoValue::Returned(value) => Ok(CoroutineResult::Return(value)),
                 NoValue::Refused => Err(Error::Running),
                 NoValue::Abandoned => Err(Error::Abandoned),
-            },
+            }
         }
+    }
+
+    /// `enter` while this thread is panicking: the coroutine must know (it
+    /// tells by that whose panic it sees) for as long as it runs, and
+    /// `ended` after it, which clears the flag.
+    #[cold]
+    #[inline(never)]
+    fn enter_while_panicking(&mut self) -> bool {
+        let header = &self.shared().header;
+        header.resumer_panicking.set(true);
+        let suspended = self.enter();
+        if suspended {
+            header.resumer_panicking.set(false);
+        }
+        suspended
     }
 
     /// After a resume that brought no value: the closure returned or
@@ -763,10 +793,11 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     #[inline(never)]
     fn ended(&mut self) -> NoValue<R> {
         let shared = self.shared();
+        let resumer_panicking = shared.header.resumer_panicking.replace(false);
         if shared.header.abandoned.get() {
             self.finished = true;
             self.leaked = true;
-            if shared.header.resumer_panicking.get() {
+            if resumer_panicking {
                 return NoValue::Abandoned;
             }
             unwind::absorb_stuck_panics();
@@ -784,11 +815,9 @@ impl<I, Y, R> Coroutine<I, Y, R> {
                 self.finished = true;
                 panic::resume_unwind(payload)
             }
-            Some(Outcome::Unwound) | None => {
-                // The C layer refused to switch: nothing ran.
-                shared.header.inbox.take();
-                NoValue::Refused
-            }
+            // Only a refused switch could end so (nothing ran, and the input
+            // stays unread: leaked, not dropped); the crate's never is.
+            Some(Outcome::Unwound) | None => NoValue::Refused,
         }
     }
 
@@ -801,7 +830,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// assert!(co.started());
     /// ```
     pub fn started(&self) -> bool {
-        self.started
+        // SAFETY: reading a field the C side sets when the coroutine's
+        // first context begins to run; it is not running now (&self
+        // outside resume).
+        unsafe { (*self.co.as_ptr()).cc.started != 0 }
     }
 
     /// Whether the closure has returned or panicked (or the coroutine was
@@ -879,7 +911,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
     /// later: it suspended while its resumer was panicking, and this thread
     /// is still panicking (see `release`).
     pub(crate) fn unwinding_must_wait(&self) -> bool {
-        self.started
+        self.started()
             && !self.finished
             && !self.leaked
             && self.shared().header.maybe_mid_unwind.get()
@@ -892,7 +924,7 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             return Closed::Leaked;
         }
         let mut deferred_panic = None;
-        if self.started && !self.finished {
+        if self.started() && !self.finished {
             let header = &self.shared().header;
             if cfg!(panic = "abort") {
                 // No unwinding: the frames stay as they are, for good.
@@ -911,7 +943,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
                 // this one, and it can be unwound.
             }
             header.unwind_id.set(unwind::next_unwind_id());
-            self.enter(Message::Unwind);
+            let panicking = thread::panicking();
+            header.resumer_panicking.set(panicking);
+            let suspended = self.enter();
+            header.resumer_panicking.set(false);
             match self.shared().outcome.take() {
                 Some(Outcome::Panicked(payload)) => deferred_panic = Some(payload),
                 Some(Outcome::Returned(_)) | Some(Outcome::Unwound) => {}
@@ -920,8 +955,11 @@ impl<I, Y, R> Coroutine<I, Y, R> {
                     // stopped for good inside a destructor: its stack
                     // still holds live frames that must never run, and
                     // memory they may point into: leak it.
-                    drop(header.outbox.take());
-                    if header.abandoned.get() && !header.resumer_panicking.get() {
+                    if suspended {
+                        // SAFETY: a suspend left it (see `Header`).
+                        drop(unsafe { (*header.outbox.get()).assume_init_read() });
+                    }
+                    if header.abandoned.get() && !panicking {
                         unwind::absorb_stuck_panics();
                     }
                     return Closed::Leaked;
@@ -968,7 +1006,7 @@ impl<I, Y, R> Drop for Coroutine<I, Y, R> {
 impl<I, Y, R> std::fmt::Debug for Coroutine<I, Y, R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Coroutine")
-            .field("started", &self.started)
+            .field("started", &self.started())
             .field("finished", &self.finished)
             .field("stack_size", &self.stack_size())
             .finish()

@@ -223,6 +223,51 @@ in_own_process_test!(
     }
 );
 
+/// Resumes the coroutine it shares once when dropped, expecting a yield.
+struct ResumeOnDrop(Rc<RefCell<Coroutine<u8, i32, ()>>>);
+
+impl Drop for ResumeOnDrop {
+    fn drop(&mut self) {
+        let resumed = self.0.borrow_mut().resume(0);
+        assert_eq!(resumed.unwrap(), CoroutineResult::Yield(1));
+    }
+}
+
+in_own_process_test!(a_resume_during_a_panic_leaves_no_mark_on_later_resumes, {
+    // The resumer's panic state is only recorded for resumes made while
+    // it panics; a later resume made while it does not must be seen as
+    // such, so that a destructor suspending during the coroutine's own
+    // panic abandons it instead of leaving with the panic half done.
+    let local = Rc::new(Cell::new(0));
+    let l = local.clone();
+    let co = Builder::new()
+        .stack_size(256 << 10)
+        .build(move |y: &Yielder<u8, i32>, _: u8| {
+            let _f = SuspendWithInputOnDrop(y, l);
+            y.suspend(1);
+            panic!("oops");
+        })
+        .unwrap();
+    let shared = Rc::new(RefCell::new(co));
+    let resumer = ResumeOnDrop(shared.clone());
+    let r = panic::catch_unwind(AssertUnwindSafe(move || {
+        let _resumer = resumer;
+        panic!("unwinding past the resumer");
+    }));
+    assert!(r.is_err());
+    let mut co = Rc::try_unwrap(shared).expect("one owner").into_inner();
+    let err = panic::catch_unwind(AssertUnwindSafe(|| co.resume(0))).unwrap_err();
+    assert!(
+        panic_text(&*err).contains("abandoned"),
+        "{}",
+        panic_text(&*err)
+    );
+    assert!(co.is_finished());
+    drop(co);
+    assert_panic_state_clean();
+    assert_leaked_stack_not_reused(local.get(), 256 << 10);
+});
+
 in_own_process_test!(
     coroutine_destructor_suspending_during_the_drop_unwind_leaks_it_once,
     {

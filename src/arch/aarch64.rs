@@ -8,13 +8,20 @@
 //!             [ x29 (frame pointer) x30 (return address) ]
 //! ```
 //!
-//! Only x19, x29 and x30 are stored here (`asm!` may not name x19 and
-//! x29); d8-d15 and x20-x28 are declared clobbered, so the compiler saves
-//! those it uses once per function, and their slots are left as they are.
-//! Resuming a coroutine loads every slot, so a context the C side saved
-//! (the coroutine's first, which it prepares, or one that suspended through
-//! the C API) gets its registers back; suspending loads only the three,
-//! because the resumer's context is always one `switch_in` saved.
+//! Only x19, x29 and x30 are stored and loaded here (`asm!` may not name
+//! x19 and x29); d8-d15 and x20-x28 are declared clobbered, so the
+//! compiler saves those it uses once per function, and their slots are
+//! reserved and left as they are, so that gdb and the C library read the
+//! layout they expect. Nothing the inline switch resumes needs the other
+//! registers back: a context `switch_out` saved was saved with them
+//! clobbered, a fresh context (`ucoro__crate_prepare`) starts the stub with
+//! only x19, x29 and x30, and a coroutine of the safe API never suspends
+//! through the C switch except for good (`suspend_for_good`, never
+//! resumed).
+//!
+//! What a resume returns rides in x0, as in the C switch: a suspend leaves
+//! there the (non-null) address its context was saved to, an exit through
+//! the C side the exit hook's NULL result.
 //!
 //! Resume enters the stub with `bl` and the stub jumps into the coroutine
 //! with `br`; suspend returns into the resumer with `ret` to the address
@@ -60,14 +67,14 @@ pub(super) fn thread_state() -> *mut u8 {
 //
 // ucoro__crate_switch_in: called with `bl` by `switch_in`; saves the
 // running context into *x0 (its frame record's address into *x2: the
-// frame-pointer link), restores the context x1 and branches to its return
-// address.
+// frame-pointer link), restores the context x1 (its x19, x29 and x30) and
+// branches to its return address.
 //
 // ucoro__crate_switch_out: branched to by `switch_out` with the address to
 // resume at in x9; saves the running context into *x0 and returns with
 // `ret` into the context x1, which `ucoro__crate_switch_in` saved: to the
 // address its caller's `bl` set, which is what the return-address
-// predictor expects.
+// predictor expects, with x0 (non-null) as the call's result.
 global_asm!(
     ".text",
     ".p2align 4",
@@ -87,54 +94,14 @@ global_asm!(
     "str x9, [x0]",
     "add x9, x9, #144", // our frame record {x29, x30}
     "str x9, [x2]",
-    "mov sp, x1", // the other context: every register in its slot
-    ".cfi_offset d8, -160",
-    ".cfi_offset d9, -152",
-    ".cfi_offset d10, -144",
-    ".cfi_offset d11, -136",
-    ".cfi_offset d12, -128",
-    ".cfi_offset d13, -120",
-    ".cfi_offset d14, -112",
-    ".cfi_offset d15, -104",
-    ".cfi_offset x20, -88",
-    ".cfi_offset x21, -80",
-    ".cfi_offset x22, -72",
-    ".cfi_offset x23, -64",
-    ".cfi_offset x24, -56",
-    ".cfi_offset x25, -48",
-    ".cfi_offset x26, -40",
-    ".cfi_offset x27, -32",
-    ".cfi_offset x28, -24",
-    "ldp d8, d9, [sp, #0]",
-    "ldp d10, d11, [sp, #16]",
-    "ldp d12, d13, [sp, #32]",
-    "ldp d14, d15, [sp, #48]",
-    "ldp x19, x20, [sp, #64]",
-    "ldp x21, x22, [sp, #80]",
-    "ldp x23, x24, [sp, #96]",
-    "ldp x25, x26, [sp, #112]",
-    "ldp x27, x28, [sp, #128]",
-    "ldp x29, x30, [sp, #144]",
-    "add sp, sp, #160", // every register holds the resumed frame's value
+    // The other context's x19, x29 and x30, while the CFI still reads
+    // ours; its other slots are not loaded: nothing the stub resumes
+    // needs them (see the module's docs).
+    "ldr x19, [x1, #64]",
+    "ldp x29, x30, [x1, #144]",
+    "add sp, x1, #160",
     ".cfi_def_cfa_offset 0",
-    ".cfi_restore d8",
-    ".cfi_restore d9",
-    ".cfi_restore d10",
-    ".cfi_restore d11",
-    ".cfi_restore d12",
-    ".cfi_restore d13",
-    ".cfi_restore d14",
-    ".cfi_restore d15",
     ".cfi_restore x19",
-    ".cfi_restore x20",
-    ".cfi_restore x21",
-    ".cfi_restore x22",
-    ".cfi_restore x23",
-    ".cfi_restore x24",
-    ".cfi_restore x25",
-    ".cfi_restore x26",
-    ".cfi_restore x27",
-    ".cfi_restore x28",
     ".cfi_restore x29",
     ".cfi_restore x30",
     "br x30",
@@ -172,14 +139,21 @@ global_asm!(
 
 /// Saves the running context into `*save`, writes the address of its
 /// frame record to `*fp_link`, resumes the context `to`; returns when
-/// something resumes the saved context (to the address `bl` set).
+/// something resumes the saved context (to the address `bl` set), with
+/// whether that was a suspend (`switch_out`) rather than an exit.
 ///
 /// # Safety
-/// `to` is a switched-out context (its owner already marked it consumed),
-/// `save` and `fp_link` are writable. The resumed side must one day resume
-/// the context saved here, on this thread's behalf, or never.
+/// `to` is a switched-out context (its owner already marked it consumed)
+/// that was saved by `switch_out` or prepared by the C side, `save` and
+/// `fp_link` are writable. The resumed side must one day resume the
+/// context saved here, on this thread's behalf, or never.
 #[inline(always)]
-pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link: *mut *mut c_void) {
+pub(super) unsafe fn switch_in(
+    save: *mut *mut c_void,
+    to: *mut c_void,
+    fp_link: *mut *mut c_void,
+) -> bool {
+    let resumed_by: usize;
     // SAFETY: the caller's contract. sp is 16-byte aligned in `asm!`, and
     // so is the saved sp. Every register the other side may change is an
     // output or clobbered: the C ABI's caller-saved ones (x30 among them),
@@ -188,7 +162,7 @@ pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link:
     unsafe {
         asm!(
             "bl ucoro__crate_switch_in",
-            in("x0") save,
+            inlateout("x0") save => resumed_by,
             in("x1") to,
             in("x2") fp_link,
             out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
@@ -196,16 +170,17 @@ pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link:
             clobber_abi("C"),
         );
     }
+    resumed_by != 0
 }
 
 /// Saves the running context into `*save` with the address after this
 /// block as its return address, and returns with `ret` into the resumer's
 /// context `to`, which a `switch_in` saved (x30 there is the address its
-/// `bl` set).
+/// `bl` set), and which returns true (x0 is `save`).
 ///
 /// # Safety
 /// `to` is the context a `switch_in` saved for the resumer (marked
-/// consumed), `save` is writable.
+/// consumed), `save` is writable and not null.
 #[inline(always)]
 pub(super) unsafe fn switch_out(save: *mut *mut c_void, to: *mut c_void) {
     // SAFETY: as in `switch_in`. The resumer's context holds valid x19,

@@ -22,9 +22,16 @@
 //! `return_to` (the resumer link that backtraces follow through the start
 //! stub's CFI) and the frame-pointer link (csrc/arch/interface.h). A
 //! context saved here has the C switch's layout, so the C side can resume
-//! it (a coroutine's exit returns through `ucoro__switch_exit`) and the
-//! inline switch can resume one the C side saved. The fields are the C
-//! header's, through the bindings: one definition of the layout.
+//! it (a coroutine's exit returns through `ucoro__switch_exit`) and gdb can
+//! unwind it; the inline switch resumes contexts it saved itself and the
+//! first one the C side prepares, loading only the registers those need
+//! (see `x86_64.rs`). The fields are the C header's, through the bindings:
+//! one definition of the layout.
+//!
+//! Per round trip the safe API adds to the switch: the two
+//! `thread::panicking()` checks its unwinding rules need, and the values
+//! in transit, handed over untagged (the switch's result register tells a
+//! suspend from an exit, see `coroutine.rs`'s `Header`).
 
 use std::ffi::c_void;
 use std::ptr;
@@ -44,14 +51,14 @@ use x86_64 as machine;
 
 extern "C" {
     /// Switches into `co` as its caller; returns when it suspends or
-    /// exits. `co` must be live, not exited, not running and not waiting
+    /// exits, with what the suspend handed over (NULL for an exit). `co`
+    /// must be live, not exited, not running and not waiting
     /// in a resume (nothing is checked). `arg` is the entry's argument on
     /// the first switch.
     #[cfg_attr(ucoro_inline_switch, allow(dead_code))]
     fn ucoro__crate_resume(co: *mut coroutine, arg: *mut c_void) -> *mut c_void;
     /// Suspends `co` back to its caller; NULL at once (no switch) unless
     /// `co` is this thread's running coroutine, else `arg` when resumed.
-    #[cfg_attr(ucoro_inline_switch, allow(dead_code))]
     fn ucoro__crate_suspend(co: *mut coroutine, arg: *mut c_void) -> *mut c_void;
     /// Where this thread's running coroutine is kept, its main coroutine
     /// made first if the thread has none yet.
@@ -94,50 +101,103 @@ pub(crate) unsafe fn prepare(co: *mut coroutine, arg: *mut c_void) {
     let _ = (co, arg);
 }
 
-/// Switches into `co`, which runs until it suspends or exits.
+/// Where this thread keeps its running coroutine, for [`resume`] and
+/// [`suspend`] to read and write without finding it afresh each time. The
+/// thread's main coroutine is made now if it has none, so the slot is
+/// never empty afterwards (the C library never empties it). A slot is only
+/// good on the thread that asked for it: every coroutine of the safe API
+/// is `!Send` and keeps the slot of the thread that made it.
+#[derive(Clone, Copy)]
+pub(crate) struct Slot(*mut *mut coroutine);
+
+impl Slot {
+    /// This thread's slot.
+    #[inline]
+    pub(crate) fn of_this_thread() -> Self {
+        #[cfg(ucoro_inline_switch)]
+        {
+            let slot = current_slot();
+            // SAFETY: slot is this thread's (just read from its thread
+            // pointer); reading it is a plain load.
+            if unsafe { *slot }.is_null() {
+                first_current();
+            }
+            Slot(slot)
+        }
+        #[cfg(not(ucoro_inline_switch))]
+        {
+            // The C entry points find the thread's state themselves.
+            Slot(ptr::null_mut())
+        }
+    }
+}
+
+/// Switches into `co`, which runs until it suspends or exits; true if it
+/// suspended with a value ([`suspend`]), false if it exited or stopped for
+/// good ([`suspend_for_good`]).
 ///
 /// # Safety
 /// `co` was made by `ucoro_create` and readied by [`prepare`], is not
 /// destroyed, has not exited, is not running (on any thread) and is not
-/// waiting in a resume. `arg` is what a first switch through C hands the
-/// entry.
+/// waiting in a resume. `slot` is this thread's. `arg` is what a first
+/// switch through C hands the entry.
 #[inline(always)]
-pub(crate) unsafe fn resume(co: *mut coroutine, arg: *mut c_void) {
+pub(crate) unsafe fn resume(co: *mut coroutine, slot: Slot, arg: *mut c_void) -> bool {
     // SAFETY: the caller's contract, which is the inline resume's (the
     // prepared first context is a switched-out one) and the C entry
     // point's.
     #[cfg(ucoro_inline_switch)]
     unsafe {
         let _ = arg;
-        resume_inline(co)
-    };
+        resume_inline(co, slot.0)
+    }
     #[cfg(not(ucoro_inline_switch))]
     unsafe {
-        ucoro__crate_resume(co, arg)
-    };
+        let _ = slot;
+        // What a suspend hands back is never NULL (`suspend` passes a
+        // dangling pointer); an exit or `suspend_for_good` hands NULL.
+        !ucoro__crate_resume(co, arg).is_null()
+    }
 }
 
-/// Suspends `co` back to whoever resumed it; returns true once resumed,
-/// false at once (nothing happened) if `co` is not this thread's running
-/// coroutine.
+/// Suspends `co` back to whoever resumed it, telling it that a value
+/// waits; returns true once resumed, false at once (nothing happened) if
+/// `co` is not this thread's running coroutine.
 ///
 /// # Safety
 /// `co` was made by `ucoro_create` and is not destroyed (it is, when it is
-/// the running coroutine, at least until it suspends).
+/// the running coroutine, at least until it suspends); `slot` is this
+/// thread's.
 #[inline(always)]
-pub(crate) unsafe fn suspend(co: *mut coroutine) -> bool {
+pub(crate) unsafe fn suspend(co: *mut coroutine, slot: Slot) -> bool {
     #[cfg(ucoro_inline_switch)]
     {
         // SAFETY: the caller's contract.
-        unsafe { suspend_inline(co) }
+        unsafe { suspend_inline(co, slot.0) }
     }
     #[cfg(not(ucoro_inline_switch))]
     {
+        let _ = slot;
         // SAFETY: the caller's contract; the C side checks that co runs.
         // What a resume hands over is never NULL (ours pass the crate's
         // block), so NULL can only mean refused.
         !unsafe { ucoro__crate_suspend(co, ptr::NonNull::dangling().as_ptr()) }.is_null()
     }
+}
+
+/// Suspends `co`, this thread's running coroutine, telling its resumer
+/// that no value waits: the resume returns false, as after an exit.
+/// Through the C entry point in every build (a cold path: the coroutine is
+/// never resumed again); returns only if `co` is not the running coroutine
+/// or if something resumes it after all.
+///
+/// # Safety
+/// As for [`suspend`].
+#[cold]
+pub(crate) unsafe fn suspend_for_good(co: *mut coroutine) {
+    // SAFETY: the caller's contract; the C side checks that co runs, and
+    // hands the resumer NULL, the "no value" of `resume`.
+    unsafe { ucoro__crate_suspend(co, ptr::null_mut()) };
 }
 
 /// This thread's slot for its running coroutine.
@@ -151,14 +211,13 @@ fn current_slot() -> *mut *mut coroutine {
         .cast()
 }
 
-/// The running coroutine of a thread that has not used the C library yet
-/// (it gets its main coroutine now).
+/// Gives a thread that has not used the C library yet its main coroutine.
 #[cfg(ucoro_inline_switch)]
 #[cold]
 #[inline(never)]
-fn first_current() -> *mut coroutine {
-    // SAFETY: a plain call; the slot it returns is this thread's.
-    unsafe { *ucoro__crate_current() }
+fn first_current() {
+    // SAFETY: a plain call on this thread's state.
+    unsafe { ucoro__crate_current() };
 }
 
 /// The inline resume: the bookkeeping of the C side's `switch_to` for a
@@ -168,25 +227,20 @@ fn first_current() -> *mut coroutine {
 /// As for [`resume`].
 #[cfg(ucoro_inline_switch)]
 #[inline(always)]
-unsafe fn resume_inline(co: *mut coroutine) {
-    let slot = current_slot();
-    // SAFETY: slot is this thread's (read just now from its thread
-    // pointer, never reused across a switch); co is live and switched out
-    // (the contract), so its saved context is valid to resume, and from,
-    // the running coroutine, is live while it runs. Every write is one the
-    // C switch makes (csrc/coroutine_ucontext.c switch_to, cc_switch.h
-    // ucoro__cc_transfer).
+unsafe fn resume_inline(co: *mut coroutine, slot: *mut *mut coroutine) -> bool {
+    // SAFETY: slot is this thread's and never empty (`Slot`); co is live
+    // and switched out (the contract), so its saved context is valid to
+    // resume, and from, the running coroutine, is live while it runs.
+    // Every write is one the C switch makes (csrc/coroutine_ucontext.c
+    // switch_to, cc_switch.h ucoro__cc_transfer).
     unsafe {
-        let mut from = *slot;
-        if from.is_null() {
-            from = first_current();
-        }
+        let from = *slot;
         (*co).caller = from;
         *slot = co;
         (*co).cc.return_to = addr_of_mut!((*from).cc);
         let ctx = (*co).cc.ctx;
         (*co).cc.ctx = ptr::null_mut(); // consumed: co runs from now on
-        machine::switch_in(addr_of_mut!((*from).cc.ctx), ctx, (*co).cc.fp_link);
+        machine::switch_in(addr_of_mut!((*from).cc.ctx), ctx, (*co).cc.fp_link)
     }
 }
 
@@ -209,8 +263,7 @@ fn refuse(co: *mut coroutine) {
 /// As for [`suspend`].
 #[cfg(ucoro_inline_switch)]
 #[inline(always)]
-unsafe fn suspend_inline(co: *mut coroutine) -> bool {
-    let slot = current_slot();
+unsafe fn suspend_inline(co: *mut coroutine, slot: *mut *mut coroutine) -> bool {
     // SAFETY: slot is this thread's. When co is its running coroutine, co
     // has a caller (the safe API only runs it from a resume), which is
     // switched out in that resume: its context is valid to resume. Every
@@ -241,6 +294,7 @@ mod tests {
             // SAFETY: a plain call; both are this thread's addresses.
             let c_slot = unsafe { super::ucoro__crate_current() };
             assert_eq!(super::current_slot(), c_slot);
+            assert_eq!(super::Slot::of_this_thread().0, c_slot);
         };
         check();
         std::thread::spawn(check).join().unwrap();

@@ -6,15 +6,21 @@
 //! saved sp -> [ r15 ][ r14 ][ r13 ][ r12 ][ rbx ][ rbp ][ return address ]
 //! ```
 //!
-//! The C switch stores all six registers; here only rbx and rbp are
-//! (`asm!` may not name them), and r12-r15 are declared clobbered
+//! The C switch stores and loads all six registers; here only rbx and rbp
+//! are (`asm!` may not name them), and r12-r15 are declared clobbered
 //! instead, so the compiler saves them once per function if it uses them
-//! at all; their slots are left as they are. Resuming a coroutine loads all
-//! six, so a context the C side saved (the coroutine's first, which it
-//! prepares, or one that suspended through the C API) gets its registers
-//! back, and one saved here gets garbage in registers nobody expects to
-//! survive. Suspending loads only rbx and rbp: the resumer's context is
-//! always one that `switch_in` saved.
+//! at all; their slots are reserved and left as they are, so that gdb and
+//! the C library read the layout they expect. Nothing the inline switch
+//! resumes needs its r12-r15 back: a context `switch_out` saved was saved
+//! with them clobbered, a fresh context (`ucoro__crate_prepare`) starts
+//! the stub with only rbx and rbp, and a coroutine of the safe API never
+//! suspends through the C switch except for good (`suspend_for_good`,
+//! never resumed). Suspending loads only rbx and rbp too: the resumer's
+//! context is always one that `switch_in` saved.
+//!
+//! What a resume returns rides in rax, as in the C switch: a suspend
+//! leaves there the (non-null) address its context was saved to, an exit
+//! through the C side the exit hook's NULL result.
 
 use std::arch::{asm, global_asm};
 use std::ffi::c_void;
@@ -49,13 +55,14 @@ pub(super) fn thread_state() -> *mut u8 {
 //
 // ucoro__crate_switch_in: called by `switch_in`; saves the running context
 // into *rdi (its frame record's address into *rdx: the frame-pointer link)
-// and resumes the context rsi, jumping to its return address.
+// and resumes the context rsi (its rbx and rbp), jumping to its return
+// address.
 //
 // ucoro__crate_switch_out: jumped to by `switch_out` with the address to
-// resume at in rax; saves the running context into *rdi and returns with
+// resume at in rcx; saves the running context into *rax and returns with
 // `ret` into the context rsi, which `ucoro__crate_switch_in` saved: to the
 // address its caller's `call` pushed, which is what the return-address
-// predictor expects.
+// predictor expects, with rax (non-null) as the call's result.
 global_asm!(
     ".text",
     ".p2align 4",
@@ -75,23 +82,10 @@ global_asm!(
     "movq %rsp, (%rdi)",
     "leaq 40(%rsp), %rax", // our frame record {rbp, return address}
     "movq %rax, (%rdx)",
-    "movq %rsi, %rsp", // the other context: its r12-r15 are in their slots
-    ".cfi_offset %r15, -56",
-    ".cfi_offset %r14, -48",
-    ".cfi_offset %r13, -40",
-    ".cfi_offset %r12, -32",
-    "popq %r15",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %r15",
-    "popq %r14",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %r14",
-    "popq %r13",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %r13",
-    "popq %r12",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %r12",
+    // The other context, past its r12-r15 slots, which are not loaded:
+    // nothing the stub resumes needs them (see the module's docs).
+    "leaq 32(%rsi), %rsp",
+    ".cfi_def_cfa_offset 24",
     "popq %rbx",
     ".cfi_adjust_cfa_offset -8",
     ".cfi_restore %rbx",
@@ -112,8 +106,8 @@ global_asm!(
     "ucoro__crate_switch_out:",
     ".cfi_startproc",
     ".cfi_def_cfa %rsp, 0", // entered by a jump: no return address pushed
-    ".cfi_register %rip, %rax",
-    "pushq %rax",
+    ".cfi_register %rip, %rcx",
+    "pushq %rcx",
     ".cfi_adjust_cfa_offset 8",
     ".cfi_offset %rip, -8",
     "pushq %rbp",
@@ -124,7 +118,7 @@ global_asm!(
     ".cfi_offset %rbx, -24",
     "subq $32, %rsp",
     ".cfi_adjust_cfa_offset 32",
-    "movq %rsp, (%rdi)",
+    "movq %rsp, (%rax)",
     "leaq 32(%rsi), %rsp", // the resumer's context, past its r12-r15 slots
     ".cfi_def_cfa_offset 24",
     "popq %rbx",
@@ -142,14 +136,21 @@ global_asm!(
 /// Saves the running context into `*save`, writes the address of its
 /// frame record to `*fp_link`, resumes the context `to`; returns when
 /// something resumes the saved context (with `ret`, or the C switch's
-/// jump: to the address the `call` pushed).
+/// jump: to the address the `call` pushed), with whether that was a
+/// suspend (`switch_out`) rather than an exit.
 ///
 /// # Safety
-/// `to` is a switched-out context (its owner already marked it consumed),
-/// `save` and `fp_link` are writable. The resumed side must one day resume
-/// the context saved here, on this thread's behalf, or never.
+/// `to` is a switched-out context (its owner already marked it consumed)
+/// that was saved by `switch_out` or prepared by the C side, `save` and
+/// `fp_link` are writable. The resumed side must one day resume the
+/// context saved here, on this thread's behalf, or never.
 #[inline(always)]
-pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link: *mut *mut c_void) {
+pub(super) unsafe fn switch_in(
+    save: *mut *mut c_void,
+    to: *mut c_void,
+    fp_link: *mut *mut c_void,
+) -> bool {
+    let resumed_by: usize;
     // SAFETY: the caller's contract. The stack pointer is 16-byte aligned
     // here (no `nostack`), so the saved sp is 8 mod 16 as in the C switch.
     // Every register the other side may change is an output or clobbered:
@@ -162,6 +163,7 @@ pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link:
             in("rdi") save,
             in("rsi") to,
             in("rdx") fp_link,
+            lateout("rax") resumed_by,
             out("r12") _,
             out("r13") _,
             out("r14") _,
@@ -169,16 +171,17 @@ pub(super) unsafe fn switch_in(save: *mut *mut c_void, to: *mut c_void, fp_link:
             clobber_abi("C"),
         );
     }
+    resumed_by != 0
 }
 
 /// Saves the running context into `*save` with the address after this
 /// block as its return address, resumes the context `to` and returns into
 /// it with `ret`: `to` is the context of the `switch_in` that resumed us,
-/// whose call pushed that address.
+/// whose call pushed that address, and which returns true.
 ///
 /// # Safety
 /// `to` is the context a `switch_in` saved for the resumer (marked
-/// consumed), `save` is writable.
+/// consumed), `save` is writable and not null.
 #[inline(always)]
 pub(super) unsafe fn switch_out(save: *mut *mut c_void, to: *mut c_void) {
     // SAFETY: as in `switch_in`; the stack pointer is 16-byte aligned
@@ -189,10 +192,10 @@ pub(super) unsafe fn switch_out(save: *mut *mut c_void, to: *mut c_void) {
     // comes back at `2:` with the stack pointer as it is here.
     unsafe {
         asm!(
-            "leaq 2f(%rip), %rax",
+            "leaq 2f(%rip), %rcx",
             "jmp ucoro__crate_switch_out",
             "2:",
-            in("rdi") save,
+            in("rax") save,
             in("rsi") to,
             out("r12") _,
             out("r13") _,
