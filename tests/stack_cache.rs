@@ -90,7 +90,10 @@ fn recycled_coroutine_runs_a_new_closure_with_its_values() {
         co.resume(2).unwrap(),
         CoroutineResult::Yield("then 2".to_string())
     );
-    assert_eq!(co.resume(3).unwrap(), CoroutineResult::Return(vec![1, 2, 3]));
+    assert_eq!(
+        co.resume(3).unwrap(),
+        CoroutineResult::Return(vec![1, 2, 3])
+    );
     assert!(co.is_finished());
     assert!(co.stack_used() > 0 && co.stack_used() <= co.stack_size());
 }
@@ -157,7 +160,10 @@ fn closures_of_different_sizes_and_alignments_alternate_on_recycled_stacks() {
         let small = u64::from(round) * 3;
         let mut co = Coroutine::new(move |y: &Yielder<u64, u64>, add: u64| y.suspend(small) + add);
         assert_eq!(co.resume(10).unwrap(), CoroutineResult::Yield(small));
-        assert_eq!(co.resume(small).unwrap(), CoroutineResult::Return(small + 10));
+        assert_eq!(
+            co.resume(small).unwrap(),
+            CoroutineResult::Return(small + 10)
+        );
         drop(co);
         // ... then one with a 4 KiB, 64-aligned capture, and an unstarted
         // medium one (dropped without running), in turn.
@@ -168,7 +174,11 @@ fn closures_of_different_sizes_and_alignments_alternate_on_recycled_stacks() {
             y.suspend(at % 64);
             big.0.iter().map(|&b| usize::from(b)).sum::<usize>()
         });
-        assert_eq!(co.resume(()).unwrap(), CoroutineResult::Yield(0), "aligned to 64");
+        assert_eq!(
+            co.resume(()).unwrap(),
+            CoroutineResult::Yield(0),
+            "aligned to 64"
+        );
         assert_eq!(
             co.resume(()).unwrap(),
             CoroutineResult::Return(usize::from(fill) * 4096),
@@ -216,7 +226,10 @@ fn coroutines_created_inside_a_coroutine_use_the_threads_cache() {
     assert!(outer.is_finished());
     if !sanitized() {
         for address in &inner_addresses {
-            assert!(cached.contains(address), "inner coroutines reuse cached stacks");
+            assert!(
+                cached.contains(address),
+                "inner coroutines reuse cached stacks"
+            );
         }
     }
 }
