@@ -6,7 +6,9 @@
 //! next to it for `Inner`: the values in transit and the closure (which the
 //! first resume moves into the coroutine's frame). Both stay put until
 //! `ucoro_destroy`, as the C struct must (its address is part of its magic
-//! and of every `caller` link). Everything both sides touch is in a `Cell`,
+//! and of every `caller` link). A dropped coroutine whose frames are gone
+//! may instead be kept by its thread and rearmed in place for the next one
+//! (src/stack_cache.rs). Everything both sides touch is in a `Cell`,
 //! because the resumer and the coroutine reach the block through shared
 //! pointers while the other side is switched out.
 //!
