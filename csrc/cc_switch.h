@@ -65,6 +65,47 @@ UCORO_HIDDEN void *ucoro__cc_first(struct continuation *from, struct continuatio
  * otherwise (the portable modes) or must announce it (sanitizers). */
 UCORO_HIDDEN int ucoro__cc_prepare(struct continuation *to);
 
+#ifdef UCORO_SWITCH_ASM
+/* The context the first switch into to resumes: the start stub's frame at
+ * the top of its stack (and its frame-pointer link slot, where kept). */
+static inline void *ucoro__cc_first_context(struct continuation *to)
+{
+    return ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to, &to->fp_link);
+}
+#endif
+
+/*
+ * Makes cc, whose entry has returned (it exited) or never ran, a fresh
+ * continuation on the same stack, ready to start its entry again: the
+ * per-run state reset, and the first context prepared as ucoro__cc_prepare
+ * would (elsewhere the first switch starts it). The stack, its record (and
+ * the owner named there), the reserve and the magic stay. No check: cc has
+ * a stack and is neither running nor switched out with live frames.
+ * Returns 1, or 0 with nothing done in the sanitizer builds, whose tools
+ * hold state for a stack's frames (AddressSanitizer's poison and fake
+ * stacks, ThreadSanitizer's fiber) that only a fresh stack resets: free
+ * it and make a new one there. Inline: the Rust crate's cache of finished
+ * coroutines calls it once per coroutine it reuses.
+ */
+static inline int ucoro__cc_rearm(struct continuation *cc)
+{
+#ifdef UCORO_TOOL_SWITCH
+    (void)cc;
+    return 0;
+#else
+    cc->exited = 0;
+    cc->started = 0; /* set once it runs (ucoro__cc_entry) */
+    cc->return_to = NULL;
+#ifdef UCORO_SWITCH_ASM
+    cc->ctx = ucoro__cc_first_context(cc);
+#else
+    cc->ctx = NULL;
+    cc->fp_link = NULL;
+#endif
+    return 1;
+#endif
+}
+
 /* Sets cc up on a stack already allocated by ucoro__stack_alloc, whose top
  * `reserved` bytes belong to the owner (frames start below them). */
 UCORO_HIDDEN void ucoro__cc_init_on(struct continuation *cc, struct ucoro_stack_record *stack,

@@ -240,19 +240,10 @@ void ucoro__cc_adopt(struct continuation *cc)
     ucoro__overflow_arm_thread();
 }
 
-#ifdef UCORO_SWITCH_ASM
-/* The context the first switch into to resumes: the start stub's frame at
- * the top of its stack (and its frame-pointer link slot, where kept). */
-static void *first_context(struct continuation *to)
-{
-    return ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to, &to->fp_link);
-}
-#endif
-
 #if defined(UCORO_SWITCH_ASM) && !defined(UCORO_TOOL_SWITCH)
 int ucoro__cc_prepare(struct continuation *to)
 {
-    to->ctx = first_context(to); /* started is set once it runs (ucoro__cc_entry) */
+    to->ctx = ucoro__cc_first_context(to); /* started is set once it runs (ucoro__cc_entry) */
     return 1;
 }
 #else
@@ -271,7 +262,7 @@ void *ucoro__cc_first(struct continuation *from, struct continuation *to, void *
 
     to->started = 1;
 #ifdef UCORO_SWITCH_ASM
-    ctx = first_context(to); /* before to->fp_link is read: it sets it */
+    ctx = ucoro__cc_first_context(to); /* before to->fp_link is read: it sets it */
     return UCORO_SWITCH_IN(&from->ctx, ctx, value, to->fp_link);
 #else
     return ucoro__switch_start(&from->ctx, to->stack, to->stack_size - to->reserved, to, value);
@@ -296,7 +287,7 @@ void *ucoro__cc_transfer_announced(struct continuation *from, struct continuatio
     if (!to->started) {
         to->started = 1;
 #ifdef UCORO_SWITCH_ASM
-        ctx = first_context(to);
+        ctx = ucoro__cc_first_context(to);
         ucoro__tool_leave(to, fake_slot);
         r = UCORO_SWITCH_IN(&from->ctx, ctx, value, to->fp_link);
 #else

@@ -593,6 +593,7 @@ UCORO_HIDDEN void *ucoro__crate_suspend(struct coroutine *co, void *arg);
 UCORO_HIDDEN struct coroutine **ucoro__crate_current(void);
 UCORO_HIDDEN void ucoro__crate_prepare(struct coroutine *co, void *arg);
 UCORO_HIDDEN void ucoro__crate_destroy(struct coroutine *co);
+UCORO_HIDDEN int ucoro__crate_recycle(struct coroutine *co, void *(*entry)(void *), void *arg);
 
 UCORO_HOT void *ucoro__crate_resume(struct coroutine *co, void *arg)
 {
@@ -644,6 +645,29 @@ void ucoro__crate_destroy(struct coroutine *co)
     co->cc.stack = NULL;
     ucoro__tool_fiber_destroyed(fiber);
     ucoro__stack_free(record); /* co is on that stack: not touched after */
+}
+
+/*
+ * Makes co, made by ucoro_create and then exited or never switched into,
+ * a fresh coroutine that starts entry(arg) on the same stack, at the same
+ * address (the crate's cache of finished coroutines, src/stack_cache.rs):
+ * what ucoro_create and ucoro__crate_prepare would give, without giving
+ * the stack back and taking it again. Its magic and the stack record's
+ * owner (the overflow report's name) already name co. Returns 1, or 0
+ * with nothing changed where the continuation layer cannot rearm a stack
+ * (sanitizer builds): the crate then destroys co and creates anew.
+ */
+int ucoro__crate_recycle(struct coroutine *co, void *(*entry)(void *), void *arg)
+{
+    if (!ucoro__cc_rearm(&co->cc))
+        return 0;
+    /* reset_private's, but for the continuation's hooks, which stay. */
+    co->entry = entry;
+    UCORO_USER_DATA(co) = NULL;
+    co->exited = 0;
+    co->caller = NULL;
+    co->data = arg; /* the first switch's argument, as prepare leaves it */
+    return 1;
 }
 
 /* Where this thread's running coroutine is kept (its main coroutine made

@@ -6,7 +6,9 @@
 //! next to it for `Inner`: the values in transit and the closure (which the
 //! first resume moves into the coroutine's frame). Both stay put until
 //! `ucoro_destroy`, as the C struct must (its address is part of its magic
-//! and of every `caller` link). Everything both sides touch is in a `Cell`,
+//! and of every `caller` link). A dropped coroutine whose frames are gone
+//! may instead be kept by its thread and rearmed in place for the next one
+//! (src/stack_cache.rs). Everything both sides touch is in a `Cell`,
 //! because the resumer and the coroutine reach the block through shared
 //! pointers while the other side is switched out.
 //!
@@ -28,7 +30,7 @@ use std::ptr::{self, NonNull};
 use std::thread;
 
 use crate::unwind::{self, ForcedUnwind};
-use crate::{arch, sys, Error};
+use crate::{arch, stack_cache, sys, Error};
 
 /// The smallest stack the safe API hands out: a panic that prints a full
 /// backtrace (`RUST_BACKTRACE=full`) needs about 24 KiB of it, more than
@@ -619,43 +621,29 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         // Room for Inner, aligned beyond the 16 bytes C guarantees if the
         // closure's state needs it.
         let align = align_of::<Inner<I, Y, R, F>>();
-        let extra = size_of::<Inner<I, Y, R, F>>() + align.saturating_sub(16);
-        let mut block: *mut c_void = ptr::null_mut();
-        // SAFETY: plain call; on success C hands us `extra` writable bytes
-        // at `block`, valid until ucoro_destroy.
-        let co = unsafe {
-            sys::ucoro_create(
-                requested,
-                Some(coroutine_main::<I, Y, R, F>),
-                extra,
-                &mut block,
-            )
-        };
-        let Some(co) = NonNull::new(co) else {
-            let source = io::Error::last_os_error();
-            // SAFETY: a pure computation on a number: the size that was
-            // tried (0 if `requested` cannot be rounded).
-            let size = match unsafe { sys::ucoro_stack_size_for(requested) } {
-                0 => stack_size,
-                size => size,
+        let needed = size_of::<Inner<I, Y, R, F>>() + align.saturating_sub(16);
+        let entry = coroutine_main::<I, Y, R, F>;
+        // A finished coroutine of this thread, rearmed (see stack_cache.rs),
+        // or a new one.
+        // SAFETY: coroutine_main takes the Inner block written below.
+        let (co, inner, fresh) =
+            match unsafe { stack_cache::reuse(requested, needed, align, entry) } {
+                Some((co, block)) => (co, block.cast::<Inner<I, Y, R, F>>(), false),
+                None => {
+                    // SAFETY: as above; on success the block holds `needed`
+                    // bytes, valid until the coroutine is destroyed.
+                    let (co, block) = unsafe { stack_cache::create(requested, needed, entry) };
+                    let Some(co) = NonNull::new(co) else {
+                        return Err(Self::create_error(stack_size, requested, needed));
+                    };
+                    let inner = block.wrapping_add(block.align_offset(align));
+                    (co, inner.cast::<Inner<I, Y, R, F>>(), true)
+                }
             };
-            if source.raw_os_error() == Some(libc::E2BIG) {
-                // What ucoro_create puts at the top: the C struct and our
-                // block, each rounded up to 16 bytes.
-                let round16 = |n: usize| n.saturating_add(15) & !15;
-                return Err(Error::ClosureTooLarge {
-                    needed: round16(size_of::<sys::coroutine>()).saturating_add(round16(extra)),
-                    stack_size: size,
-                });
-            }
-            return Err(Error::StackAllocation { size, source });
-        };
-        let inner = block
-            .wrapping_add(block.align_offset(align))
-            .cast::<Inner<I, Y, R, F>>();
         // SAFETY: `inner` is aligned and its size_of bytes lie within the
-        // `extra` bytes reserved for us; nothing else uses that memory. `co`
-        // is fresh from ucoro_create.
+        // `needed` bytes reserved for us; nothing else uses that memory. `co`
+        // is fresh from ucoro_create, or rearmed by reuse (which prepared
+        // it with this block).
         unsafe {
             inner.write(Inner {
                 shared: Shared {
@@ -674,8 +662,10 @@ impl<I, Y, R> Coroutine<I, Y, R> {
                 },
                 func: Cell::new(Some(func)),
             });
-            // The block is what `coroutine_main` expects; co is fresh.
-            arch::prepare(co.as_ptr(), inner.cast());
+            if fresh {
+                // The block is what `coroutine_main` expects; co is fresh.
+                arch::prepare(co.as_ptr(), inner.cast());
+            }
         };
         Ok(Coroutine {
             co,
@@ -689,6 +679,30 @@ impl<I, Y, R> Coroutine<I, Y, R> {
 }
 
 impl<I, Y, R> Coroutine<I, Y, R> {
+    /// Why `ucoro_create` failed (`errno`), for a stack of `stack_size`
+    /// asked as `requested` and an Inner block of `needed` bytes.
+    #[cold]
+    fn create_error(stack_size: usize, requested: usize, needed: usize) -> Error {
+        let source = io::Error::last_os_error();
+        // SAFETY: a pure computation on a number: the size that was
+        // tried (0 if `requested` cannot be rounded).
+        let size = match unsafe { sys::ucoro_stack_size_for(requested) } {
+            0 => stack_size,
+            size => size,
+        };
+        if source.raw_os_error() == Some(libc::E2BIG) {
+            // What ucoro_create puts at the top: the C struct and our
+            // block, each rounded up to 16 bytes.
+            let round16 = |n: usize| n.saturating_add(15) & !15;
+            return Error::ClosureTooLarge {
+                needed: round16(size_of::<sys::coroutine>())
+                    .saturating_add(round16(stack_cache::extra_for(needed))),
+                stack_size: size,
+            };
+        }
+        Error::StackAllocation { size, source }
+    }
+
     /// The shared block, with a lifetime not tied to `self` so that the
     /// flags in `self` stay writable while it is in use.
     fn shared<'a>(&self) -> &'a Shared<I, Y, R> {
@@ -925,56 +939,22 @@ impl<I, Y, R> Coroutine<I, Y, R> {
         }
         let mut deferred_panic = None;
         if self.started() && !self.finished {
-            let header = &self.shared().header;
-            if cfg!(panic = "abort") {
-                // No unwinding: the frames stay as they are, for good.
-                return Closed::Leaked;
-            }
-            if header.maybe_mid_unwind.get() {
-                unwind::count_maybe_mid_unwind(false);
-                header.maybe_mid_unwind.set(false);
-                if thread::panicking() {
-                    // A panic may be unwinding its stack (a destructor of
-                    // it suspended): starting another would abort.
-                    return Closed::Leaked;
-                }
-                // This thread is not panicking, so no panic is in flight on
-                // any of its stacks (each would count): none is unwinding
-                // this one, and it can be unwound.
-            }
-            header.unwind_id.set(unwind::next_unwind_id());
-            let panicking = thread::panicking();
-            header.resumer_panicking.set(panicking);
-            let suspended = self.enter();
-            header.resumer_panicking.set(false);
-            match self.shared().outcome.take() {
-                Some(Outcome::Panicked(payload)) => deferred_panic = Some(payload),
-                Some(Outcome::Returned(_)) | Some(Outcome::Unwound) => {}
-                None => {
-                    // It suspended again (user code caught the unwind) or
-                    // stopped for good inside a destructor: its stack
-                    // still holds live frames that must never run, and
-                    // memory they may point into: leak it.
-                    if suspended {
-                        // SAFETY: a suspend left it (see `Header`).
-                        drop(unsafe { (*header.outbox.get()).assume_init_read() });
-                    }
-                    if header.abandoned.get() && !panicking {
-                        unwind::absorb_stuck_panics();
-                    }
-                    return Closed::Leaked;
-                }
+            // Out of line: dropping a finished coroutine is the common case.
+            match self.unwind_suspended() {
+                Ok(payload) => deferred_panic = payload,
+                Err(closed) => return closed,
             }
         }
         // SAFETY: the coroutine is not running (never started, finished, or
-        // just unwound to its end). Our block is dropped in place first
-        // (a closure that never ran is dropped here), then arch::destroy (ucoro_destroy)
-        // frees the stack that holds it and the C struct; nothing uses
-        // either afterwards.
+        // just unwound to its end): no frame is left on its stack. Our
+        // block is dropped in place first (a closure that never ran is
+        // dropped here), then the C coroutine is kept for reuse or
+        // destroyed with its stack (stack_cache::retire); nothing here
+        // uses either afterwards.
         let drop_inner = self.shared().drop_inner;
         unsafe {
             drop_inner(self.shared.as_ptr());
-            arch::destroy(self.co.as_ptr());
+            stack_cache::retire(self.co);
         }
         if let Some(payload) = deferred_panic {
             // A destructor panicked during the unwind: report it, unless we
@@ -984,6 +964,55 @@ impl<I, Y, R> Coroutine<I, Y, R> {
             }
         }
         Closed::Freed
+    }
+
+    /// The part of `release` for a coroutine suspended mid-run: unwinds
+    /// its stack with a forced unwind. Returns the payload of a panic a
+    /// destructor raised on the way, if any, once the stack is unwound to
+    /// its end; or how it was closed when its stack must be leaked.
+    #[cold]
+    #[inline(never)]
+    fn unwind_suspended(&mut self) -> Result<Option<Box<dyn Any + Send>>, Closed> {
+        let header = &self.shared().header;
+        if cfg!(panic = "abort") {
+            // No unwinding: the frames stay as they are, for good.
+            return Err(Closed::Leaked);
+        }
+        if header.maybe_mid_unwind.get() {
+            unwind::count_maybe_mid_unwind(false);
+            header.maybe_mid_unwind.set(false);
+            if thread::panicking() {
+                // A panic may be unwinding its stack (a destructor of
+                // it suspended): starting another would abort.
+                return Err(Closed::Leaked);
+            }
+            // This thread is not panicking, so no panic is in flight on
+            // any of its stacks (each would count): none is unwinding
+            // this one, and it can be unwound.
+        }
+        header.unwind_id.set(unwind::next_unwind_id());
+        let panicking = thread::panicking();
+        header.resumer_panicking.set(panicking);
+        let suspended = self.enter();
+        header.resumer_panicking.set(false);
+        match self.shared().outcome.take() {
+            Some(Outcome::Panicked(payload)) => Ok(Some(payload)),
+            Some(Outcome::Returned(_)) | Some(Outcome::Unwound) => Ok(None),
+            None => {
+                // It suspended again (user code caught the unwind) or
+                // stopped for good inside a destructor: its stack
+                // still holds live frames that must never run, and
+                // memory they may point into: leak it.
+                if suspended {
+                    // SAFETY: a suspend left it (see `Header`).
+                    drop(unsafe { (*header.outbox.get()).assume_init_read() });
+                }
+                if header.abandoned.get() && !panicking {
+                    unwind::absorb_stuck_panics();
+                }
+                Err(Closed::Leaked)
+            }
+        }
     }
 }
 

@@ -399,6 +399,7 @@ mod generator;
 mod on_stack;
 mod overflow;
 mod scope;
+mod stack_cache;
 pub mod sys;
 mod unwind;
 

@@ -305,6 +305,44 @@ fn overflow_in_rust_coroutine_is_reported() {
     );
 }
 
+/// The safe API keeps a finished coroutine's stack for the next one it
+/// creates (src/stack_cache.rs): an overflow on such a recycled stack is
+/// still reported, naming the coroutine that runs there now.
+#[test]
+fn overflow_in_recycled_rust_coroutine_is_reported() {
+    const TEST: &str = "overflow_in_recycled_rust_coroutine_is_reported";
+    if let Some(s) = scenario(TEST) {
+        assert_eq!(s, "overflow");
+        let self_address = || {
+            // SAFETY: coroutine_self has no preconditions.
+            unsafe { sys::coroutine_self() as usize }
+        };
+        let mut first = Builder::new()
+            .stack_size(SMALL_STACK)
+            .build(move |_: &Yielder<(), ()>, ()| self_address())
+            .expect("build a coroutine with a small stack");
+        let first_address = first.resume(()).unwrap().into_return().unwrap();
+        drop(first);
+        let mut co = Builder::new()
+            .stack_size(SMALL_STACK)
+            .build(move |_: &Yielder<(), ()>, ()| {
+                let me = self_address();
+                // Sanitizer builds (which reserve terabytes of shadow
+                // memory) never recycle: there it is a fresh stack.
+                if common::proc_status_kib("VmSize") < 1 << 30 {
+                    assert_eq!(me, first_address, "the finished coroutine was not reused");
+                }
+                say(&format!("stack_safety: coroutine {:p}", me as *const u8));
+                black_box(recurse_forever(0));
+            })
+            .expect("build a coroutine with a small stack");
+        let _ = co.resume(());
+        panic!("the coroutine overflowed its stack and the process survived");
+    }
+
+    overflow_child_reported(TEST);
+}
+
 #[test]
 fn overflow_in_on_stack_is_reported() {
     const TEST: &str = "overflow_in_on_stack_is_reported";
