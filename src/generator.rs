@@ -101,13 +101,17 @@ impl<Y, R> Iterator for Generator<Y, R> {
 
     /// Runs the closure until its next `suspend` (`Some(value)`) or its end
     /// (`None`, for good). A panic in the closure resumes here.
+    // Inlined into the caller like `Coroutine::resume` (see there).
+    #[inline(always)]
     fn next(&mut self) -> Option<Y> {
         next_value(self.coroutine.resume(()), &mut self.returned)
     }
 }
 
 /// A generator's `next` from what `resume` brought: the yielded value, or
-/// `None` with the return value kept in `returned`.
+/// `None` with the return value kept in `returned`. Inlined, so that the
+/// `Result` from `resume` is never built in memory.
+#[inline(always)]
 pub(crate) fn next_value<Y, R>(
     resumed: Result<CoroutineResult<Y, R>, Error>,
     returned: &mut Option<R>,

@@ -752,6 +752,7 @@ impl<Y, R> Iterator for ScopedGenerator<'_, Y, R> {
 
     /// Runs the closure until its next `suspend` or its end, as
     /// [`Generator`](crate::Generator)'s `next`.
+    #[inline(always)]
     fn next(&mut self) -> Option<Y> {
         next_value(self.coroutine.resume(()), &mut self.returned)
     }
