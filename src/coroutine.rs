@@ -233,7 +233,17 @@ where
         // Not reachable: the closure is taken only here, once.
         None => Outcome::Unwound,
     };
-    inner.shared.outcome.set(Some(outcome));
+    // The slot is empty (only this sets it, once): skip `set`'s drop of
+    // the old value.
+    std::mem::forget(inner.shared.outcome.replace(Some(outcome)));
+    // SAFETY: this is the coroutine's last act: the closure is done (its
+    // frames gone), and what is left on this stack (this frame and the C
+    // frames below it, holding nothing to drop) is never used again.
+    #[cfg(ucoro_inline_switch)]
+    unsafe {
+        arch::exit(header.co, header.slot)
+    }
+    #[cfg(not(ucoro_inline_switch))]
     ptr::null_mut()
 }
 
