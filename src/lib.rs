@@ -299,15 +299,21 @@
 //!   empty slabs; each thread's pool of up to eight freed stacks (128 MiB in
 //!   all, two stacks on 32-bit); and freed stacks in slabs where another
 //!   stack is still in use.
+//! - **Reuse:** each thread keeps up to four coroutines of this API whose
+//!   closures have ended, stack and all (with the pages their last runs
+//!   touched), and starts the next coroutines made with the same stack size
+//!   on them: create-run-drop in a loop rearms a stack instead of taking
+//!   one from the pool. They are freed when the thread exits or when a
+//!   stack cannot be allocated. Sanitizer builds always take fresh stacks.
 //!
 //! When the system refuses a mapping (`RLIMIT_AS`, `RLIMIT_DATA`, strict
 //! overcommit, a full address space), the library gives back the calling
 //! thread's pool, the empty slabs and the slab tails, and retries with
 //! smaller slabs down to one stack: creating a coroutine fails only where
 //! one mmap of its stack would fail too (other threads' pools and freed
-//! stacks amid live ones aside). Memory goes back when coroutines end: a
-//! freed stack gives back its pages, and an emptied slab is unmapped,
-//! which also frees its page tables.
+//! stacks amid live ones aside). Memory goes back when coroutines end (the
+//! four kept for reuse aside): a freed stack gives back its pages, and an
+//! emptied slab is unmapped, which also frees its page tables.
 //!
 //! ```
 //! // 100,000 bytes: 25 pages, in the class of 1.75 x 64 KiB.

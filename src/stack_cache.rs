@@ -177,10 +177,16 @@ impl Drop for Closer {
     }
 }
 
+/// An empty entry (a named constant: an array repeat of a non-`Copy`
+/// value needs one, `const { .. }` blocks being newer than the crate's
+/// minimum Rust).
+#[allow(clippy::declare_interior_mutable_const)]
+const NO_ENTRY: Cell<*mut sys::coroutine> = Cell::new(std::ptr::null_mut());
+
 thread_local! {
     static CACHE: Cache = const {
         Cache {
-            entries: [const { Cell::new(std::ptr::null_mut()) }; CAPACITY],
+            entries: [NO_ENTRY; CAPACITY],
             len: Cell::new(0),
             limit: Cell::new(0),
             state: Cell::new(State::Unregistered),
