@@ -192,6 +192,18 @@ impl Drop for SuspendWithInputOnDrop<'_> {
     }
 }
 
+/// Resumes `co`, which suspends in a destructor during its own panic:
+/// the resume panics saying the coroutine was abandoned, and it is over.
+fn resume_panics_abandoning(co: &mut Coroutine<u8, i32, ()>) {
+    let err = panic::catch_unwind(AssertUnwindSafe(|| co.resume(0))).unwrap_err();
+    assert!(
+        panic_text(&*err).contains("abandoned"),
+        "{}",
+        panic_text(&*err)
+    );
+    assert!(co.is_finished());
+}
+
 in_own_process_test!(
     coroutine_destructor_suspending_during_a_panic_abandons_it,
     {
@@ -208,13 +220,7 @@ in_own_process_test!(
             })
             .unwrap();
         assert_eq!(co.resume(0).unwrap(), CoroutineResult::Yield(1));
-        let err = panic::catch_unwind(AssertUnwindSafe(|| co.resume(0))).unwrap_err();
-        assert!(
-            panic_text(&*err).contains("abandoned"),
-            "{}",
-            panic_text(&*err)
-        );
-        assert!(co.is_finished());
+        resume_panics_abandoning(&mut co);
         assert!(matches!(co.resume(0), Err(Error::Finished)));
         assert_eq!(drops.get(), 0, "the frames below the suspend never ran");
         drop(co);
@@ -256,13 +262,7 @@ in_own_process_test!(a_resume_during_a_panic_leaves_no_mark_on_later_resumes, {
     }));
     assert!(r.is_err());
     let mut co = Rc::try_unwrap(shared).expect("one owner").into_inner();
-    let err = panic::catch_unwind(AssertUnwindSafe(|| co.resume(0))).unwrap_err();
-    assert!(
-        panic_text(&*err).contains("abandoned"),
-        "{}",
-        panic_text(&*err)
-    );
-    assert!(co.is_finished());
+    resume_panics_abandoning(&mut co);
     drop(co);
     assert_panic_state_clean();
     assert_leaked_stack_not_reused(local.get(), 256 << 10);

@@ -68,6 +68,27 @@ pub(super) fn thread_state() -> *mut u8 {
 // after the jump in rcx (never run: it only tells unwinders where the
 // frame left was); resumes the context rsi as `ucoro__crate_switch_out`
 // does, saving nothing, with rax zero: the call's result for an exit.
+/// The tail every stub shares: from the resumer's saved context at rsi,
+/// past its r12-r15 slots, rbx and rbp back, with the CFI of that
+/// context (its return address at the top of the stack afterwards).
+macro_rules! load_resumer_rbx_rbp {
+    () => {
+        concat!(
+            "leaq 32(%rsi), %rsp\n",
+            ".cfi_def_cfa_offset 24\n",
+            ".cfi_offset %rbx, -24\n",
+            ".cfi_offset %rbp, -16\n",
+            ".cfi_offset %rip, -8\n",
+            "popq %rbx\n",
+            ".cfi_adjust_cfa_offset -8\n",
+            ".cfi_restore %rbx\n",
+            "popq %rbp\n",
+            ".cfi_adjust_cfa_offset -8\n",
+            ".cfi_restore %rbp\n",
+        )
+    };
+}
+
 global_asm!(
     ".text",
     ".p2align 4",
@@ -87,16 +108,9 @@ global_asm!(
     "movq %rsp, (%rdi)",
     "leaq 40(%rsp), %rax", // our frame record {rbp, return address}
     "movq %rax, (%rdx)",
-    // The other context, past its r12-r15 slots, which are not loaded:
-    // nothing the stub resumes needs them (see the module's docs).
-    "leaq 32(%rsi), %rsp",
-    ".cfi_def_cfa_offset 24",
-    "popq %rbx",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %rbx",
-    "popq %rbp",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %rbp",
+    // The other context: its r12-r15 are not loaded, nothing the stub
+    // resumes needs them (see the module's docs).
+    load_resumer_rbx_rbp!(),
     "popq %rcx",
     ".cfi_adjust_cfa_offset -8",
     ".cfi_register %rip, %rcx",
@@ -124,14 +138,7 @@ global_asm!(
     "subq $32, %rsp",
     ".cfi_adjust_cfa_offset 32",
     "movq %rsp, (%rax)",
-    "leaq 32(%rsi), %rsp", // the resumer's context, past its r12-r15 slots
-    ".cfi_def_cfa_offset 24",
-    "popq %rbx",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %rbx",
-    "popq %rbp",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %rbp",
+    load_resumer_rbx_rbp!(),
     "retq",
     ".cfi_endproc",
     ".size ucoro__crate_switch_out, .-ucoro__crate_switch_out",
@@ -144,17 +151,7 @@ global_asm!(
     ".cfi_startproc",
     ".cfi_def_cfa %rsp, 0", // entered by a jump: no return address pushed
     ".cfi_register %rip, %rcx",
-    "leaq 32(%rsi), %rsp", // the resumer's context, past its r12-r15 slots
-    ".cfi_def_cfa_offset 24",
-    ".cfi_offset %rbx, -24",
-    ".cfi_offset %rbp, -16",
-    ".cfi_offset %rip, -8",
-    "popq %rbx",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %rbx",
-    "popq %rbp",
-    ".cfi_adjust_cfa_offset -8",
-    ".cfi_restore %rbp",
+    load_resumer_rbx_rbp!(),
     "xorl %eax, %eax", // the resume's result: an exit
     "retq",
     ".cfi_endproc",
