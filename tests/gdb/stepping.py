@@ -47,7 +47,7 @@ END = ("ucoro__no_resumer", "ucoro__enter_stack")
 LIMIT = 200000  # instructions: a runaway step loop fails instead of hanging
 # This repository (the script is its tests/gdb/stepping.py): the code
 # whose unwind information is checked lives under it.
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))) + os.sep
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))) + os.sep
 
 checked = 0
 in_assembly = 0
@@ -123,8 +123,18 @@ def ours(frame, name):
     while frame.type() == gdb.INLINE_FRAME:
         frame = frame.older()
     symbol = frame.function()
-    return symbol is not None and symbol.symtab is not None and (
-        symbol.symtab.fullname().startswith(ROOT))
+    return symbol is not None and symbol.symtab is not None and in_repository(symbol.symtab.fullname())
+
+
+in_repository_cache = {}
+
+
+def in_repository(path):
+    """Whether a source file lies under ROOT (through any symbolic link).
+    A path gdb could not make absolute (glibc's "./string/...") is not."""
+    if path not in in_repository_cache:
+        in_repository_cache[path] = os.path.isabs(path) and os.path.realpath(path).startswith(ROOT)
+    return in_repository_cache[path]
 
 
 def main():
