@@ -20,15 +20,19 @@
 # - unwind information is right at every instruction (issue 17):
 #   tests/gdb/stepping.py single-steps a round trip (tests/gdb/stepping.c)
 #   and walks the stack at each instruction, natively in every switch mode
-#   and under qemu-user's gdb stub on the six other architectures.
+#   and under qemu-user's gdb stub on the six other architectures; and the
+#   same for the safe Rust API's inlined switch (tests/gdb/stepping.rs,
+#   the example "stepping"), natively on x86_64 and on aarch64 under
+#   qemu-user.
 #
 # glibc's backtrace() and _Unwind_Backtrace are checked by
 # csrc/tests/arch_switch.c and, from a signal handler at any instruction, by
 # csrc/tests/signal_unwind.c (.ci/c-tools.sh, .ci/cross.sh), Rust's Backtrace
 # and panics by tests/backtraces.rs (cargo test).
 #
-# Needs gdb, gdb-multiarch, libunwind-dev, g++, qemu-user and the cross
-# compilers (.ci/run installs them). Used by .ci/run; runnable alone.
+# Needs gdb, gdb-multiarch, libunwind-dev, g++, qemu-user, the cross
+# compilers and rustup (.ci/run installs them). Used by .ci/run; runnable
+# alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -256,3 +260,20 @@ under_qemu armhf arm-linux-gnueabihf-gcc qemu-arm
 under_qemu ppc64el powerpc64le-linux-gnu-gcc qemu-ppc64le
 under_qemu s390x s390x-linux-gnu-gcc qemu-s390x
 under_qemu riscv64 riscv64-linux-gnu-gcc qemu-riscv64
+
+echo "== unwind information at every instruction: the safe Rust API's inlined switch"
+# The debug build (the default), whose frames all have debug information.
+cargo build --quiet --example stepping
+stepping_check "Rust, x86_64" gdb "${CARGO_TARGET_DIR:-target}/debug/examples/stepping"
+# aarch64: cross-built as .ci/cross-rust.sh does, but static for qemu's gdb
+# stub, in a target directory of its own (other flags: sharing one would
+# rebuild the other's each time).
+rustup target add aarch64-unknown-linux-gnu >/dev/null
+static=${CARGO_TARGET_DIR:-target}/stepping-static
+env CARGO_TARGET_DIR="$static" \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
+    CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_RUSTFLAGS="-C target-feature=+crt-static" \
+    CC_aarch64_unknown_linux_gnu=aarch64-linux-gnu-gcc AR_aarch64_unknown_linux_gnu=aarch64-linux-gnu-ar \
+    cargo build --quiet --target aarch64-unknown-linux-gnu --example stepping
+qemu_gdb stepping_check "Rust, aarch64 under qemu-user" qemu-aarch64 \
+    "$static/aarch64-unknown-linux-gnu/debug/examples/stepping"

@@ -2,15 +2,22 @@
 # tests/gdb/stepping.c from step_begin to step_end, through every switch,
 # start stub and exit path of a round trip, and walks the stack at every
 # instruction with gdb's own unwinder (no ucoro-gdb.py: only the unwind
-# information is tested), wherever the innermost frame is the library's
-# or the program's (the C library's instructions are stepped, not
-# checked). Each walk must name every frame, never see pc 0, and end at
-# main or, for a suspended coroutine's chain, at ucoro__no_resumer marked
-# outermost (arch/interface.h); in the portable modes
-# (-DUCORO_SWITCH_SETJMP, -DUCORO_SWITCH_UCONTEXT) a coroutine's walk ends
-# at ucoro__enter_stack. A return address in code without debug
-# information must lie in the function it is named after also at - 1,
-# where other unwinders look it up.
+# information is tested), wherever the innermost function is the
+# library's or the program's (the C library's and Rust std's
+# instructions are stepped, not checked). Each walk must name every
+# frame, never see pc 0, and end at main or, for a suspended coroutine's
+# chain, at ucoro__no_resumer marked outermost (arch/interface.h); in the
+# portable modes (-DUCORO_SWITCH_SETJMP, -DUCORO_SWITCH_UCONTEXT) a
+# coroutine's walk ends at ucoro__enter_stack. A return address in code
+# without debug information must lie in the function it is named after
+# also at - 1, where other unwinders look it up.
+#
+# The same for the safe Rust API's inlined switch (src/arch/): given the
+# debug build of tests/gdb/stepping.rs (`cargo build --example
+# stepping`), it steps the crate's stubs (ucoro__crate_switch_in, _out,
+# _exit) and every function of the crate and the example as it does the
+# C library's; the walk stops at the C-level main that Rust's runtime
+# calls the program's main from (gdb would go on past it to _start).
 #
 #   gdb -batch -nx -x stepping.py PROGRAM
 #   UCORO_GDB_REMOTE=HOST:PORT gdb-multiarch -batch -nx -x stepping.py PROGRAM
@@ -19,7 +26,8 @@
 #
 # Prints the failed walks (at most 20 in full) and, last,
 # "stepping.py: N instructions checked (A in the switch and stubs; L in
-# the C library not), M failed";
+# the C library not), M failed" (L counts every library outside this
+# repository: libc, libgcc, Rust's std);
 # gdb exits with 1 if any failed or nothing was stepped.
 # .ci/debugging.sh runs it.
 #
@@ -30,11 +38,16 @@ import os
 import gdb
 
 ASSEMBLY = ("ucoro__switch", "ucoro__switch_back", "ucoro__switch_exit", "ucoro__start_stub",
-            "ucoro__enter_stack")
+            "ucoro__enter_stack",
+            # the safe Rust API's inlined switch (src/arch/x86_64.rs, aarch64.rs)
+            "ucoro__crate_switch_in", "ucoro__crate_switch_out", "ucoro__crate_switch_exit")
 # The outermost frames a walk may end at: the end of a suspended
 # coroutine's chain, and a stack's first frame in the portable modes.
 END = ("ucoro__no_resumer", "ucoro__enter_stack")
 LIMIT = 200000  # instructions: a runaway step loop fails instead of hanging
+# This repository (the script is its tests/gdb/stepping.py): the code
+# whose unwind information is checked lives under it.
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(__file__)))) + os.sep
 
 checked = 0
 in_assembly = 0
@@ -81,6 +94,10 @@ def walk():
                 and frame.function() is None and symbol_at(frame.pc() - 1) != name):
             return frames, "a return address at the start of %s (pc - 1 is in %s)" % (
                 name, symbol_at(frame.pc() - 1))
+        if name == "main":
+            # The program's start. Rust's runtime calls the program's main
+            # from this C-level one; gdb stops here for C, not for Rust.
+            return frames, None
         if len(frames) > 64:
             return frames, "more than 64 frames"
         try:
@@ -89,8 +106,6 @@ def walk():
             return frames, "unwinding failed: %s" % e
         if older is None:
             reason = frame.unwind_stop_reason()
-            if name == "main":
-                return frames, None
             if name in END and reason == gdb.FRAME_UNWIND_OUTERMOST:
                 return frames, None
             return frames, "the walk stops at %s: %s" % (name, gdb.frame_stop_reason_string(reason))
@@ -100,12 +115,26 @@ def walk():
 
 def ours(frame, name):
     """Whether the frame runs the library's or this program's code (with
-    debug information, or the assembly), not the C library's."""
+    debug information under this repository, or the assembly), not the C
+    library's or Rust std's. An inlined frame counts as the function it is
+    inlined into, whose unwind information covers it."""
     if name in ASSEMBLY or name in END:
         return True
+    while frame.type() == gdb.INLINE_FRAME:
+        frame = frame.older()
     symbol = frame.function()
-    return symbol is not None and symbol.symtab is not None and (
-        "csrc/" in symbol.symtab.filename or "tests/" in symbol.symtab.filename)
+    return symbol is not None and symbol.symtab is not None and in_repository(symbol.symtab.fullname())
+
+
+in_repository_cache = {}
+
+
+def in_repository(path):
+    """Whether a source file lies under ROOT (through any symbolic link).
+    A path gdb could not make absolute (glibc's "./string/...") is not."""
+    if path not in in_repository_cache:
+        in_repository_cache[path] = os.path.isabs(path) and os.path.realpath(path).startswith(ROOT)
+    return in_repository_cache[path]
 
 
 def main():
@@ -120,9 +149,9 @@ def main():
     gdb.execute("continue" if remote else "run", to_string=True)
     gdb.execute("delete")
     while True:
-        frames, problem = walk()
-        here = frames[0][0] if frames else "??"
-        if frames and not ours(gdb.newest_frame(), here):
+        newest = gdb.newest_frame()
+        here = natural(newest.name()) or "??"
+        if not ours(newest, here):
             # Stopped in the C library (a syscall wrapper, memset...):
             # its unwind information is not this test's to judge (glibc's
             # Arm syscall wrappers have none right after the svc).
@@ -131,6 +160,7 @@ def main():
                 break
             gdb.execute("stepi", to_string=True)
             continue
+        frames, problem = walk()
         checked += 1
         if here in ASSEMBLY:
             in_assembly += 1
@@ -144,7 +174,8 @@ def main():
                 print("  " + gdb.execute("x/i $pc", to_string=True).strip())
                 for name, pc in frames:
                     print("    %#x %s" % (pc, name))
-        if here == "step_end" or checked + in_libc >= LIMIT:
+        # gdb names Rust functions by their path (stepping::step_end).
+        if here.split("::")[-1] == "step_end" or checked + in_libc >= LIMIT:
             break
         gdb.execute("stepi", to_string=True)
 
