@@ -31,7 +31,7 @@ use std::hint::black_box;
 use std::mem::MaybeUninit;
 use std::os::raw::{c_int, c_void};
 use std::ptr;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::thread;
 
 use criterion::{criterion_group, Bencher, Criterion, SamplingMode};
@@ -375,6 +375,7 @@ fn thread_round_trip(b: &mut Bencher) {
     let worker = {
         let shared = Arc::clone(&shared);
         thread::spawn(move || {
+            unpin();
             let (lock, cv) = &*shared;
             let mut turn = lock.lock().unwrap();
             loop {
@@ -481,9 +482,55 @@ criterion_group!(benches, round_trip, step, lifecycle, nesting, generator);
 /// `criterion_main!`, plus a marker with the start time of a measuring run,
 /// so that the report generator can tell this run's results from leftovers.
 fn main() {
+    pin_from_env();
     mark_run_start();
     benches();
     Criterion::default().configure_from_args().final_summary();
+}
+
+/// The CPUs this process could run on before `pin_from_env` pinned the
+/// measuring thread (unset when it did not).
+static UNPINNED: OnceLock<libc::cpu_set_t> = OnceLock::new();
+
+/// `UCORO_BENCH_CPU=N` pins the measuring thread to CPU N. On a shared
+/// machine the scheduler moving it between CPUs whose neighbours load them
+/// differently adds noise to some samples and not others; pinned, a ratio
+/// of two benchmarks measured one after the other holds better. The
+/// thread hand-off's worker is set free again (`unpin`): it would
+/// otherwise share the one CPU and measure a different thing.
+fn pin_from_env() {
+    let Some(cpu) = std::env::var("UCORO_BENCH_CPU")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        return;
+    };
+    // SAFETY: cpu_set_t is plain data (all zero is the empty set); the
+    // calls read and write only the sets passed, for the calling thread.
+    unsafe {
+        let mut free: libc::cpu_set_t = std::mem::zeroed();
+        let size = std::mem::size_of::<libc::cpu_set_t>();
+        if libc::sched_getaffinity(0, size, &mut free) != 0 {
+            eprintln!("UCORO_BENCH_CPU: sched_getaffinity failed; not pinned");
+            return;
+        }
+        let mut one: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut one);
+        if libc::sched_setaffinity(0, size, &one) != 0 {
+            eprintln!("UCORO_BENCH_CPU={cpu}: cannot run there; not pinned");
+            return;
+        }
+        let _ = UNPINNED.set(free);
+    }
+}
+
+/// Lets the calling thread run on every CPU the process could before
+/// `pin_from_env`.
+fn unpin() {
+    if let Some(free) = UNPINNED.get() {
+        // SAFETY: as in `pin_from_env`.
+        unsafe { libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), free) };
+    }
 }
 
 /// Writes `<criterion dir>/ucoro-bench-run` (the Unix time now) when this is

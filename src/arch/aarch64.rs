@@ -75,11 +75,6 @@ pub(super) fn thread_state() -> *mut u8 {
 // `ret` into the context x1, which `ucoro__crate_switch_in` saved: to the
 // address its caller's `bl` set, which is what the return-address
 // predictor expects, with x0 (non-null) as the call's result.
-//
-// ucoro__crate_switch_exit: branched to by `switch_exit` with the address
-// after the branch in x9 (never run: it only tells unwinders where the
-// frame left was); resumes the context x1 with `ret`, saving nothing,
-// with x0 zero: the call's result for an exit.
 global_asm!(
     ".text",
     ".p2align 4",
@@ -140,31 +135,6 @@ global_asm!(
     "ret",
     ".cfi_endproc",
     ".size ucoro__crate_switch_out, .-ucoro__crate_switch_out",
-    "",
-    ".p2align 4",
-    ".globl ucoro__crate_switch_exit",
-    ".hidden ucoro__crate_switch_exit",
-    ".type ucoro__crate_switch_exit,%function",
-    "ucoro__crate_switch_exit:",
-    ".cfi_startproc",
-    ".cfi_def_cfa sp, 0", // entered by a branch, the address after it in x9
-    ".cfi_register x30, x9",
-    "mov sp, x1", // the resumer's context, every slot above sp
-    ".cfi_def_cfa_offset 160",
-    ".cfi_offset x19, -96",
-    ".cfi_offset x29, -16",
-    ".cfi_offset x30, -8",
-    "ldr x19, [sp, #64]",
-    ".cfi_restore x19",
-    "ldp x29, x30, [sp, #144]",
-    ".cfi_restore x29",
-    ".cfi_restore x30",
-    "add sp, sp, #160",
-    ".cfi_def_cfa_offset 0",
-    "mov x0, #0", // the resume's result: an exit
-    "ret",
-    ".cfi_endproc",
-    ".size ucoro__crate_switch_exit, .-ucoro__crate_switch_exit",
 );
 
 /// Saves the running context into `*save`, writes the address of its
@@ -229,31 +199,6 @@ pub(super) unsafe fn switch_out(save: *mut *mut c_void, to: *mut c_void) {
             out("x20") _, out("x21") _, out("x22") _, out("x23") _, out("x24") _,
             out("x25") _, out("x26") _, out("x27") _, out("x28") _,
             clobber_abi("C"),
-        );
-    }
-}
-
-/// Resumes the context `to` with `ret`, as `switch_out` does, without
-/// saving the running context: the `switch_in` that saved `to` returns
-/// false. The running stack is left for good.
-///
-/// # Safety
-/// `to` is the context a `switch_in` saved for the resumer (marked
-/// consumed); nothing on the running stack is used again (no frame of it
-/// runs again, no destructor is left to run).
-#[inline(always)]
-pub(super) unsafe fn switch_exit(to: *mut c_void) -> ! {
-    // SAFETY: the caller's contract; the resumer's context holds valid
-    // x19, x29 and x30 (see `switch_out`), and every other register is
-    // dead at the resumer's `bl` (declared clobbered there).
-    unsafe {
-        asm!(
-            "adr x9, 2f",
-            "b ucoro__crate_switch_exit",
-            "2:",
-            "brk #0",
-            in("x1") to,
-            options(noreturn),
         );
     }
 }

@@ -200,34 +200,6 @@ pub(crate) unsafe fn suspend_for_good(co: *mut coroutine) {
     unsafe { ucoro__crate_suspend(co, ptr::null_mut()) };
 }
 
-/// Ends `co`, this thread's running coroutine, whose entry is done: the
-/// bookkeeping of the C side's exit (csrc/coroutine_ucontext.c
-/// `coroutine_body` and `finish`, cc_switch.h `ucoro__cc_exit`), then a
-/// return into its resumer, whose [`resume`] returns false. Where the
-/// switch is not inlined the entry returns into C, which does the same.
-///
-/// # Safety
-/// `co` is this thread's running coroutine, resumed by [`resume`], and
-/// `slot` is this thread's; nothing on its stack is used again.
-#[cfg(ucoro_inline_switch)]
-#[inline(always)]
-pub(crate) unsafe fn exit(co: *mut coroutine, slot: Slot) -> ! {
-    // SAFETY: the caller's contract: co runs, so its caller is switched
-    // out in a resume, whose context is valid to resume. Every write is
-    // one the C exit makes.
-    unsafe {
-        let back = (*co).caller;
-        (*co).data = ptr::null_mut(); // what the entry returned
-        (*co).exited = 1;
-        (*co).cc.exited = 1;
-        (*co).caller = ptr::null_mut();
-        *slot.0 = back;
-        let ctx = (*back).cc.ctx;
-        (*back).cc.ctx = ptr::null_mut();
-        machine::switch_exit(ctx)
-    }
-}
-
 /// This thread's slot for its running coroutine.
 #[cfg(ucoro_inline_switch)]
 #[inline(always)]

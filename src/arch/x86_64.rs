@@ -63,12 +63,8 @@ pub(super) fn thread_state() -> *mut u8 {
 // `ret` into the context rsi, which `ucoro__crate_switch_in` saved: to the
 // address its caller's `call` pushed, which is what the return-address
 // predictor expects, with rax (non-null) as the call's result.
-//
-// ucoro__crate_switch_exit: jumped to by `switch_exit` with the address
-// after the jump in rcx (never run: it only tells unwinders where the
-// frame left was); resumes the context rsi as `ucoro__crate_switch_out`
-// does, saving nothing, with rax zero: the call's result for an exit.
-/// The tail every stub shares: from the resumer's saved context at rsi,
+
+/// The tail both stubs share: from the resumer's saved context at rsi,
 /// past its r12-r15 slots, rbx and rbp back, with the CFI of that
 /// context (its return address at the top of the stack afterwards).
 macro_rules! load_resumer_rbx_rbp {
@@ -142,20 +138,6 @@ global_asm!(
     "retq",
     ".cfi_endproc",
     ".size ucoro__crate_switch_out, .-ucoro__crate_switch_out",
-    "",
-    ".p2align 4",
-    ".globl ucoro__crate_switch_exit",
-    ".hidden ucoro__crate_switch_exit",
-    ".type ucoro__crate_switch_exit,@function",
-    "ucoro__crate_switch_exit:",
-    ".cfi_startproc",
-    ".cfi_def_cfa %rsp, 0", // entered by a jump: no return address pushed
-    ".cfi_register %rip, %rcx",
-    load_resumer_rbx_rbp!(),
-    "xorl %eax, %eax", // the resume's result: an exit
-    "retq",
-    ".cfi_endproc",
-    ".size ucoro__crate_switch_exit, .-ucoro__crate_switch_exit",
     options(att_syntax),
 );
 
@@ -229,31 +211,6 @@ pub(super) unsafe fn switch_out(save: *mut *mut c_void, to: *mut c_void) {
             out("r15") _,
             clobber_abi("C"),
             options(att_syntax),
-        );
-    }
-}
-
-/// Resumes the context `to` with `ret`, as `switch_out` does, without
-/// saving the running context: the `switch_in` that saved `to` returns
-/// false. The running stack is left for good.
-///
-/// # Safety
-/// `to` is the context a `switch_in` saved for the resumer (marked
-/// consumed); nothing on the running stack is used again (no frame of it
-/// runs again, no destructor is left to run).
-#[inline(always)]
-pub(super) unsafe fn switch_exit(to: *mut c_void) -> ! {
-    // SAFETY: the caller's contract; the resumer's context holds valid rbx
-    // and rbp (see `switch_out`), and every other register is dead at the
-    // resumer's `call` (declared clobbered there).
-    unsafe {
-        asm!(
-            "leaq 2f(%rip), %rcx",
-            "jmp ucoro__crate_switch_exit",
-            "2:",
-            "ud2",
-            in("rsi") to,
-            options(att_syntax, noreturn),
         );
     }
 }

@@ -40,7 +40,7 @@ import gdb
 ASSEMBLY = ("ucoro__switch", "ucoro__switch_back", "ucoro__switch_exit", "ucoro__start_stub",
             "ucoro__enter_stack",
             # the safe Rust API's inlined switch (src/arch/x86_64.rs, aarch64.rs)
-            "ucoro__crate_switch_in", "ucoro__crate_switch_out", "ucoro__crate_switch_exit")
+            "ucoro__crate_switch_in", "ucoro__crate_switch_out")
 # The outermost frames a walk may end at: the end of a suspended
 # coroutine's chain, and a stack's first frame in the portable modes.
 END = ("ucoro__no_resumer", "ucoro__enter_stack")

@@ -421,6 +421,10 @@ fn markdown(results: &[Result_], newest: u64) -> String {
     for (command, what) in [
         (DEFAULT_BENCH_COMMAND.to_owned(), "full run, a few minutes"),
         (
+            format!("UCORO_BENCH_CPU=1 {DEFAULT_BENCH_COMMAND}"),
+            "the same, the measuring thread pinned to CPU 1",
+        ),
+        (
             REPORT_COMMAND.to_owned(),
             "rewrites this file and docs/benchmarks.svg",
         ),
