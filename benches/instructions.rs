@@ -21,52 +21,46 @@ use std::hint::black_box;
 
 use corosensei::stack::DefaultStack;
 
-/// Runs a case's operation `n` times.
-type Run = fn(u64);
+/// Runs a case's operation `n` times, on state its setup made once.
+type Run = Box<dyn FnMut(u64)>;
 
 /// Every case: its name (criterion's group/id for the same operation) and
-/// what runs it.
-const CASES: &[(&str, Run)] = &[
-    ("round_trip/ucoro_safe", |n| {
-        black_box(ops::echo_n(
-            &mut ops::ucoro_echo(),
-            n,
-            ops::ucoro_round_trip,
-        ));
+/// its setup, which returns what runs it. Making coroutines and stacks in
+/// the setup keeps their cost (an `mmap` for a fresh corosensei stack, a
+/// cached stack for ucoro) out of the operation being timed.
+const CASES: &[(&str, fn() -> Run)] = &[
+    ("round_trip/ucoro_safe", || {
+        let mut co = ops::ucoro_echo();
+        Box::new(move |n| _ = black_box(ops::echo_n(&mut co, n, ops::ucoro_round_trip)))
     }),
-    ("round_trip/corosensei", |n| {
-        black_box(ops::echo_n(
-            &mut ops::corosensei_echo(),
-            n,
-            ops::corosensei_round_trip,
-        ));
+    ("round_trip/corosensei", || {
+        let mut co = ops::corosensei_echo();
+        Box::new(move |n| _ = black_box(ops::echo_n(&mut co, n, ops::corosensei_round_trip)))
     }),
-    ("step/ucoro_safe", |n| {
-        black_box(ops::echo_n(&mut ops::ucoro_echo(), n, ops::ucoro_step));
+    ("step/ucoro_safe", || {
+        let mut co = ops::ucoro_echo();
+        Box::new(move |n| _ = black_box(ops::echo_n(&mut co, n, ops::ucoro_step)))
     }),
-    ("step/corosensei", |n| {
-        black_box(ops::echo_n(
-            &mut ops::corosensei_echo(),
-            n,
-            ops::corosensei_step,
-        ));
+    ("step/corosensei", || {
+        let mut co = ops::corosensei_echo();
+        Box::new(move |n| _ = black_box(ops::echo_n(&mut co, n, ops::corosensei_step)))
     }),
-    ("generator_next/ucoro", |n| {
-        black_box(ops::sum_n(&mut ops::ucoro_counter(), n, ops::ucoro_next));
+    ("generator_next/ucoro", || {
+        let mut g = ops::ucoro_counter();
+        Box::new(move |n| _ = black_box(ops::sum_n(&mut g, n, ops::ucoro_next)))
     }),
-    ("generator_next/corosensei", |n| {
-        black_box(ops::sum_n(
-            &mut ops::corosensei_counter(),
-            n,
-            ops::corosensei_next,
-        ));
+    ("generator_next/corosensei", || {
+        let mut g = ops::corosensei_counter();
+        Box::new(move |n| _ = black_box(ops::sum_n(&mut g, n, ops::corosensei_next)))
     }),
-    ("lifecycle/ucoro_safe", |n| {
-        (0..n).for_each(|_| _ = black_box(ops::ucoro_lifecycle()));
+    ("lifecycle/ucoro_safe", || {
+        Box::new(|n| (0..n).for_each(|_| _ = black_box(ops::ucoro_lifecycle())))
     }),
-    ("lifecycle/corosensei_reused_stack", |n| {
+    ("lifecycle/corosensei_reused_stack", || {
         let mut stack = Some(DefaultStack::default());
-        (0..n).for_each(|_| _ = black_box(ops::corosensei_lifecycle_reused(&mut stack)));
+        Box::new(move |n| {
+            (0..n).for_each(|_| _ = black_box(ops::corosensei_lifecycle_reused(&mut stack)))
+        })
     }),
 ];
 
@@ -89,13 +83,19 @@ fn thread_cpu_ns() -> u128 {
 /// (criterion's wall-clock medians, on a loaded machine, are not).
 fn best_times(n: u64, rounds: u32, filter: &str) {
     let mut best = vec![f64::INFINITY; CASES.len()];
-    for _ in 0..rounds {
-        for (i, (name, run)) in CASES.iter().enumerate() {
-            // Both cases of a pair, when either matches.
+    // Both cases of a pair, when either matches; set up once, before any
+    // timing.
+    let mut runs: Vec<Option<Run>> = CASES
+        .iter()
+        .enumerate()
+        .map(|(i, (name, setup))| {
             let twin = CASES[i ^ 1].0;
-            if !name.contains(filter) && !twin.contains(filter) {
-                continue;
-            }
+            (name.contains(filter) || twin.contains(filter)).then(setup)
+        })
+        .collect();
+    for _ in 0..rounds {
+        for (i, run) in runs.iter_mut().enumerate() {
+            let Some(run) = run else { continue };
             let start = thread_cpu_ns();
             run(n);
             let ns = (thread_cpu_ns() - start) as f64 / n as f64;
@@ -135,9 +135,9 @@ fn main() {
         .get(1)
         .and_then(|s| s.parse().ok())
         .expect("usage: instructions CASE N");
-    let (_, run) = CASES
+    let (_, setup) = CASES
         .iter()
         .find(|(name, _)| *name == args[0])
         .unwrap_or_else(|| panic!("unknown case {}", args[0]));
-    run(n);
+    setup()(n);
 }
