@@ -24,11 +24,14 @@ use corosensei::stack::DefaultStack;
 /// Runs a case's operation `n` times, on state its setup made once.
 type Run = Box<dyn FnMut(u64)>;
 
+/// Sets a case up: makes its coroutine (or stack) and returns its [`Run`].
+type Setup = fn() -> Run;
+
 /// Every case: its name (criterion's group/id for the same operation) and
 /// its setup, which returns what runs it. Making coroutines and stacks in
 /// the setup keeps their cost (an `mmap` for a fresh corosensei stack, a
 /// cached stack for ucoro) out of the operation being timed.
-const CASES: &[(&str, fn() -> Run)] = &[
+const CASES: &[(&str, Setup)] = &[
     ("round_trip/ucoro_safe", || {
         let mut co = ops::ucoro_echo();
         Box::new(move |n| _ = black_box(ops::echo_n(&mut co, n, ops::ucoro_round_trip)))
