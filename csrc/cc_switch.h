@@ -59,8 +59,9 @@ UCORO_HIDDEN void *ucoro__cc_first(struct continuation *from, struct continuatio
                                    void *value);
 
 /* Makes to's first context now, as ucoro__cc_first would, so that any
- * switch in the same layout can start it (the Rust crate's inlined one);
- * to counts as started once its entry runs.
+ * switch in the same layout can start it (the Rust crate's inlined one,
+ * whose coroutines start in ucoro__cc_crate_context's stub); to counts as
+ * started once its entry runs.
  * Returns 1, or 0 (nothing done) where this build's switch starts stacks
  * otherwise (the portable modes) or must announce it (sanitizers). */
 UCORO_HIDDEN int ucoro__cc_prepare(struct continuation *to);
@@ -71,6 +72,19 @@ UCORO_HIDDEN int ucoro__cc_prepare(struct continuation *to);
 static inline void *ucoro__cc_first_context(struct continuation *to)
 {
     return ucoro_arch_prepare(to->stack, to->stack_size - to->reserved, to, &to->fp_link);
+}
+
+/* The same for the Rust crate's inlined switch (ucoro__cc_prepare,
+ * ucoro__cc_rearm): started by ucoro__crate_start_stub where the
+ * architecture has it (arch/interface.h), else as any other. */
+static inline void *ucoro__cc_crate_context(struct continuation *to)
+{
+#ifdef UCORO_ARCH_CRATE_START
+    return ucoro_arch_prepare_stub(to->stack, to->stack_size - to->reserved, to, &to->fp_link,
+                                   ucoro__crate_start_stub);
+#else
+    return ucoro__cc_first_context(to);
+#endif
 }
 #endif
 
@@ -97,7 +111,7 @@ static inline int ucoro__cc_rearm(struct continuation *cc)
     cc->started = 0; /* set once it runs (ucoro__cc_entry) */
     cc->return_to = NULL;
 #ifdef UCORO_SWITCH_ASM
-    cc->ctx = ucoro__cc_first_context(cc);
+    cc->ctx = ucoro__cc_crate_context(cc);
 #else
     cc->ctx = NULL;
     cc->fp_link = NULL;

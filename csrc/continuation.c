@@ -243,7 +243,7 @@ void ucoro__cc_adopt(struct continuation *cc)
 #if defined(UCORO_SWITCH_ASM) && !defined(UCORO_TOOL_SWITCH)
 int ucoro__cc_prepare(struct continuation *to)
 {
-    to->ctx = ucoro__cc_first_context(to); /* started is set once it runs (ucoro__cc_entry) */
+    to->ctx = ucoro__cc_crate_context(to); /* started is set once it runs */
     return 1;
 }
 #else

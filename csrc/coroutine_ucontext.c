@@ -670,6 +670,35 @@ int ucoro__crate_recycle(struct coroutine *co, void *(*entry)(void *), void *arg
     return 1;
 }
 
+#ifdef UCORO_ARCH_CRATE_START
+/*
+ * Runs a coroutine the crate's inlined switch started, on its stack, from
+ * ucoro__crate_start_stub (arch/interface.h): its entry, then what
+ * coroutine_body and finish do at its exit, but for handing the stack
+ * back (the crate destroys or recycles the coroutine itself). Returns the
+ * saved context of the coroutine to return to, marked consumed, for the
+ * stub to resume. Cannot fail: the crate resumed co, which set its caller.
+ */
+void *ucoro__crate_entry(void *arg)
+{
+    struct continuation *cc = arg;
+    struct coroutine *co = CONTAINER_OF_CC(cc);
+    struct coroutine *back;
+    void *ctx;
+
+    cc->started = 1;
+    co->data = co->entry(co->data);
+    co->exited = 1;
+    cc->exited = 1;
+    back = co->caller ? co->caller : CONTAINER_OF_CC(cc->return_to);
+    co->caller = NULL;
+    this_thread()->current = back;
+    ctx = back->cc.ctx;
+    back->cc.ctx = NULL;
+    return ctx;
+}
+#endif
+
 /* Where this thread's running coroutine is kept (its main coroutine made
  * first, if this thread has none yet): the inlined switch's slow start. */
 struct coroutine **ucoro__crate_current(void)

@@ -127,6 +127,17 @@ fn gdb_sees_rust_coroutines_and_backtraces_through_their_resumers() {
         });
         rest = &rest[at + frame.len()..];
     }
+    // Both coroutines' first frames, named with the coroutine each begins
+    // (whichever start stub the build uses), not as the signal frame that
+    // their CFI marks them.
+    if linked {
+        assert_eq!(
+            bt.matches("[first frame of coroutine 0x").count(),
+            2,
+            "the backtrace names each coroutine's first frame:\n{bt}"
+        );
+        assert!(!bt.contains("<signal handler called>"), "{bt}");
+    }
     // All are listed, with the state and caller the C side keeps: the
     // inner one running with the outer one as its caller, the outer one
     // switched out in its resume with the thread's main coroutine as its

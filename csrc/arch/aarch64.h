@@ -37,6 +37,7 @@
 #define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "aarch64 assembly"
 #define UCORO_ARCH_FP_LINK 1 /* x29 -> {x29, x30} */
+#define UCORO_ARCH_CRATE_START 1 /* ucoro__crate_start_stub (arch/interface.h) */
 #endif
 #include "interface.h"
 
@@ -45,13 +46,14 @@
 
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
- * runs ucoro__start_stub with x19 = start_arg and sp = the aligned top
- * less 160, and there the fake context of arch/interface.h (x29 0, x30
- * ucoro__no_resumer; its other slots are only ever read as the registers
- * of that outermost frame).
+ * runs the start stub `stub` (ucoro__start_stub or ucoro__crate_start_stub)
+ * with x19 = start_arg and sp = the aligned top less 160, and there the
+ * fake context of arch/interface.h (x29 0, x30 ucoro__no_resumer; its
+ * other slots are only ever read as the registers of that outermost
+ * frame).
  */
-static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
-                                       void ***fp_link)
+static inline void *ucoro_arch_prepare_stub(char *stack, size_t size, void *start_arg,
+                                            void ***fp_link, void (*stub)(void))
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
     void **fake = (void **)(top - UCORO_AARCH64_FRAME);
@@ -62,11 +64,17 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
         sp[i] = NULL;
     sp[8] = start_arg;                  /* x19: the continuation */
     sp[18] = &fake[18];                 /* x29: the fake frame record */
-    sp[19] = (void *)((uintptr_t)ucoro__start_stub + 4); /* x30: where ret goes, past the nop */
+    sp[19] = (void *)((uintptr_t)stub + 4); /* x30: where ret goes, past the nop */
     fake[18] = NULL;                     /* x29: the link slot (0: no resumer yet) */
     fake[19] = (void *)ucoro__no_resumer; /* x30 */
     *fp_link = (void **)&fake[18];
     return sp;
+}
+
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
+                                       void ***fp_link)
+{
+    return ucoro_arch_prepare_stub(stack, size, start_arg, fp_link, ucoro__start_stub);
 }
 #endif /* UCORO_SWITCH_ASM */
 
@@ -212,6 +220,29 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     "brk #0\n"
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+
+    /* The same frame; leaves by returning into the resumer's context
+     * (arch/interface.h), every register loaded as by the switch. */
+    ".p2align 4\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ",%function\n"
+UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ":\n"
+    ".cfi_startproc\n"
+    ".cfi_signal_frame\n"
+    UCORO_STUB_PERSONALITY
+    UCORO_STUB_LINKED_CFA(19 /* x19 */, 31 /* sp */, 0, UCORO_AARCH64_FRAME)
+    UCORO_A64_CFI_SLOTS
+    "nop\n"                        /* never runs, as in ucoro__start_stub */
+    "mov x0, x19\n"
+    "bl " UCORO_ASM_SYMBOL(ucoro__crate_entry) "\n"     /* x0 = the resumer's context */
+    "mov sp, x0\n"                 /* on its stack: its frame from here */
+    ".cfi_def_cfa sp, 160\n"
+    UCORO_A64_RESTORE
+    "mov x0, #0\n"                 /* what its switch returns: 0, an exit */
+    "ret\n"
+    ".cfi_endproc\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
 
     UCORO_NO_RESUMER_ASM(".p2align 2", "%function", "x30", "brk #0"));
 #undef UCORO_A64_SWITCH

@@ -71,6 +71,25 @@ ucoro__switch_exit(void *to, void *(*hook)(void *), void *arg);
  * Arm EHABI), finds the stub's frame and not whatever precedes it. */
 UCORO_HIDDEN void ucoro__start_stub(void);
 
+#ifdef UCORO_ARCH_CRATE_START
+/*
+ * The start stub of the coroutines the Rust crate starts with its inlined
+ * switch (ucoro__cc_prepare, ucoro__cc_rearm), where the architecture has
+ * one: the same frame and CFI as ucoro__start_stub, but it calls
+ * ucoro__crate_entry(cc), which runs the coroutine and returns the saved
+ * context of its resumer, and then resumes that context with a return
+ * (result 0: the coroutine exited). The resumer entered the crate's switch
+ * with a call, so the return-address predictor sees every call of a
+ * coroutine's life returned from: none is left behind to mispredict the
+ * resumer's later returns, as an exit through ucoro__switch_exit's jump
+ * does. Only such a coroutine, whose stack outlives its exit (its owner
+ * frees it), may leave so: nothing runs on the resumer's stack first.
+ */
+UCORO_HIDDEN void ucoro__crate_start_stub(void);
+/* Defined by the coroutine layer (coroutine_ucontext.c). */
+UCORO_HIDDEN void *ucoro__crate_entry(void *cc);
+#endif
+
 /* Never runs: the return address an unwinder finds above a start stub
  * whose coroutine has no resumer to show (see below); its CFI marks it the
  * outermost frame. */

@@ -44,6 +44,7 @@
 #define UCORO_SWITCH_ASM 1
 #define UCORO_SWITCH_NAME "x86_64 assembly"
 #define UCORO_ARCH_FP_LINK 1 /* rbp -> {rbp, return address} */
+#define UCORO_ARCH_CRATE_START 1 /* ucoro__crate_start_stub (arch/interface.h) */
 #endif
 #include "interface.h"
 
@@ -53,13 +54,14 @@
 
 /*
  * Makes the top of [stack, stack + size) a saved context whose resumption
- * runs ucoro__start_stub with rbx = start_arg and a 16-byte aligned stack,
- * and above the stub's stack pointer the fake context of arch/interface.h
- * (its rbp 0, its return address ucoro__no_resumer; its other slots are
- * only ever read as the registers of that outermost frame).
+ * runs the start stub `stub` (ucoro__start_stub or ucoro__crate_start_stub)
+ * with rbx = start_arg and a 16-byte aligned stack, and above the stub's
+ * stack pointer the fake context of arch/interface.h (its rbp 0, its
+ * return address ucoro__no_resumer; its other slots are only ever read as
+ * the registers of that outermost frame).
  */
-static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
-                                       void ***fp_link)
+static inline void *ucoro_arch_prepare_stub(char *stack, size_t size, void *start_arg,
+                                            void ***fp_link, void (*stub)(void))
 {
     uintptr_t top = ((uintptr_t)stack + size) & ~(uintptr_t)15;
     /* The stub runs with rsp = top - 64, aligned as its call needs, the
@@ -74,11 +76,17 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[3] = NULL;                       /* r12 */
     sp[4] = start_arg;                  /* rbx: the continuation */
     sp[5] = &fake[5];                   /* rbp: the fake frame record */
-    sp[6] = (void *)((uintptr_t)ucoro__start_stub + 1); /* "return address": past its nop */
+    sp[6] = (void *)((uintptr_t)stub + 1); /* "return address": past its nop */
     fake[5] = NULL;                     /* rbp: the link slot (0: no resumer yet) */
     fake[6] = (void *)ucoro__no_resumer; /* return address */
     *fp_link = &fake[5];
     return sp;
+}
+
+static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg,
+                                       void ***fp_link)
+{
+    return ucoro_arch_prepare_stub(stack, size, start_arg, fp_link, ucoro__start_stub);
 }
 
 #endif /* UCORO_SWITCH_ASM */
@@ -208,6 +216,34 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
     "ud2\n"
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
+
+    /* The same frame; leaves by returning into the resumer's context
+     * (arch/interface.h), all six registers loaded as by the switch. */
+    ".p2align 4\n"
+    ".globl " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
+    ".hidden " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
+    ".type " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ",@function\n"
+UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ":\n"
+    ".cfi_startproc\n"
+    ".cfi_signal_frame\n"
+    UCORO_STUB_PERSONALITY
+    UCORO_STUB_LINKED_CFA(3 /* rbx */, 7 /* rsp */, 0, UCORO_X86_FRAME)
+    UCORO_X86_CFI_SLOTS
+    "nop\n"                        /* never runs, as in ucoro__start_stub */
+    "movq %rbx, %rdi\n"
+    "callq " UCORO_ASM_SYMBOL(ucoro__crate_entry) "\n"  /* rax = the resumer's context */
+    "movq %rax, %rsp\n"            /* on its stack: its frame from here */
+    ".cfi_def_cfa rsp, 56\n"
+    UCORO_X86_POP("r15")
+    UCORO_X86_POP("r14")
+    UCORO_X86_POP("r13")
+    UCORO_X86_POP("r12")
+    UCORO_X86_POP("rbx")
+    UCORO_X86_POP("rbp")
+    "xorl %eax, %eax\n"            /* what its switch returns: 0, an exit */
+    "retq\n"
+    ".cfi_endproc\n"
+    ".size " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ", .-" UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
 
     UCORO_NO_RESUMER_ASM(".p2align 4", "@function", "rip", "ud2"));
 #undef UCORO_X86_SWITCH

@@ -46,6 +46,9 @@ from gdb.FrameDecorator import FrameDecorator
 REGISTRY_SYMBOL = "ucoro__stack_registry"
 REGISTRY_VERSION = 2
 START_STUB = "ucoro__start_stub"
+# The Rust crate's coroutines start in a stub of their own on x86_64 and
+# aarch64 (csrc/arch/interface.h): the same frame, named the same way.
+START_STUBS = (START_STUB, "ucoro__crate_start_stub")
 NO_RESUMER = "ucoro__no_resumer"
 
 # Magic values (csrc/ucoro_internal.h): kind ^ the struct's own address.
@@ -571,15 +574,16 @@ class StubDecorator(FrameDecorator):
     """A start stub's frame: named, with the coroutine it begins, instead
     of gdb's "<signal handler called>"."""
 
-    def __init__(self, fobj):
+    def __init__(self, fobj, name):
         super().__init__(fobj)
         self._frame = fobj
+        self._name = name
 
     def function(self):
         owner = coroutine_of_stub(self._frame.inferior_frame())
         if owner is None:
-            return START_STUB
-        return "%s [first frame of %s]" % (START_STUB, owner)
+            return self._name
+        return "%s [first frame of %s]" % (self._name, owner)
 
 
 class RenamedDecorator(FrameDecorator):
@@ -617,8 +621,8 @@ class CoroutineFrameFilter:
             name = frame_function(frame)
             if name == NO_RESUMER:
                 continue
-            if name == START_STUB:
-                yield StubDecorator(fobj)
+            if name in START_STUBS:
+                yield StubDecorator(fobj, name)
             elif name.startswith("ucoro__") and frame.name() != name:
                 yield RenamedDecorator(fobj, name)
             else:

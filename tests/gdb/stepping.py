@@ -38,7 +38,7 @@ import os
 import gdb
 
 ASSEMBLY = ("ucoro__switch", "ucoro__switch_back", "ucoro__switch_exit", "ucoro__start_stub",
-            "ucoro__enter_stack",
+            "ucoro__enter_stack", "ucoro__crate_start_stub",
             # the safe Rust API's inlined switch (src/arch/x86_64.rs, aarch64.rs)
             "ucoro__crate_switch_in", "ucoro__crate_switch_out")
 # The outermost frames a walk may end at: the end of a suspended
