@@ -7,12 +7,13 @@
 //! ```text
 //! cargo bench --bench instructions --no-run
 //! target/release/deps/instructions-* CASE N     # CASE: see `CASES`
-//! target/release/deps/instructions-* --time [N [ROUNDS [FILTER]]]
+//! target/release/deps/instructions-* --time [N [ROUNDS [FILTER]]] [--json PATH]
 //! ```
 //!
 //! `--time` prints each case's best time per operation over ROUNDS
 //! alternating batches, beside its corosensei twin (`CASES` lists them in
-//! pairs), for the pairs whose name contains FILTER.
+//! pairs), for the pairs whose name contains FILTER; `--json` also writes
+//! them to PATH (`benches/callgrind.py` does, for the report).
 
 #[path = "support/ops.rs"]
 mod ops;
@@ -65,6 +66,17 @@ const CASES: &[(&str, Setup)] = &[
             (0..n).for_each(|_| _ = black_box(ops::corosensei_lifecycle_reused(&mut stack)))
         })
     }),
+    // The C API's lifecycle (`lifecycle/ucoro_c`), against the same peer.
+    ("lifecycle/ucoro_c", || {
+        let mut co = ops::CCoroutine::new();
+        Box::new(move |n| (0..n).for_each(|_| _ = black_box(co.lifecycle())))
+    }),
+    ("lifecycle/corosensei_reused_stack", || {
+        let mut stack = Some(DefaultStack::default());
+        Box::new(move |n| {
+            (0..n).for_each(|_| _ = black_box(ops::corosensei_lifecycle_reused(&mut stack)))
+        })
+    }),
 ];
 
 /// This thread's CPU time in nanoseconds: unlike the wall clock, it does
@@ -84,7 +96,7 @@ fn thread_cpu_ns() -> u128 {
 /// shared machine other work only ever adds time (cache misses, the
 /// scheduler's own), so the minimum is the estimate least disturbed by it
 /// (criterion's wall-clock medians, on a loaded machine, are not).
-fn best_times(n: u64, rounds: u32, filter: &str) {
+fn best_times(n: u64, rounds: u32, filter: &str) -> Vec<(&'static str, f64)> {
     let mut best = vec![f64::INFINITY; CASES.len()];
     // Both cases of a pair, when either matches; set up once, before any
     // timing.
@@ -117,14 +129,47 @@ fn best_times(n: u64, rounds: u32, filter: &str) {
             *a / *b
         );
     }
+    CASES
+        .iter()
+        .zip(best)
+        .filter(|(_, ns)| ns.is_finite())
+        .map(|((name, _), ns)| (*name, ns))
+        .collect()
+}
+
+/// `--json PATH`: the best times as a JSON object, case name to
+/// nanoseconds per operation (a case listed twice, as a peer of two, gets
+/// its better time).
+fn write_json(path: &str, times: &[(&str, f64)]) {
+    let mut merged: Vec<(&str, f64)> = Vec::new();
+    for &(name, ns) in times {
+        match merged.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, best)) => *best = best.min(ns),
+            None => merged.push((name, ns)),
+        }
+    }
+    let body: Vec<String> = merged
+        .iter()
+        .map(|(name, ns)| format!("  \"{name}\": {ns:.3}"))
+        .collect();
+    std::fs::write(path, format!("{{\n{}\n}}\n", body.join(",\n")))
+        .unwrap_or_else(|e| panic!("cannot write {path}: {e}"));
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    let json = args.iter().position(|a| a == "--json").map(|i| {
+        let path = args.get(i + 1).expect("--json needs a path").clone();
+        args.drain(i..i + 2);
+        path
+    });
     if args.first().is_some_and(|a| a == "--time") {
         let n = args.get(1).and_then(|s| s.parse().ok()).unwrap_or(100_000);
         let rounds = args.get(2).and_then(|s| s.parse().ok()).unwrap_or(30);
-        best_times(n, rounds, args.get(3).map_or("", String::as_str));
+        let times = best_times(n, rounds, args.get(3).map_or("", String::as_str));
+        if let Some(path) = json {
+            write_json(&path, &times);
+        }
         return;
     }
     // `cargo bench` runs every bench target with `--bench`: nothing to do.

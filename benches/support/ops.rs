@@ -11,6 +11,7 @@
 
 #![allow(dead_code)] // each binary uses its own subset
 
+use std::ffi::c_void;
 use std::hint::black_box;
 
 use corosensei::stack::DefaultStack;
@@ -132,4 +133,41 @@ pub fn corosensei_lifecycle_reused(stack: &mut Option<DefaultStack>) -> u64 {
     let r = co.resume(black_box(1));
     *stack = Some(co.into_stack());
     r.as_return().unwrap()
+}
+
+/// A `struct coroutine` of the C API, for its lifecycle: boxed, since its
+/// address must not change.
+pub struct CCoroutine(Box<ucoro::sys::coroutine>);
+
+impl CCoroutine {
+    /// Never initialised; its entry returns at once.
+    pub fn new() -> Self {
+        /// The entry: returns its argument.
+        unsafe extern "C" fn return_at_once(arg: *mut c_void) -> *mut c_void {
+            arg
+        }
+        // SAFETY: struct coroutine is plain C data for which all-zero is
+        // valid.
+        let mut co: Box<ucoro::sys::coroutine> =
+            Box::new(unsafe { std::mem::MaybeUninit::zeroed().assume_init() });
+        co.entry = Some(return_at_once);
+        CCoroutine(co)
+    }
+
+    /// `coroutine_init` with the default stack, one `coroutine_yieldto`
+    /// that runs it to its end, `coroutine_release`.
+    #[inline(always)]
+    pub fn lifecycle(&mut self) -> *mut c_void {
+        let co: *mut ucoro::sys::coroutine = &mut *self.0;
+        // SAFETY: init accepts an exited (or never used) struct; the
+        // coroutine runs to its end in its one yieldto, before the release.
+        unsafe {
+            (*co).stack_size = 0; // the default, as a fresh caller would
+            assert_eq!(ucoro::sys::coroutine_init(co), 0, "coroutine_init");
+            let r = ucoro::sys::coroutine_yieldto(co, black_box(co.cast::<c_void>()));
+            assert_ne!((*co).exited, 0, "the coroutine ran to its end");
+            ucoro::sys::coroutine_release(co);
+            r
+        }
+    }
 }

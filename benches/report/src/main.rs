@@ -132,8 +132,13 @@ fn main() {
     let mut results = order(results);
     let newest = mark_stale(&mut results, &criterion_dir);
 
-    let mut md = markdown(&results, newest);
-    md.push_str(&instructions_section(&criterion_dir, &results));
+    let (per_op_path, per_op) = read_per_op(&criterion_dir);
+    let mut md = markdown(&results, newest, per_op.as_ref());
+    md.push_str(&instructions_section(
+        &per_op_path,
+        per_op.as_ref(),
+        &results,
+    ));
     md.push_str(&scale_section(&criterion_dir));
     let svg = svg_chart(&results);
     let md_path = out_root.join("BENCHMARKS.md");
@@ -295,7 +300,7 @@ fn find<'a>(results: &'a [Result_], group: &str, id: &str) -> Option<&'a Result_
 // ---------------------------------------------------------------------------
 // BENCHMARKS.md
 
-fn markdown(results: &[Result_], newest: u64) -> String {
+fn markdown(results: &[Result_], newest: u64, per_op: Option<&Json>) -> String {
     let bench_command =
         env::var("UCORO_BENCH_COMMAND").unwrap_or_else(|_| DEFAULT_BENCH_COMMAND.to_owned());
     let mut s = String::new();
@@ -309,7 +314,11 @@ fn markdown(results: &[Result_], newest: u64) -> String {
         "Produced by `{bench_command}` followed by `{REPORT_COMMAND}`. \
          Every figure is criterion's median time per iteration, with its 95% \
          confidence interval; lower is better. All benchmarks ran in one \
-         process with the same criterion settings.\n"
+         process with the same criterion settings. Where `benches/callgrind.py` \
+         also timed an operation and its peer interleaved (see the \
+         instructions table), the targets table takes that ratio instead, \
+         and says so: on a shared machine criterion's sequential medians of \
+         two benchmarks can catch different bursts of other work.\n"
     );
     let _ = writeln!(s, "- CPU: {}", cpu_model());
     let _ = writeln!(s, "- Kernel: Linux {}", kernel_release());
@@ -325,7 +334,7 @@ fn markdown(results: &[Result_], newest: u64) -> String {
     );
     let _ = writeln!(s, "| target | ucoro | reference | ratio | required | met |");
     let _ = writeln!(s, "|---|---|---|---:|---:|---|");
-    for (t, ours, theirs) in targets(results) {
+    for (t, ours, theirs) in targets(results, per_op) {
         let met = match t.met {
             Some(true) => "**yes**",
             Some(false) => "**no**",
@@ -433,8 +442,8 @@ fn markdown(results: &[Result_], newest: u64) -> String {
             "smoke test: every benchmark once, no timing",
         ),
         (
-            "python3 benches/callgrind.py".to_owned(),
-            "instructions per operation (before the report)",
+            "UCORO_BENCH_CPU=1 python3 benches/callgrind.py".to_owned(),
+            "instructions and interleaved times per operation (before the report)",
         ),
     ] {
         let _ = writeln!(s, "{command:<45} # {what}");
@@ -477,20 +486,36 @@ const INSTRUCTION_ROWS: &[(&str, &str, &str)] = &[
         "lifecycle/ucoro_safe",
         "lifecycle/corosensei_reused_stack",
     ),
+    (
+        "C API: `coroutine_init`, run to its end, `coroutine_release`",
+        "lifecycle/ucoro_c",
+        "lifecycle/corosensei_reused_stack",
+    ),
 ];
 
-/// Instructions per operation from `benches/callgrind.py`
-/// (`<criterion dir>/../callgrind.json`), beside criterion's times of the
-/// same operations: counts that neither the machine's drift nor a loop
-/// that inlines more than callers would can flatter.
-fn instructions_section(criterion_dir: &Path, results: &[Result_]) -> String {
+/// What `benches/callgrind.py` saved (`<criterion dir>/../callgrind.json`):
+/// its path, and its contents if it is there.
+fn read_per_op(criterion_dir: &Path) -> (PathBuf, Option<Json>) {
     let path = criterion_dir
         .parent()
         .map(|p| p.join("callgrind.json"))
         .unwrap_or_else(|| PathBuf::from("target/callgrind.json"));
-    let counts = fs::read_to_string(&path)
+    let json = fs::read_to_string(&path)
         .ok()
         .and_then(|text| Json::parse(&text));
+    (path, json)
+}
+
+/// An operation's interleaved best time (ns) from `benches/callgrind.py`.
+fn interleaved_ns(per_op: Option<&Json>, case: &str) -> Option<f64> {
+    per_op?.get("interleaved")?.get("ns")?.get(case)?.num()
+}
+
+/// Instructions per operation from `benches/callgrind.py`, beside the
+/// interleaved times it took and criterion's times of the same operations:
+/// counts that neither the machine's drift nor a loop that inlines more
+/// than callers would can flatter.
+fn instructions_section(path: &Path, counts: Option<&Json>, results: &[Result_]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "\n## Instructions per operation (callgrind)\n");
     let Some(counts) = counts else {
@@ -508,16 +533,37 @@ fn instructions_section(criterion_dir: &Path, results: &[Result_]) -> String {
          each operation runs under callgrind twice, for two counts of \
          operations, and the difference is divided by the difference of the \
          counts, so setup cancels out. Unlike times these do not drift with \
-         the machine; the times beside them are criterion's, from the run \
-         above. The lifecycle counts include the C library's Valgrind \
+         the machine. The lifecycle counts include the C library's Valgrind \
          client requests for each stack handed out and given back (about \
-         90 instructions), which a run outside Valgrind skips.\n"
+         90 instructions), which a run outside Valgrind skips.\n\n\
+         The interleaved times are the same script's: each pair alone in a \
+         process, the best of {rounds} batches of {n} operations, ucoro's and \
+         corosensei's batches alternating, in thread CPU time, and the best \
+         over {processes} such processes run one after another (other work on \
+         a shared machine only ever adds time; a phase of it can outlast a \
+         process, and slows the side that runs more instructions more). The \
+         last columns are criterion's medians, from the run above.\n",
+        processes = counts
+            .get("interleaved")
+            .and_then(|i| i.get("processes"))
+            .and_then(Json::num)
+            .unwrap_or(0.0),
+        rounds = counts
+            .get("interleaved")
+            .and_then(|i| i.get("rounds"))
+            .and_then(Json::num)
+            .unwrap_or(0.0),
+        n = counts
+            .get("interleaved")
+            .and_then(|i| i.get("n"))
+            .and_then(Json::num)
+            .unwrap_or(0.0),
     );
     let _ = writeln!(
         s,
-        "| operation | ucoro instructions | corosensei instructions | ratio | ucoro time | corosensei time | ratio |"
+        "| operation | ucoro instructions | corosensei instructions | ratio | ucoro interleaved | corosensei interleaved | ratio | ucoro criterion | corosensei criterion | ratio |"
     );
-    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     let count = |case: &str| {
         counts
             .get("instructions")
@@ -531,13 +577,20 @@ fn instructions_section(criterion_dir: &Path, results: &[Result_]) -> String {
     let cell = |v: Option<f64>, f: &dyn Fn(f64) -> String| v.map_or_else(|| "–".to_owned(), f);
     for (what, ours, theirs) in INSTRUCTION_ROWS {
         let (io, it) = (count(ours), count(theirs));
+        let (no, nt) = (
+            interleaved_ns(Some(counts), ours),
+            interleaved_ns(Some(counts), theirs),
+        );
         let (to, tt) = (time(ours), time(theirs));
         let _ = writeln!(
             s,
-            "| {what} (`{ours}`) | {} | {} | {} | {} | {} | {} |",
+            "| {what} (`{ours}`) | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             cell(io, &|v| format!("{v:.0}")),
             cell(it, &|v| format!("{v:.0}")),
             cell(io.zip(it).map(|(a, b)| a / b), &fmt_ratio),
+            cell(no, &fmt_time),
+            cell(nt, &fmt_time),
+            cell(no.zip(nt).map(|(a, b)| a / b), &fmt_ratio),
             cell(to, &fmt_time),
             cell(tt, &fmt_time),
             cell(to.zip(tt).map(|(a, b)| a / b), &fmt_ratio),
@@ -702,7 +755,7 @@ struct Target {
 
 /// The targets the project holds itself to today: every one compares ucoro
 /// with a reference measured in the same run.
-fn targets(results: &[Result_]) -> Vec<(Target, String, String)> {
+fn targets(results: &[Result_], per_op: Option<&Json>) -> Vec<(Target, String, String)> {
     let mut rows = Vec::new();
     let show = |r: Option<&Result_>| {
         r.map_or_else(
@@ -710,6 +763,7 @@ fn targets(results: &[Result_]) -> Vec<(Target, String, String)> {
             |r| format!("`{}/{}` {}", r.group, r.id, fmt_time(r.median_ns)),
         )
     };
+    let show_interleaved = |case: &str, ns: f64| format!("`{case}` {} (interleaved)", fmt_time(ns));
     // (what, group, ucoro id, reference id, limit of ucoro / reference)
     let slower_than: [(&str, &str, &str, &str, f64, &str); 7] = [
         (
@@ -770,8 +824,23 @@ fn targets(results: &[Result_]) -> Vec<(Target, String, String)> {
         ),
     ];
     for (what, group, ours, theirs, limit, required) in slower_than {
-        let (o, t) = (find(results, group, ours), find(results, group, theirs));
-        let ratio = o.zip(t).map(|(o, t)| o.median_ns / t.median_ns);
+        let (our_case, their_case) = (format!("{group}/{ours}"), format!("{group}/{theirs}"));
+        let both = interleaved_ns(per_op, &our_case).zip(interleaved_ns(per_op, &their_case));
+        let (ratio, ours_shown, theirs_shown) = match both {
+            Some((o, t)) => (
+                Some(o / t),
+                show_interleaved(&our_case, o),
+                show_interleaved(&their_case, t),
+            ),
+            None => {
+                let (o, t) = (find(results, group, ours), find(results, group, theirs));
+                (
+                    o.zip(t).map(|(o, t)| o.median_ns / t.median_ns),
+                    show(o),
+                    show(t),
+                )
+            }
+        };
         rows.push((
             Target {
                 what,
@@ -779,8 +848,8 @@ fn targets(results: &[Result_]) -> Vec<(Target, String, String)> {
                 required,
                 met: ratio.map(|r| r <= limit),
             },
-            show(o),
-            show(t),
+            ours_shown,
+            theirs_shown,
         ));
     }
     // Hand-off: the slower of ucoro's two APIs must still beat the threads
