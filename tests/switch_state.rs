@@ -188,3 +188,50 @@ fn a_rust_coroutine_on_a_thread_new_to_the_library_has_that_threads_main_as_call
     .unwrap();
     assert_ne!(there, main_here);
 }
+
+/// The C view of a coroutine that has run to its end, read while its
+/// `Coroutine` (and so its struct) is still alive.
+fn assert_exited(co: Co, at: &str) {
+    // SAFETY: co's struct lives until its Coroutine is dropped, after this.
+    let (exited, cc_exited) = unsafe { ((*co).exited, (*co).cc.exited) };
+    assert_ne!(exited, 0, "{at}: exited");
+    assert_ne!(cc_exited, 0, "{at}: its continuation exited");
+    assert!(seen(co).caller.is_null(), "{at}: no caller once it ended");
+}
+
+#[test]
+fn an_exit_hands_the_thread_back_to_the_resumer_as_the_c_exit_does() {
+    // Into main: main runs again, its context consumed.
+    let main = current();
+    let mut co: Coroutine<(), (), usize> = Coroutine::new(|_, ()| current() as usize);
+    let Ok(CoroutineResult::Return(me)) = co.resume(()) else {
+        panic!("the coroutine did not return");
+    };
+    assert_eq!(current(), main);
+    assert!(seen(main).ctx.is_null());
+    assert_exited(me as Co, "into main");
+    // Into a coroutine: the outer one runs again, its context consumed,
+    // still the callee of main.
+    let mut outer: Coroutine<(), (), ()> = Coroutine::new(|_, ()| {
+        let outer_co = current();
+        let mut inner: Coroutine<(), (), usize> = Coroutine::new(|_, ()| current() as usize);
+        let Ok(CoroutineResult::Return(inner_co)) = inner.resume(()) else {
+            panic!("the inner coroutine did not return");
+        };
+        assert_eq!(current(), outer_co);
+        let state = seen(outer_co);
+        assert!(state.ctx.is_null());
+        assert!(is_main(state.caller));
+        assert_exited(inner_co as Co, "into a coroutine");
+        // A coroutine made afterwards on this thread (on the recycled
+        // stack, where the cache keeps it) starts and exits the same way.
+        let mut again: Coroutine<(), (), usize> = Coroutine::new(|_, ()| current() as usize);
+        let Ok(CoroutineResult::Return(again_co)) = again.resume(()) else {
+            panic!("the second inner coroutine did not return");
+        };
+        assert_eq!(current(), outer_co);
+        assert_exited(again_co as Co, "a second one");
+    });
+    assert_eq!(outer.resume(()).unwrap(), CoroutineResult::Return(()));
+    assert_eq!(current(), main);
+}
