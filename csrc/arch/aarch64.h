@@ -120,6 +120,8 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* x0 = cc, x1 = top */
     ".cfi_offset x28, -24\n"                \
     ".cfi_offset x29, -16\n"                \
     ".cfi_offset x30, -8\n"
+/* A start stub's CFA: the resumer's context, or the fake one at sp. */
+#define UCORO_A64_STUB_CFA UCORO_STUB_LINKED_CFA(19 /* x19 */, 31 /* sp */, 0, UCORO_AARCH64_FRAME)
 /* The same, for the running context: sp is the saved sp. */
 #define UCORO_A64_CFI_SAVED                 \
     ".cfi_def_cfa_offset 160\n"             \
@@ -202,19 +204,8 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* x0 = to, x1 = hook, x2 
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
-    ".p2align 4\n"
-    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
-    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
-    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",%function\n"
-UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
-    ".cfi_startproc\n"
-    ".cfi_signal_frame\n"          /* see arch/interface.h */
-    UCORO_STUB_PERSONALITY
     /* The frame above: the resumer's, or the fake context at sp. */
-    UCORO_STUB_LINKED_CFA(19 /* x19 */, 31 /* sp */, 0, UCORO_AARCH64_FRAME)
-    UCORO_A64_CFI_SLOTS
-    /* Never runs: a fresh context "returns" past it (see arch/x86_64.h). */
-    "nop\n"
+    UCORO_START_STUB_HEAD(ucoro__start_stub, "%function", UCORO_A64_STUB_CFA, UCORO_A64_CFI_SLOTS)
     "mov x0, x19\n"
     "bl " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"         /* never returns */
     "brk #0\n"
@@ -223,17 +214,8 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
 
     /* The same frame; leaves by returning into the resumer's context
      * (arch/interface.h), every register loaded as by the switch. */
-    ".p2align 4\n"
-    ".globl " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
-    ".hidden " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
-    ".type " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ",%function\n"
-UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ":\n"
-    ".cfi_startproc\n"
-    ".cfi_signal_frame\n"
-    UCORO_STUB_PERSONALITY
-    UCORO_STUB_LINKED_CFA(19 /* x19 */, 31 /* sp */, 0, UCORO_AARCH64_FRAME)
-    UCORO_A64_CFI_SLOTS
-    "nop\n"                        /* never runs, as in ucoro__start_stub */
+    UCORO_START_STUB_HEAD(ucoro__crate_start_stub, "%function", UCORO_A64_STUB_CFA,
+                          UCORO_A64_CFI_SLOTS)
     "mov x0, x19\n"
     "bl " UCORO_ASM_SYMBOL(ucoro__crate_entry) "\n"     /* x0 = the resumer's context */
     "mov sp, x0\n"                 /* on its stack: its frame from here */
@@ -249,6 +231,7 @@ UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ":\n"
 #undef UCORO_A64_SAVE
 #undef UCORO_A64_RESTORE
 #undef UCORO_A64_CFI_SAVED
+#undef UCORO_A64_STUB_CFA
 #undef UCORO_A64_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */

@@ -184,6 +184,26 @@ UCORO_HIDDEN void ucoro__no_resumer(void);
 #define UCORO_STUB_PERSONALITY \
     ".cfi_personality 0x1b, " UCORO_ASM_SYMBOL(ucoro__stub_personality) "\n"
 
+/* The head of a start stub named name (ucoro__start_stub,
+ * ucoro__crate_start_stub), of symbol type type: its frame's CFI (a signal
+ * frame with the stubs' personality, the CFA rule cfa, normally
+ * UCORO_STUB_LINKED_CFA, and the saved registers' rules slots), then the
+ * nop that never runs: a fresh context "returns" past it, so that an
+ * unwinder stopped in the switch on its way there, which looks its caller
+ * up at the return address - 1, finds this frame. */
+#define UCORO_START_STUB_HEAD(name, type, cfa, slots)                              \
+    ".p2align 4\n"                                                              \
+    ".globl " UCORO_ASM_SYMBOL(name) "\n"                                       \
+    ".hidden " UCORO_ASM_SYMBOL(name) "\n"                                      \
+    ".type " UCORO_ASM_SYMBOL(name) "," type "\n"                               \
+    UCORO_ASM_SYMBOL(name) ":\n"                                                \
+    ".cfi_startproc\n"                                                         \
+    ".cfi_signal_frame\n"                                                      \
+    UCORO_STUB_PERSONALITY                                                     \
+    cfa                                                                        \
+    slots                                                                      \
+    "nop\n"
+
 /* clang-format off */
 /* Operands as .cfi_escape bytes: LEB128 in two bytes, whatever the value
  * (0 <= v < 8192; a longer form than needed is valid), so that the

@@ -120,6 +120,8 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
     ".cfi_offset r12, -32\n"     \
     ".cfi_offset rbx, -24\n"     \
     ".cfi_offset rbp, -16\n"
+/* A start stub's CFA: the resumer's context, or the fake one at rsp. */
+#define UCORO_X86_STUB_CFA UCORO_STUB_LINKED_CFA(3 /* rbx */, 7 /* rsp */, 0, UCORO_X86_FRAME)
 /* The same, for the running context: sp is the saved sp. */
 #define UCORO_X86_CFI_SAVED      \
     ".cfi_def_cfa_offset 56\n"   \
@@ -196,21 +198,8 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* rdi = to, rsi = hook, r
     ".cfi_endproc\n"
     ".size " UCORO_ASM_SYMBOL(ucoro__switch_exit) ", .-" UCORO_ASM_SYMBOL(ucoro__switch_exit) "\n"
 
-    ".p2align 4\n"
-    ".globl " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
-    ".hidden " UCORO_ASM_SYMBOL(ucoro__start_stub) "\n"
-    ".type " UCORO_ASM_SYMBOL(ucoro__start_stub) ",@function\n"
-UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
-    ".cfi_startproc\n"
-    ".cfi_signal_frame\n"          /* see arch/interface.h */
-    UCORO_STUB_PERSONALITY
     /* The frame above: the resumer's, or the fake context at rsp. */
-    UCORO_STUB_LINKED_CFA(3 /* rbx */, 7 /* rsp */, 0, UCORO_X86_FRAME)
-    UCORO_X86_CFI_SLOTS
-    /* Never runs: a fresh context "returns" past it (ucoro_arch_prepare),
-     * so that an unwinder stopped in the switch on its way there, which
-     * looks up its caller at the return address - 1, finds this frame. */
-    "nop\n"
+    UCORO_START_STUB_HEAD(ucoro__start_stub, "@function", UCORO_X86_STUB_CFA, UCORO_X86_CFI_SLOTS)
     "movq %rbx, %rdi\n"
     "callq " UCORO_ASM_SYMBOL(ucoro__cc_entry) "\n"      /* never returns */
     "ud2\n"
@@ -219,17 +208,8 @@ UCORO_ASM_SYMBOL(ucoro__start_stub) ":\n"
 
     /* The same frame; leaves by returning into the resumer's context
      * (arch/interface.h), all six registers loaded as by the switch. */
-    ".p2align 4\n"
-    ".globl " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
-    ".hidden " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) "\n"
-    ".type " UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ",@function\n"
-UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ":\n"
-    ".cfi_startproc\n"
-    ".cfi_signal_frame\n"
-    UCORO_STUB_PERSONALITY
-    UCORO_STUB_LINKED_CFA(3 /* rbx */, 7 /* rsp */, 0, UCORO_X86_FRAME)
-    UCORO_X86_CFI_SLOTS
-    "nop\n"                        /* never runs, as in ucoro__start_stub */
+    UCORO_START_STUB_HEAD(ucoro__crate_start_stub, "@function", UCORO_X86_STUB_CFA,
+                          UCORO_X86_CFI_SLOTS)
     "movq %rbx, %rdi\n"
     "callq " UCORO_ASM_SYMBOL(ucoro__crate_entry) "\n"  /* rax = the resumer's context */
     "movq %rax, %rsp\n"            /* on its stack: its frame from here */
@@ -251,6 +231,7 @@ UCORO_ASM_SYMBOL(ucoro__crate_start_stub) ":\n"
 #undef UCORO_X86_POP
 #undef UCORO_X86_PUSH
 #undef UCORO_X86_CFI_SAVED
+#undef UCORO_X86_STUB_CFA
 #undef UCORO_X86_CFI_SLOTS
 #endif /* UCORO_SWITCH_ASM: the switch, or else the entry stub */
 /* clang-format on */
