@@ -13,18 +13,20 @@ use std::process::Command;
 
 use ucoro::{Coroutine, CoroutineResult};
 
-/// Where gdb stops: a breakpoint trap raised in a frame with this name.
+/// Where gdb stops: a breakpoint trap raised in a frame with this name
+/// (the `black_box` after the call keeps an optimised build from making
+/// it a tail call, which would leave no such frame).
 #[inline(never)]
 fn stop_in_inner() {
     // SAFETY: raising a signal; gdb catches SIGTRAP (unhandled outside a
     // debugger, which only the child runs under).
-    unsafe { libc::raise(libc::SIGTRAP) };
+    std::hint::black_box(unsafe { libc::raise(libc::SIGTRAP) });
 }
 
 #[inline(never)]
 fn stop_with_both_suspended() {
     // SAFETY: as above.
-    unsafe { libc::raise(libc::SIGTRAP) };
+    std::hint::black_box(unsafe { libc::raise(libc::SIGTRAP) });
 }
 
 #[inline(never)]
@@ -34,6 +36,7 @@ fn resume_inner(inner: &mut Coroutine<(), (), ()>) {
 
 /// The debuggee: a coroutine that resumes another, stopped inside the
 /// inner one, then with both suspended.
+#[inline(never)]
 fn scenario() {
     // Made, never resumed: listed as not started.
     let fresh: Coroutine<(), (), ()> = Coroutine::new(|_, ()| ());
@@ -52,15 +55,34 @@ fn scenario() {
 
 /// The frames a backtrace inside the inner coroutine goes through, in order.
 const ORDER: [&str; 4] = [
-    "gdb_rust::stop_in_inner ()",
-    "gdb_rust::resume_inner (",
-    "gdb_rust::scenario ()",
-    "gdb_rust::gdb_sees_rust_coroutines",
+    "gdb_rust::stop_in_inner",
+    "gdb_rust::resume_inner",
+    "gdb_rust::scenario",
+    "gdb_rust::gdb_sees_rust_coroutines_and_backtraces_through_their_resumers",
 ];
+
+/// Where, in a backtrace gdb printed, the frame of the function `name`
+/// begins, and where it ends: the name followed by its arguments (a
+/// build with debug information) or by its symbol's hash (a release
+/// build), not a longer name such as a closure of it.
+fn frame_of(bt: &str, name: &str) -> Option<(usize, usize)> {
+    bt.match_indices(name).find_map(|(at, _)| {
+        let rest = &bt[at + name.len()..];
+        let tail = match rest.strip_prefix("::h") {
+            Some(hashed) => {
+                let hex = hashed.bytes().take_while(u8::is_ascii_hexdigit).count();
+                (hex == 16).then(|| &hashed[hex..])?
+            }
+            None => rest,
+        };
+        tail.starts_with(" (").then(|| (at, bt.len() - tail.len()))
+    })
+}
 
 const TEST: &str = "gdb_sees_rust_coroutines_and_backtraces_through_their_resumers";
 
 #[test]
+#[inline(never)] // a frame of its own in the backtrace, optimised or not
 fn gdb_sees_rust_coroutines_and_backtraces_through_their_resumers() {
     if std::env::var_os("UCORO_CHILD").is_some() {
         scenario();
@@ -122,10 +144,10 @@ fn gdb_sees_rust_coroutines_and_backtraces_through_their_resumers() {
     let order = if linked { &ORDER[..] } else { &ORDER[..1] };
     let mut rest = bt;
     for frame in order {
-        let at = rest.find(frame).unwrap_or_else(|| {
+        let (_, end) = frame_of(rest, frame).unwrap_or_else(|| {
             panic!("the backtrace inside the inner coroutine lacks {frame} (after {order:?}'s earlier ones):\n{bt}")
         });
-        rest = &rest[at + frame.len()..];
+        rest = &rest[end..];
     }
     // Both coroutines' first frames, named with the coroutine each begins
     // (whichever start stub the build uses), not as the signal frame that
