@@ -108,7 +108,7 @@ static inline int ucoro__cc_rearm(struct continuation *cc)
     return 0;
 #else
     cc->exited = 0;
-    cc->started = 0; /* set once it runs (ucoro__cc_entry) */
+    cc->started = 0; /* set once it runs (ucoro__cc_entry, ucoro__crate_entry) */
     cc->return_to = NULL;
 #ifdef UCORO_SWITCH_ASM
     cc->ctx = ucoro__cc_crate_context(cc);

@@ -678,6 +678,9 @@ int ucoro__crate_recycle(struct coroutine *co, void *(*entry)(void *), void *arg
  * back (the crate destroys or recycles the coroutine itself). Returns the
  * saved context of the coroutine to return to, marked consumed, for the
  * stub to resume. Cannot fail: the crate resumed co, which set its caller.
+ * No memory tool is told of the switches: the builds that announce them
+ * (UCORO_TOOL_SWITCH) never prepare a context for this stub
+ * (ucoro__cc_prepare and ucoro__cc_rearm refuse there).
  */
 void *ucoro__crate_entry(void *arg)
 {
