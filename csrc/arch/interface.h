@@ -86,8 +86,9 @@ UCORO_HIDDEN void ucoro__start_stub(void);
  * frees it), may leave so: nothing runs on the resumer's stack first.
  */
 UCORO_HIDDEN void ucoro__crate_start_stub(void);
-/* Defined by the coroutine layer (coroutine_ucontext.c). */
-UCORO_HIDDEN void *ucoro__crate_entry(void *cc);
+/* Defined by the coroutine layer (coroutine_ucontext.c). Called from
+ * assembly only, so link-time optimisation must keep it, under this name. */
+UCORO_HIDDEN __attribute__((used, externally_visible)) void *ucoro__crate_entry(void *cc);
 #endif
 
 /* Never runs: the return address an unwinder finds above a start stub
