@@ -52,6 +52,9 @@ fn main() {
         .flag("-std=c11")
         .warnings(true)
         .extra_warnings(true)
+        // ISO C as well: the library is C11 plus only the extensions its
+        // sources name (`__asm__`, `__attribute__`, `__thread`).
+        .flag_if_supported("-Wpedantic")
         .warnings_into_errors(env::var_os("UCORO_WERROR").is_some());
     // The switch mode (csrc/cc_switch.h): the default (assembly where there
     // is one), or UCORO_SWITCH=setjmp / ucontext; CI tests every mode.

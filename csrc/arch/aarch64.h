@@ -66,7 +66,7 @@ static inline void *ucoro_arch_prepare_stub(char *stack, size_t size, void *star
     sp[18] = &fake[18];                 /* x29: the fake frame record */
     sp[19] = (void *)((uintptr_t)stub + 4); /* x30: where ret goes, past the nop */
     fake[18] = NULL;                     /* x29: the link slot (0: no resumer yet) */
-    fake[19] = (void *)ucoro__no_resumer; /* x30 */
+    fake[19] = (void *)(uintptr_t)ucoro__no_resumer; /* x30 */
     *fp_link = (void **)&fake[18];
     return sp;
 }

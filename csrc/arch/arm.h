@@ -84,7 +84,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[25] = (void *)((uintptr_t)ucoro__start_stub + UCORO_ARM_STUB_NOP);
     fake[20] = NULL;                      /* r7 */
     fake[24] = NULL;                      /* r11 */
-    fake[25] = (void *)ucoro__no_resumer; /* lr */
+    fake[25] = (void *)(uintptr_t)ucoro__no_resumer; /* lr */
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */

@@ -74,7 +74,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[4] = (void *)((uintptr_t)ucoro__start_stub + 1); /* "return address": past its nop */
     args[0] = start_arg;               /* ucoro__cc_entry's argument */
     fake[3] = NULL;                      /* ebp */
-    fake[4] = (void *)ucoro__no_resumer; /* return address */
+    fake[4] = (void *)(uintptr_t)ucoro__no_resumer; /* return address */
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */

@@ -78,7 +78,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     sp[22] = start_arg;                        /* r31 (S + 176): the continuation */
     /* the LR save doubleword: past the stub's nop (see arch/x86_64.h) */
     stub_frame[2] = (void *)((uintptr_t)ucoro__start_stub + 4);
-    fake[(UCORO_PPC64_FRAME + 16) / 8] = (void *)ucoro__no_resumer;
+    fake[(UCORO_PPC64_FRAME + 16) / 8] = (void *)(uintptr_t)ucoro__no_resumer;
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */

@@ -63,7 +63,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
         sp[i] = NULL;
     sp[0] = (void *)((uintptr_t)ucoro__start_stub + 4); /* ra: past the stub's nop */
     sp[2] = start_arg;                 /* s1: the continuation */
-    fake[0] = (void *)ucoro__no_resumer; /* ra */
+    fake[0] = (void *)(uintptr_t)ucoro__no_resumer; /* ra */
     fake[1] = NULL;                      /* s0 */
     return sp;
 }

@@ -76,7 +76,7 @@ static inline void *ucoro_arch_prepare(char *stack, size_t size, void *start_arg
     frame[14] = (void *)((uintptr_t)ucoro__start_stub + 2);
     frame[15] = frame;                    /* r15 (slot 120): the stub's sp */
     fake[19] = NULL;                      /* r11, the frame pointer */
-    fake[22] = (void *)ucoro__no_resumer; /* r14: its return address */
+    fake[22] = (void *)(uintptr_t)ucoro__no_resumer; /* r14: its return address */
     return sp;
 }
 #endif /* UCORO_SWITCH_ASM */

@@ -78,7 +78,7 @@ static inline void *ucoro_arch_prepare_stub(char *stack, size_t size, void *star
     sp[5] = &fake[5];                   /* rbp: the fake frame record */
     sp[6] = (void *)((uintptr_t)stub + 1); /* "return address": past its nop */
     fake[5] = NULL;                     /* rbp: the link slot (0: no resumer yet) */
-    fake[6] = (void *)ucoro__no_resumer; /* return address */
+    fake[6] = (void *)(uintptr_t)ucoro__no_resumer; /* return address */
     *fp_link = &fake[5];
     return sp;
 }
