@@ -236,11 +236,13 @@ where
     // The slot is empty (only this sets it, once): skip `set`'s drop of
     // the old value.
     std::mem::forget(inner.shared.outcome.replace(Some(outcome)));
-    // The C side ends the coroutine: its exit path leaves every register
-    // and return-address-stack entry as the C API's does. (An exit through
-    // an inline `ret` into the resumer measured slower: the frames below
-    // this one were entered with calls that never return, so that `ret`
-    // pops one of their return-stack entries and mispredicts.)
+    // Returning ends the coroutine. With the inlined switch this returns
+    // into `ucoro__crate_entry`, whose start stub returns into the resumer
+    // (csrc/arch/interface.h), so every call since the first resume is
+    // returned from; elsewhere the C exit takes over. (A `ret` into the
+    // resumer from here measured slower: the C frames below this one were
+    // entered with calls it would skip, and it popped one of their
+    // return-stack entries.)
     ptr::null_mut()
 }
 

@@ -20,8 +20,9 @@
 //! resumed).
 //!
 //! What a resume returns rides in x0, as in the C switch: a suspend leaves
-//! there the (non-null) address its context was saved to, an exit through
-//! the C side the exit hook's NULL result.
+//! there the (non-null) address its context was saved to, an exit 0 (the
+//! crate's start stub, `ucoro__crate_start_stub`, or the C exit hook's
+//! NULL).
 //!
 //! Resume enters the stub with `bl` and the stub jumps into the coroutine
 //! with `br`; suspend returns into the resumer with `ret` to the address

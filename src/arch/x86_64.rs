@@ -20,7 +20,8 @@
 //!
 //! What a resume returns rides in rax, as in the C switch: a suspend
 //! leaves there the (non-null) address its context was saved to, an exit
-//! through the C side the exit hook's NULL result.
+//! 0 (the crate's start stub, `ucoro__crate_start_stub`, or the C exit
+//! hook's NULL).
 
 use std::arch::{asm, global_asm};
 use std::ffi::c_void;
