@@ -177,18 +177,24 @@ static void *finish(void *arg)
     return result;
 }
 
-/* Runs on the coroutine's own stack (the continuation's entry). */
-static void coroutine_body(struct continuation *cc)
+/* Runs co's entry, on its own stack, to its end; marks it exited and
+ * returns the coroutine its exit goes back to. */
+static struct coroutine *run_to_end(struct coroutine *co)
 {
-    struct coroutine *co = CONTAINER_OF_CC(cc);
-    struct coroutine *back;
-
     co->data = co->entry(co->data);
     co->exited = 1;
     /* Return to the caller, not to whoever last switched into us: a child
      * that yielded back to us is not waiting for our exit. Without a caller
      * (started through coroutine_swap alone), the last switcher it is. */
-    back = co->caller ? co->caller : CONTAINER_OF_CC(cc->return_to);
+    return co->caller ? co->caller : CONTAINER_OF_CC(co->cc.return_to);
+}
+
+/* Runs on the coroutine's own stack (the continuation's entry). */
+static void coroutine_body(struct continuation *cc)
+{
+    struct coroutine *co = CONTAINER_OF_CC(cc);
+    struct coroutine *back = run_to_end(co);
+
     co->caller = back; /* finish() reads and clears it */
     ucoro__cc_exit(cc, &back->cc, finish, co);
 }
@@ -690,10 +696,8 @@ void *ucoro__crate_entry(void *arg)
     void *ctx;
 
     cc->started = 1;
-    co->data = co->entry(co->data);
-    co->exited = 1;
+    back = run_to_end(co);
     cc->exited = 1;
-    back = co->caller ? co->caller : CONTAINER_OF_CC(cc->return_to);
     co->caller = NULL;
     this_thread()->current = back;
     ctx = back->cc.ctx;

@@ -138,14 +138,18 @@ UCORO_ASM_SYMBOL(ucoro__enter_stack) ":\n"            /* rdi = cc, rsi = top */
     "popq %" reg "\n"                                 \
     ".cfi_adjust_cfa_offset -8\n"                     \
     ".cfi_restore " reg "\n"
-/* Loads a saved context's registers: sp -> r15 ... rbp, return address. */
-#define UCORO_X86_RESTORE                             \
+/* Loads a saved context's six registers: sp -> r15 ... rbp, leaving sp
+ * at its return address. */
+#define UCORO_X86_RESTORE_REGISTERS                   \
     UCORO_X86_POP("r15")                              \
     UCORO_X86_POP("r14")                              \
     UCORO_X86_POP("r13")                              \
     UCORO_X86_POP("r12")                              \
     UCORO_X86_POP("rbx")                              \
-    UCORO_X86_POP("rbp")                              \
+    UCORO_X86_POP("rbp")
+/* The same, and its return address into rcx. */
+#define UCORO_X86_RESTORE                             \
+    UCORO_X86_RESTORE_REGISTERS                       \
     "popq %rcx\n"              /* the return address */ \
     ".cfi_adjust_cfa_offset -8\n"                     \
     ".cfi_register rip, rcx\n"
@@ -214,12 +218,7 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* rdi = to, rsi = hook, r
     "callq " UCORO_ASM_SYMBOL(ucoro__crate_entry) "\n"  /* rax = the resumer's context */
     "movq %rax, %rsp\n"            /* on its stack: its frame from here */
     ".cfi_def_cfa rsp, 56\n"
-    UCORO_X86_POP("r15")
-    UCORO_X86_POP("r14")
-    UCORO_X86_POP("r13")
-    UCORO_X86_POP("r12")
-    UCORO_X86_POP("rbx")
-    UCORO_X86_POP("rbp")
+    UCORO_X86_RESTORE_REGISTERS
     "xorl %eax, %eax\n"            /* what its switch returns: 0, an exit */
     "retq\n"
     ".cfi_endproc\n"
@@ -228,6 +227,7 @@ UCORO_ASM_SYMBOL(ucoro__switch_exit) ":\n"            /* rdi = to, rsi = hook, r
     UCORO_NO_RESUMER_ASM(".p2align 4", "@function", "rip", "ud2"));
 #undef UCORO_X86_SWITCH
 #undef UCORO_X86_RESTORE
+#undef UCORO_X86_RESTORE_REGISTERS
 #undef UCORO_X86_POP
 #undef UCORO_X86_PUSH
 #undef UCORO_X86_CFI_SAVED
