@@ -116,13 +116,12 @@ def interleaved(exe, target):
     than one process, and slows the more instruction-bound side more: the
     best over several processes is the quiet machine's."""
     out = os.path.join(target, "interleaved.json")
+    cpu = os.environ.get("UCORO_BENCH_CPU")
+    pin = ["taskset", "-c", cpu] if cpu else []
     best = {}
     for _ in range(TIME_PROCESSES):
         for _, ours, _ in ROWS:
-            cmd = [exe, "--time", str(TIME_N), str(TIME_ROUNDS), ours, "--json", out]
-            cpu = os.environ.get("UCORO_BENCH_CPU")
-            if cpu:
-                cmd = ["taskset", "-c", cpu] + cmd
+            cmd = pin + [exe, "--time", str(TIME_N), str(TIME_ROUNDS), ours, "--json", out]
             subprocess.run(cmd, check=True, capture_output=True)
             with open(out) as f:
                 for case, ns in json.load(f).items():

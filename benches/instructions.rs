@@ -60,24 +60,22 @@ const CASES: &[(&str, Setup)] = &[
     ("lifecycle/ucoro_safe", || {
         Box::new(|n| (0..n).for_each(|_| _ = black_box(ops::ucoro_lifecycle())))
     }),
-    ("lifecycle/corosensei_reused_stack", || {
-        let mut stack = Some(DefaultStack::default());
-        Box::new(move |n| {
-            (0..n).for_each(|_| _ = black_box(ops::corosensei_lifecycle_reused(&mut stack)))
-        })
-    }),
+    ("lifecycle/corosensei_reused_stack", corosensei_lifecycle),
     // The C API's lifecycle (`lifecycle/ucoro_c`), against the same peer.
     ("lifecycle/ucoro_c", || {
         let mut co = ops::CCoroutine::new();
         Box::new(move |n| (0..n).for_each(|_| _ = black_box(co.lifecycle())))
     }),
-    ("lifecycle/corosensei_reused_stack", || {
-        let mut stack = Some(DefaultStack::default());
-        Box::new(move |n| {
-            (0..n).for_each(|_| _ = black_box(ops::corosensei_lifecycle_reused(&mut stack)))
-        })
-    }),
+    ("lifecycle/corosensei_reused_stack", corosensei_lifecycle),
 ];
+
+/// The peer of both lifecycles: corosensei's, on a stack made once.
+fn corosensei_lifecycle() -> Run {
+    let mut stack = Some(DefaultStack::default());
+    Box::new(move |n| {
+        (0..n).for_each(|_| _ = black_box(ops::corosensei_lifecycle_reused(&mut stack)))
+    })
+}
 
 /// This thread's CPU time in nanoseconds: unlike the wall clock, it does
 /// not count the time other processes hold the CPU.

@@ -527,6 +527,14 @@ fn instructions_section(path: &Path, counts: Option<&Json>, results: &[Result_])
         return s;
     };
     let machine = counts.get("machine").and_then(Json::str).unwrap_or("?");
+    // A setting of the interleaved timing (0 if the file predates it).
+    let timing = |key: &str| {
+        counts
+            .get("interleaved")
+            .and_then(|i| i.get(key))
+            .and_then(Json::num)
+            .unwrap_or(0.0)
+    };
     let _ = writeln!(
         s,
         "Counted by `python3 benches/callgrind.py` ({machine}, release build): \
@@ -543,21 +551,9 @@ fn instructions_section(path: &Path, counts: Option<&Json>, results: &[Result_])
          a shared machine only ever adds time; a phase of it can outlast a \
          process, and slows the side that runs more instructions more). The \
          last columns are criterion's medians, from the run above.\n",
-        processes = counts
-            .get("interleaved")
-            .and_then(|i| i.get("processes"))
-            .and_then(Json::num)
-            .unwrap_or(0.0),
-        rounds = counts
-            .get("interleaved")
-            .and_then(|i| i.get("rounds"))
-            .and_then(Json::num)
-            .unwrap_or(0.0),
-        n = counts
-            .get("interleaved")
-            .and_then(|i| i.get("n"))
-            .and_then(Json::num)
-            .unwrap_or(0.0),
+        processes = timing("processes"),
+        rounds = timing("rounds"),
+        n = timing("n"),
     );
     let _ = writeln!(
         s,
