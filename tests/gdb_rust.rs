@@ -61,11 +61,11 @@ const ORDER: [&str; 4] = [
     "gdb_rust::gdb_sees_rust_coroutines_and_backtraces_through_their_resumers",
 ];
 
-/// Where, in a backtrace gdb printed, the frame of the function `name`
-/// begins, and where it ends: the name followed by its arguments (a
-/// build with debug information) or by its symbol's hash (a release
-/// build), not a longer name such as a closure of it.
-fn frame_of(bt: &str, name: &str) -> Option<(usize, usize)> {
+/// Where, in a backtrace gdb printed, the first frame of the function
+/// `name` ends its name: the name followed by its arguments (a build with
+/// debug information) or by its symbol's hash (a release build), not a
+/// longer name such as a closure of it.
+fn frame_of(bt: &str, name: &str) -> Option<usize> {
     bt.match_indices(name).find_map(|(at, _)| {
         let rest = &bt[at + name.len()..];
         let tail = match rest.strip_prefix("::h") {
@@ -75,7 +75,7 @@ fn frame_of(bt: &str, name: &str) -> Option<(usize, usize)> {
             }
             None => rest,
         };
-        tail.starts_with(" (").then(|| (at, bt.len() - tail.len()))
+        tail.starts_with(" (").then(|| bt.len() - tail.len())
     })
 }
 
@@ -144,7 +144,7 @@ fn gdb_sees_rust_coroutines_and_backtraces_through_their_resumers() {
     let order = if linked { &ORDER[..] } else { &ORDER[..1] };
     let mut rest = bt;
     for frame in order {
-        let (_, end) = frame_of(rest, frame).unwrap_or_else(|| {
+        let end = frame_of(rest, frame).unwrap_or_else(|| {
             panic!("the backtrace inside the inner coroutine lacks {frame} (after {order:?}'s earlier ones):\n{bt}")
         });
         rest = &rest[end..];
