@@ -5,6 +5,12 @@ same operations timed interleaved.
 
     python3 benches/callgrind.py    # prints the tables, saves them for the report
     UCORO_BENCH_CPU=1 python3 benches/callgrind.py   # the timing pinned to CPU 1
+    python3 benches/callgrind.py --breakdown   # where each operation's instructions are
+
+`--breakdown` prints, for every case of the table, its instructions per
+operation by the function whose code they are (addresses looked up in the
+symbol table: callgrind's own attribution follows calls, and charges what
+runs after a switch's jump onto the other stack to the switch), then stops.
 
 Builds the `instructions` bench target (benches/instructions.rs, whose
 operations come from benches/support/ops.rs, shared with the criterion
@@ -21,6 +27,8 @@ Both go to TARGET/callgrind.json, from which the report generator
 """
 
 import argparse
+import bisect
+import collections
 import json
 import os
 import platform
@@ -64,16 +72,83 @@ def build():
     sys.exit("no instructions benchmark built")
 
 
-def instructions(exe, case, n):
-    """Instructions callgrind counted for the whole run of CASE with N ops."""
+def callgrind(exe, case, n, *options):
+    """Runs CASE with N ops under callgrind; returns its standard error."""
     run = subprocess.run(
-        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", exe, case, str(n)],
+        ["valgrind", "--tool=callgrind", *options, exe, case, str(n)],
         capture_output=True, text=True,
     )
-    found = re.search(r"Collected : (\d+)", run.stderr)
-    if run.returncode != 0 or not found:
+    if run.returncode != 0 or "Collected : " not in run.stderr:
         sys.exit(f"callgrind failed on {case}:\n{run.stderr}")
-    return int(found.group(1))
+    return run.stderr
+
+
+def instructions(exe, case, n):
+    """Instructions callgrind counted for the whole run of CASE with N ops."""
+    stderr = callgrind(exe, case, n, "--callgrind-out-file=/dev/null")
+    return int(re.search(r"Collected : (\d+)", stderr).group(1))
+
+
+POSITION = re.compile(r"^(0x[0-9a-f]+|[+-]\d+|\*)$")
+
+
+def per_address(path):
+    """Instructions executed at each address, from a callgrind profile made
+    with --dump-instr=yes (cost lines "address line count", the address
+    absolute or relative to the previous line's; the line after a "calls="
+    line is the call's inclusive cost, already counted where it ran)."""
+    counts = collections.Counter()
+    last, inclusive = 0, False
+    with open(path) as f:
+        for line in f:
+            if line.startswith("calls="):
+                inclusive = True
+                continue
+            fields = line.split()
+            if len(fields) != 3 or not POSITION.match(fields[0]):
+                continue
+            pos = fields[0]
+            if pos.startswith("0x"):
+                last = int(pos, 16)
+            elif pos != "*":
+                last += int(pos)
+            if inclusive:
+                inclusive = False
+            else:
+                counts[last] += int(fields[2])
+    return counts
+
+
+def breakdown(exe, target):
+    """Prints each case's instructions per operation by function."""
+    symbols = []
+    nm = subprocess.run(["nm", "-n", "-C", "--defined-only", exe],
+                        check=True, capture_output=True, text=True).stdout
+    for line in nm.splitlines():
+        parts = line.split(" ", 2)
+        if len(parts) == 3 and parts[1] in "tTwW":
+            symbols.append((int(parts[0], 16), parts[2]))
+    starts = [address for address, _ in symbols]
+
+    def function(address):
+        i = bisect.bisect_right(starts, address) - 1
+        return symbols[i][1] if i >= 0 else "?"
+
+    profile = os.path.join(target, "callgrind.breakdown.out")
+    for case in dict.fromkeys(case for _, *pair in ROWS for case in pair):
+        by_function = {}
+        for n in (N1, N2):
+            callgrind(exe, case, n, "--dump-instr=yes", f"--callgrind-out-file={profile}")
+            sums = collections.Counter()
+            for address, count in per_address(profile).items():
+                sums[function(address)] += count
+            by_function[n] = sums
+        rows = [((by_function[N2][name] - by_function[N1][name]) / (N2 - N1), name)
+                for name in set(by_function[N1]) | set(by_function[N2])]
+        print(f"\n{case}: {sum(per for per, _ in rows):.0f} instructions per operation")
+        for per, name in sorted(rows, reverse=True):
+            if abs(per) >= 0.5:
+                print(f"  {per:6.1f}  {name}")
 
 
 def per_op(exe, case):
@@ -81,9 +156,15 @@ def per_op(exe, case):
 
 
 def main():
-    argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--breakdown", action="store_true",
+                        help="print each case's instructions by function, then stop")
+    args = parser.parse_args()
     os.chdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
     exe, target = build()
+    if args.breakdown:
+        breakdown(exe, target)
+        return
     counts = {}
     print("| per operation | ucoro safe API | corosensei 0.3 | ratio |")
     print("|---|---:|---:|---:|")
