@@ -954,15 +954,24 @@ impl<I, Y, R> Coroutine<I, Y, R> {
                 Err(closed) => return closed,
             }
         }
+        // A started coroutine took its closure as it began, and its outcome
+        // was taken when it ended (by `ended`, or above by the unwind): its
+        // block holds nothing to drop, and the type-erased, out-of-line
+        // drop is only needed for a closure that never ran.
+        let drop_inner = (!self.started()).then_some(self.shared().drop_inner);
+        debug_assert!(
+            drop_inner.is_some() || self.shared().outcome.take().is_none(),
+            "a started coroutine's outcome outlived its end"
+        );
         // SAFETY: the coroutine is not running (never started, finished, or
         // just unwound to its end): no frame is left on its stack. Our
-        // block is dropped in place first (a closure that never ran is
-        // dropped here), then the C coroutine is kept for reuse or
-        // destroyed with its stack (stack_cache::retire); nothing here
-        // uses either afterwards.
-        let drop_inner = self.shared().drop_inner;
+        // block is dropped in place first where it holds anything, then the
+        // C coroutine is kept for reuse or destroyed with its stack
+        // (stack_cache::retire); nothing here uses either afterwards.
         unsafe {
-            drop_inner(self.shared.as_ptr());
+            if let Some(drop_inner) = drop_inner {
+                drop_inner(self.shared.as_ptr());
+            }
             stack_cache::retire(self.co);
         }
         if let Some(payload) = deferred_panic {
