@@ -48,6 +48,8 @@ ROWS = [
      "lifecycle/ucoro_safe", "lifecycle/corosensei_reused_stack"),
     ("C API: coroutine_init, run to the end, coroutine_release",
      "lifecycle/ucoro_c", "lifecycle/corosensei_reused_stack"),
+    ("create, resume to its one suspend, resume to the end, drop",
+     "lifecycle_suspend/ucoro_safe", "lifecycle_suspend/corosensei_reused_stack"),
 ]
 # The interleaved timing: operations per batch, batches of each case per
 # process, processes per pair (each pair alone in its process).

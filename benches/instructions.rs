@@ -67,6 +67,17 @@ const CASES: &[(&str, Setup)] = &[
         Box::new(move |n| (0..n).for_each(|_| _ = black_box(co.lifecycle())))
     }),
     ("lifecycle/corosensei_reused_stack", corosensei_lifecycle),
+    // A short coroutine that suspends once: the switches of its start and
+    // end no longer pair with the resumer's calls (see callgrind.py).
+    ("lifecycle_suspend/ucoro_safe", || {
+        Box::new(|n| (0..n).for_each(|_| _ = black_box(ops::ucoro_lifecycle_suspend())))
+    }),
+    ("lifecycle_suspend/corosensei_reused_stack", || {
+        let mut stack = Some(DefaultStack::default());
+        Box::new(move |n| {
+            (0..n).for_each(|_| _ = black_box(ops::corosensei_lifecycle_suspend(&mut stack)))
+        })
+    }),
 ];
 
 /// The peer of both lifecycles: corosensei's, on a stack made once.

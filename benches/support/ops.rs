@@ -135,6 +135,34 @@ pub fn corosensei_lifecycle_reused(stack: &mut Option<DefaultStack>) -> u64 {
     r.as_return().unwrap()
 }
 
+/// Create, resume until its one suspend, resume to its end, drop: the
+/// life of a short coroutine that yields once (default stack size).
+#[inline(always)]
+pub fn ucoro_lifecycle_suspend() -> u64 {
+    let mut co: ucoro::Coroutine<u64, u64, u64> =
+        ucoro::Coroutine::new(|y, v: u64| y.suspend(v).wrapping_add(1));
+    let Ok(ucoro::CoroutineResult::Yield(v)) = co.resume(black_box(1)) else {
+        unreachable!()
+    };
+    let Ok(ucoro::CoroutineResult::Return(r)) = co.resume(black_box(v)) else {
+        unreachable!()
+    };
+    r
+}
+
+/// The same for corosensei, on a stack handed back each time.
+#[inline(always)]
+pub fn corosensei_lifecycle_suspend(stack: &mut Option<DefaultStack>) -> u64 {
+    let mut co: corosensei::Coroutine<u64, u64, u64, DefaultStack> =
+        corosensei::Coroutine::with_stack(stack.take().unwrap(), |y, v: u64| {
+            y.suspend(v).wrapping_add(1)
+        });
+    let v = co.resume(black_box(1)).as_yield().unwrap();
+    let r = co.resume(black_box(v)).as_return().unwrap();
+    *stack = Some(co.into_stack());
+    r
+}
+
 /// A `struct coroutine` of the C API, for its lifecycle: boxed, since its
 /// address must not change.
 pub struct CCoroutine(Box<ucoro::sys::coroutine>);
