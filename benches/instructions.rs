@@ -67,8 +67,10 @@ const CASES: &[(&str, Setup)] = &[
         Box::new(move |n| (0..n).for_each(|_| _ = black_box(co.lifecycle())))
     }),
     ("lifecycle/corosensei_reused_stack", corosensei_lifecycle),
-    // A short coroutine that suspends once: the switches of its start and
-    // end no longer pair with the resumer's calls (see callgrind.py).
+    // A short coroutine that suspends once: the calls its start makes and
+    // the returns its end makes no longer pair with the resumer's, which
+    // likely costs return-address mispredictions that the lifecycle case
+    // (balanced) and the round trip (steady) do not show.
     ("lifecycle_suspend/ucoro_safe", || {
         Box::new(|n| (0..n).for_each(|_| _ = black_box(ops::ucoro_lifecycle_suspend())))
     }),
