@@ -62,7 +62,10 @@ PKG_CONFIG_PATH=$prefix/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH} \
     qemu_build "$src" "$work/build-ucoro" --with-coroutine=ucoro
 grep -q "coroutine backend *: ucoro" "$work/build-ucoro/configure.log"
 # The tests must run on the library just installed (the build's rpath).
-ldd "$work/build-ucoro/tests/unit/test-coroutine" | grep -q "$prefix/lib/libucoro.so.1"
+# Captured, then matched: `ldd | grep -q` lets grep exit at the first match,
+# and ldd's next line then dies of EPIPE, which pipefail makes a failure.
+libs=$(ldd "$work/build-ucoro/tests/unit/test-coroutine")
+grep -q "$prefix/lib/libucoro.so.1" <<<"$libs" || { printf '%s\n' "$libs"; exit 1; }
 
 run_tests() { # build dir, test names...
     local build=$1 t
